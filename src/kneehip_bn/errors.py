@@ -1,0 +1,131 @@
+"""One small error hierarchy: every message says where, what was expected, what was found.
+
+All errors derive from :class:`KneeHipError`. Subclasses are also the built-in
+exception a Python user would try first (``ValueError``, ``KeyError``), so code written
+against plain pandas/pgmpy habits still catches them.
+
+Examples
+--------
+>>> from kneehip_bn.errors import UnknownNameError
+>>> err = UnknownNameError.for_name("node", "hip_pian", ["hip_pain", "knee_pain"])
+>>> print(err)
+unknown node 'hip_pian': expected one of hip_pain, knee_pain; did you mean 'hip_pain'?
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Sequence
+
+__all__ = [
+    "DataError",
+    "EvidenceError",
+    "ImpossibleEvidenceError",
+    "KneeHipError",
+    "ModelFileError",
+    "NotFittedError",
+    "UnknownNameError",
+    "closest",
+    "format_problem",
+]
+
+
+def closest(name: str, choices: Iterable[str]) -> str | None:
+    """Return the choice most similar to ``name``, or ``None`` when nothing is close.
+
+    >>> closest("kne_pain", ["knee_pain", "hip_pain"])
+    'knee_pain'
+    """
+    matches = difflib.get_close_matches(str(name), [str(c) for c in choices], n=1, cutoff=0.6)
+    return matches[0] if matches else None
+
+
+def format_problem(
+    where: str, expected: str | None = None, found: object = None, hint: str | None = None
+) -> str:
+    """Format one problem as ``where: expected X, found Y; hint``."""
+    parts = [where]
+    detail = []
+    if expected is not None:
+        detail.append(f"expected {expected}")
+    if found is not None:
+        detail.append(f"found {found}")
+    msg = where
+    if detail:
+        msg = f"{parts[0]}: " + ", ".join(detail)
+    if hint:
+        msg += f"; {hint}"
+    return msg
+
+
+class KneeHipError(Exception):
+    """Base class of every error kneehip_bn raises on purpose."""
+
+
+class ModelFileError(KneeHipError, ValueError):
+    """A model file (or model specification) is malformed or inconsistent.
+
+    ``problems`` lists every problem found, each as one readable line.
+    """
+
+    def __init__(self, problems: Sequence[str] | str, source: str | None = None):
+        if isinstance(problems, str):
+            problems = [problems]
+        self.problems = list(problems)
+        self.source = source
+        head = f"model file {source}" if source else "model specification"
+        if len(self.problems) == 1:
+            msg = f"{head}: {self.problems[0]}"
+        else:
+            lines = "\n".join(f"  - {p}" for p in self.problems)
+            msg = f"{head} has {len(self.problems)} problems:\n{lines}"
+        super().__init__(msg)
+
+
+class UnknownNameError(KneeHipError, KeyError):
+    """An unknown node, state, table or column name.
+
+    Unlike a bare ``KeyError`` its ``str()`` is the readable message, not a repr.
+    """
+
+    def __init__(self, message: str, name: str | None = None, choices: Sequence[str] = ()):
+        self.message = message
+        self.name = name
+        self.choices = list(choices)
+        super().__init__(message)
+
+    def __str__(self) -> str:  # KeyError would show the repr of the message
+        return self.message
+
+    @classmethod
+    def for_name(
+        cls, kind: str, name: str, choices: Iterable[str], where: str | None = None
+    ) -> UnknownNameError:
+        """Build the standard message: unknown KIND 'name', the valid ones, the closest."""
+        choices = [str(c) for c in choices]
+        shown = ", ".join(choices) if len(choices) <= 40 else ", ".join(choices[:40]) + ", ..."
+        guess = closest(name, choices)
+        hint = f"did you mean '{guess}'?" if guess else None
+        prefix = f"{where}: " if where else ""
+        msg = prefix + format_problem(f"unknown {kind} '{name}'", f"one of {shown}", None, hint)
+        return cls(msg, name=name, choices=choices)
+
+
+class EvidenceError(KneeHipError, ValueError):
+    """Evidence that cannot be used: conflicting, malformed, or on an intervened node."""
+
+
+class ImpossibleEvidenceError(EvidenceError):
+    """The model gives the evidence probability zero, so no posterior exists."""
+
+
+class DataError(KneeHipError, ValueError):
+    """Audit data that cannot be used as given (unknown codes, empty tables, ...)."""
+
+    def __init__(self, message: str, report: object | None = None):
+        self.report = report
+        super().__init__(message)
+
+
+class NotFittedError(KneeHipError, AttributeError):
+    """An estimator was used before ``fit`` was called."""

@@ -1,0 +1,951 @@
+"""The model file: YAML <-> a validated, editable specification with provenance.
+
+A :class:`ModelSpec` is the declarative form of the network: nodes, states, parents,
+probability tables (full tables keyed by state labels, or noisy-OR with a leak), and the
+source of every number. It is read with :func:`load_spec` (``yaml.safe_load`` only),
+checked by :func:`validate_spec`, edited with :func:`set_prior`, :func:`set_row`,
+:func:`set_link` and :func:`set_leak` (each returns a *new* spec and records the edit),
+and written back with :func:`save_spec` (atomically, never over an existing file unless
+``overwrite=True``).
+
+The file format is documented field by field in ``models/README.md``.
+
+Examples
+--------
+>>> from kneehip_bn import load_spec, set_prior
+>>> spec = load_spec()                       # the shipped model
+>>> spec.nodes["knee_pathology"].group
+'origin'
+>>> edited = set_prior(spec, "lumbar_radiculopathy", 0.05)
+>>> edited.nodes["lumbar_radiculopathy"].table[0].source
+'user'
+"""
+
+from __future__ import annotations
+
+import copy
+import datetime as _dt
+import itertools
+import math
+import os
+import tempfile
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .errors import ModelFileError, UnknownNameError, closest
+
+__all__ = [
+    "FORMAT",
+    "GROUPS",
+    "Leak",
+    "Link",
+    "ModelSpec",
+    "NodeSpec",
+    "NoisyOr",
+    "RESERVED_SOURCES",
+    "Source",
+    "TableRow",
+    "default_model_path",
+    "dump_spec",
+    "load_spec",
+    "parse_spec",
+    "save_spec",
+    "set_leak",
+    "set_link",
+    "set_prior",
+    "set_row",
+    "validate_spec",
+]
+
+FORMAT = "kneehip-bn/1"
+GROUPS = ("context", "origin", "mechanism", "finding", "test")
+RESERVED_SOURCES = {
+    "user": "set by a user edit (see the entry's `edited` field for the previous value)",
+    "fitted": "updated from audit data (see the entry's `fitted` field for the expert value)",
+}
+SUM_TOL = 1e-9
+
+
+# ----------------------------------------------------------------------------- dataclasses
+@dataclass
+class Source:
+    """Where a number comes from: a citation (with evidence ID) or an elicited rationale."""
+
+    id: str
+    citation: str | None = None
+    elicited: str | None = None
+    evidence_id: str | None = None
+    note: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def kind(self) -> str:
+        """``'citation'``, ``'elicited'`` or ``'reserved'``."""
+        if self.id in RESERVED_SOURCES:
+            return "reserved"
+        return "citation" if self.citation else "elicited"
+
+    def describe(self) -> str:
+        """One line naming the source, for reports."""
+        if self.id in RESERVED_SOURCES:
+            return RESERVED_SOURCES[self.id]
+        if self.citation:
+            return self.citation
+        return f"elicited: {self.elicited}"
+
+
+@dataclass
+class _Provenance:
+    source: str
+    note: str | None = None
+    edited: dict[str, Any] | None = None
+    fitted: dict[str, Any] | None = None
+
+
+@dataclass
+class TableRow(_Provenance):
+    """One distribution of a full table: P(node | given) for one parent configuration."""
+
+    given: dict[str, str] = field(default_factory=dict)
+    probabilities: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class Link(_Provenance):
+    """A noisy-OR link: P(parent alone, in state ``when``, switches the node on) = ``p``."""
+
+    parent: str = ""
+    when: str = ""
+    p: float = 0.0
+
+
+@dataclass
+class Leak(_Provenance):
+    """The noisy-OR leak: P(node on | no modelled cause active)."""
+
+    p: float = 0.0
+
+
+@dataclass
+class NoisyOr:
+    """A noisy-OR table with a leak, one link per active parent state."""
+
+    on_state: str
+    leak: Leak
+    links: list[Link]
+
+
+@dataclass
+class NodeSpec:
+    """One node: its group, states, parents and table (full or noisy-OR)."""
+
+    name: str
+    group: str
+    states: list[str]
+    parents: list[str] = field(default_factory=list)
+    description: str = ""
+    strength: float | None = None
+    table: list[TableRow] | None = None
+    noisy_or: NoisyOr | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def kind(self) -> str:
+        """``'table'`` or ``'noisy_or'``."""
+        return "noisy_or" if self.noisy_or is not None else "table"
+
+
+@dataclass
+class ModelSpec:
+    """The whole model file, validated. Edit through the ``set_*`` functions."""
+
+    name: str
+    sources: dict[str, Source]
+    nodes: dict[str, NodeSpec]
+    title: str = ""
+    description: str = ""
+    population: str = ""
+    default_strength: float = 10.0
+    format: str = FORMAT
+    extra: dict[str, Any] = field(default_factory=dict)
+    path: str | None = field(default=None, compare=False)
+
+    # convenience -----------------------------------------------------------------
+    def node(self, name: str) -> NodeSpec:
+        """Return a node, or raise :class:`UnknownNameError` naming the closest node."""
+        try:
+            return self.nodes[name]
+        except KeyError:
+            raise UnknownNameError.for_name("node", name, self.nodes) from None
+
+    def group(self, group: str) -> list[str]:
+        """Names of the nodes in one group, in file order.
+
+        >>> from kneehip_bn import load_spec
+        >>> load_spec().group("origin")[:2]
+        ['knee_pathology', 'hip_pathology']
+        """
+        if group not in GROUPS:
+            raise UnknownNameError.for_name("group", group, GROUPS)
+        return [n for n, s in self.nodes.items() if s.group == group]
+
+    def strength_of(self, node: str) -> float:
+        """The node's equivalent sample size (its own ``strength`` or the default)."""
+        s = self.node(node).strength
+        return float(self.default_strength if s is None else s)
+
+    def state_names(self) -> dict[str, list[str]]:
+        """``{node: [states]}`` in pgmpy's ``state_names`` form."""
+        return {n: list(s.states) for n, s in self.nodes.items()}
+
+    def entries(self) -> Iterator[tuple[str, str, _Provenance]]:
+        """Yield ``(node, location, entry)`` for every number-carrying entry."""
+        for name, node in self.nodes.items():
+            if node.noisy_or is not None:
+                yield name, f"nodes.{name}.noisy_or.leak", node.noisy_or.leak
+                for i, link in enumerate(node.noisy_or.links):
+                    yield name, f"nodes.{name}.noisy_or.links[{i}]", link
+            else:
+                for i, row in enumerate(node.table or []):
+                    yield name, f"nodes.{name}.table[{i}]", row
+
+    def provenance(self) -> list[dict[str, Any]]:
+        """Every number with its source, as records (``pandas.DataFrame(spec.provenance())``)."""
+        out = []
+        for name, loc, e in self.entries():
+            src = self.sources.get(e.source)
+            if isinstance(e, TableRow):
+                for state, p in e.probabilities.items():
+                    out.append(_prov_record(name, loc, e, src, state, p, e.given))
+            elif isinstance(e, Link):
+                out.append(_prov_record(name, loc, e, src, f"link {e.parent}={e.when}", e.p, {}))
+            else:
+                out.append(_prov_record(name, loc, e, src, "leak", e.p, {}))
+        return out
+
+
+def _prov_record(name, loc, e, src, what, p, given) -> dict[str, Any]:
+    return {
+        "node": name,
+        "location": loc,
+        "what": what,
+        "given": ", ".join(f"{k}={v}" for k, v in given.items()),
+        "value": p,
+        "source": e.source,
+        "source_kind": src.kind if src else "missing",
+        "source_text": src.describe() if src else "",
+        "edited": e.edited is not None,
+        "fitted": e.fitted is not None,
+    }
+
+
+# ----------------------------------------------------------------------------- reading
+def default_model_path() -> Path:
+    """Path of the shipped model file.
+
+    Installed, it is package data (``kneehip_bn/data/knee_hip.yaml``, a copy of
+    ``models/knee_hip.yaml`` made by the build); in a source checkout it is
+    ``models/knee_hip.yaml`` itself.
+    """
+    packaged = Path(str(resources.files("kneehip_bn") / "data" / "knee_hip.yaml"))
+    if packaged.exists():
+        return packaged
+    return Path(__file__).resolve().parents[2] / "models" / "knee_hip.yaml"
+
+
+def load_spec(path: str | os.PathLike[str] | None = None) -> ModelSpec:
+    """Read and validate a model file (``None``: the shipped model).
+
+    Raises
+    ------
+    ModelFileError
+        The file is missing, is not valid YAML, uses unsafe YAML tags, or fails validation;
+        the message lists every problem with its location.
+    """
+    p = default_model_path() if path is None else Path(path)
+    if not p.exists():
+        raise ModelFileError(
+            f"no such file: expected a YAML model file, found nothing at '{p}'; "
+            "run `kneehip validate` with no argument to check the shipped model",
+            source=str(p),
+        )
+    try:
+        text = p.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ModelFileError(f"cannot read the file: {exc}", source=str(p)) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.constructor.ConstructorError as exc:
+        mark = exc.problem_mark
+        at = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "?"
+        raise ModelFileError(
+            f"unsafe or unknown YAML tag at {at}: expected plain YAML (mappings, lists, "
+            f"numbers, strings), found {exc.problem}; model files never contain Python objects",
+            source=str(p),
+        ) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ModelFileError(
+            f"not valid YAML at {at}: {problem}; check indentation and quoting there",
+            source=str(p),
+        ) from None
+    spec = parse_spec(data, source=str(p))
+    spec.path = str(p)
+    return spec
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+
+
+class _Collector:
+    def __init__(self) -> None:
+        self.problems: list[str] = []
+
+    def add(self, where: str, expected: str, found: Any, hint: str | None = None) -> None:
+        msg = f"at {where}: expected {expected}, found {found!r}"
+        if hint:
+            msg += f"; {hint}"
+        self.problems.append(msg)
+
+
+def _prov_fields(d: Mapping[str, Any]) -> dict[str, Any]:
+    return {
+        "source": d.get("source"),
+        "note": d.get("note"),
+        "edited": d.get("edited"),
+        "fitted": d.get("fitted"),
+    }
+
+
+_ENTRY_KEYS = {"source", "note", "edited", "fitted"}
+
+
+def parse_spec(data: Any, source: str | None = None) -> ModelSpec:
+    """Turn a plain mapping (from YAML) into a validated :class:`ModelSpec`.
+
+    Every problem is collected and reported together in one :class:`ModelFileError`.
+    """
+    c = _Collector()
+    if not isinstance(data, Mapping):
+        raise ModelFileError(
+            f"expected a mapping with keys format, name, sources, nodes; found "
+            f"{type(data).__name__}",
+            source=source,
+        )
+    fmt = data.get("format")
+    if fmt != FORMAT:
+        c.add("format", f"'{FORMAT}'", fmt)
+    name = data.get("name")
+    if not isinstance(name, str) or not name:
+        c.add("name", "a non-empty string", name)
+    ds = data.get("default_strength", 10)
+    if not _is_number(ds) or ds <= 0:
+        c.add("default_strength", "a positive number", ds)
+        ds = 10
+
+    # sources
+    sources: dict[str, Source] = {k: Source(id=k, note=v) for k, v in RESERVED_SOURCES.items()}
+    raw_sources = data.get("sources")
+    if not isinstance(raw_sources, Mapping) or not raw_sources:
+        c.add("sources", "a mapping of source ids to {citation: ...} or {elicited: ...}", raw_sources)
+        raw_sources = {}
+    for sid, s in raw_sources.items():
+        where = f"sources.{sid}"
+        if sid in RESERVED_SOURCES:
+            continue
+        if not isinstance(s, Mapping):
+            c.add(where, "a mapping with `citation` or `elicited`", s)
+            continue
+        cit, eli = s.get("citation"), s.get("elicited")
+        if bool(cit) == bool(eli):
+            c.add(where, "exactly one of `citation` (text) or `elicited` (one-line rationale)",
+                  sorted(k for k in s if k in ("citation", "elicited")) or "neither")
+        extra = {k: v for k, v in s.items() if k not in ("citation", "elicited", "evidence_id", "note")}
+        sources[str(sid)] = Source(
+            id=str(sid), citation=cit, elicited=eli, evidence_id=s.get("evidence_id"),
+            note=s.get("note"), extra=extra,
+        )
+
+    # nodes
+    raw_nodes = data.get("nodes")
+    nodes: dict[str, NodeSpec] = {}
+    if not isinstance(raw_nodes, Mapping) or not raw_nodes:
+        c.add("nodes", "a mapping of node names to node entries", raw_nodes)
+        raw_nodes = {}
+    for nname, nd in raw_nodes.items():
+        where = f"nodes.{nname}"
+        if not isinstance(nd, Mapping):
+            c.add(where, "a mapping with group, states, parents and table or noisy_or", nd)
+            continue
+        group = nd.get("group")
+        if group not in GROUPS:
+            c.add(f"{where}.group", "one of " + ", ".join(GROUPS), group)
+        states = nd.get("states")
+        if (not isinstance(states, list) or len(states) < 2
+                or not all(isinstance(s, str) and s for s in states)):
+            c.add(f"{where}.states", "a list of at least two state labels (strings)", states,
+                  "quote labels that YAML reads as booleans or numbers, e.g. 'yes'")
+            states = []
+        elif len(set(states)) != len(states):
+            c.add(f"{where}.states", "unique labels", states)
+        parents = nd.get("parents", []) or []
+        if not isinstance(parents, list) or not all(isinstance(p, str) for p in parents):
+            c.add(f"{where}.parents", "a list of node names", parents)
+            parents = []
+        elif len(set(parents)) != len(parents):
+            c.add(f"{where}.parents", "each parent once", parents)
+        strength = nd.get("strength")
+        if strength is not None and (not _is_number(strength) or strength <= 0):
+            c.add(f"{where}.strength", "a positive number (equivalent sample size)", strength)
+            strength = None
+        known = {"group", "description", "states", "parents", "strength", "table", "noisy_or"}
+        extra = {k: v for k, v in nd.items() if k not in known}
+        node = NodeSpec(
+            name=str(nname), group=str(group), states=list(states), parents=list(parents),
+            description=str(nd.get("description", "") or ""), strength=strength, extra=extra,
+        )
+        has_t, has_n = "table" in nd, "noisy_or" in nd
+        if has_t == has_n:
+            c.add(where, "exactly one of `table` or `noisy_or`",
+                  "both" if has_t else "neither")
+        elif has_t:
+            node.table = _parse_table(nd["table"], node, where, c)
+        else:
+            node.noisy_or = _parse_noisy_or(nd["noisy_or"], node, where, c)
+        nodes[str(nname)] = node
+
+    spec = ModelSpec(
+        name=str(name or ""), sources=sources, nodes=nodes,
+        title=str(data.get("title", "") or ""), description=str(data.get("description", "") or ""),
+        population=str(data.get("population", "") or ""), default_strength=float(ds),
+        extra={k: v for k, v in data.items() if k not in
+               {"format", "name", "title", "description", "population", "default_strength",
+                "sources", "nodes"}},
+    )
+    if c.problems:
+        raise ModelFileError(c.problems, source=source)
+    validate_spec(spec, source=source)
+    return spec
+
+
+def _parse_table(raw: Any, node: NodeSpec, where: str, c: _Collector) -> list[TableRow]:
+    where = f"{where}.table"
+    if isinstance(raw, Mapping):
+        raw_rows = [raw]
+    elif isinstance(raw, list):
+        raw_rows = raw
+    else:
+        c.add(where, "a mapping {probabilities, source} or a list of rows", raw)
+        return []
+    rows = []
+    for i, r in enumerate(raw_rows):
+        w = f"{where}[{i}]" if isinstance(raw, list) else where
+        if not isinstance(r, Mapping):
+            c.add(w, "a row {given, probabilities, source}", r)
+            continue
+        given = r.get("given", {}) or {}
+        probs = r.get("probabilities")
+        if not isinstance(given, Mapping):
+            c.add(f"{w}.given", "a mapping parent -> state", given)
+            given = {}
+        if not isinstance(probs, Mapping):
+            c.add(f"{w}.probabilities", "a mapping state -> probability", probs)
+            probs = {}
+        unknown = set(r) - {"given", "probabilities"} - _ENTRY_KEYS
+        if unknown:
+            c.add(w, "only given, probabilities, source, note, edited, fitted", sorted(unknown))
+        rows.append(TableRow(
+            given={str(k): v for k, v in given.items()},
+            probabilities={str(k): v for k, v in probs.items()}, **_prov_fields(r),
+        ))
+    return rows
+
+
+def _parse_noisy_or(raw: Any, node: NodeSpec, where: str, c: _Collector) -> NoisyOr | None:
+    where = f"{where}.noisy_or"
+    if not isinstance(raw, Mapping):
+        c.add(where, "a mapping {leak, links}", raw)
+        return None
+    on_state = raw.get("on_state", node.states[1] if len(node.states) > 1 else None)
+    lk = raw.get("leak")
+    if not isinstance(lk, Mapping):
+        c.add(f"{where}.leak", "a mapping {p, source}", lk)
+        lk = {}
+    leak = Leak(p=lk.get("p"), **_prov_fields(lk))
+    links = []
+    raw_links = raw.get("links")
+    if not isinstance(raw_links, list):
+        c.add(f"{where}.links", "a list of {parent, when, p, source}", raw_links)
+        raw_links = []
+    for i, ln in enumerate(raw_links):
+        if not isinstance(ln, Mapping):
+            c.add(f"{where}.links[{i}]", "a mapping {parent, when, p, source}", ln)
+            continue
+        links.append(Link(parent=ln.get("parent"), when=ln.get("when"), p=ln.get("p"),
+                          **_prov_fields(ln)))
+    return NoisyOr(on_state=on_state, leak=leak, links=links)
+
+
+# ----------------------------------------------------------------------------- validation
+def validate_spec(spec: ModelSpec, source: str | None = None) -> ModelSpec:
+    """Check a specification's consistency; raise one :class:`ModelFileError` listing all problems.
+
+    Checks: parents and sources exist (with the closest name suggested), the graph has no
+    cycle (the cycle is shown), each full table covers every parent configuration exactly
+    once with distributions over the node's states summing to 1 within 1e-9, noisy-OR nodes
+    are two-state with probabilities in [0, 1] and a link for every parent.
+    """
+    c = _Collector()
+    names = list(spec.nodes)
+    for name, node in spec.nodes.items():
+        where = f"nodes.{name}"
+        for p in node.parents:
+            if p not in spec.nodes:
+                g = closest(p, names)
+                c.add(f"{where}.parents", "names of nodes defined in this file", p,
+                      f"did you mean '{g}'?" if g else "define that node or remove the parent")
+            if p == name:
+                c.add(f"{where}.parents", "no self-loop", p)
+    # cycles
+    import networkx as nx
+
+    g = nx.DiGraph()
+    g.add_nodes_from(spec.nodes)
+    g.add_edges_from((p, n) for n, s in spec.nodes.items() for p in s.parents if p in spec.nodes)
+    try:
+        cyc = nx.find_cycle(g)
+        path = " -> ".join([e[0] for e in cyc] + [cyc[0][0]])
+        c.add("nodes (parents)", "a directed acyclic graph", f"the cycle {path}",
+              "remove one of these parent links")
+    except nx.NetworkXNoCycle:
+        pass
+    for name, node in spec.nodes.items():
+        if any(p not in spec.nodes for p in node.parents):
+            continue
+        if node.table is not None:
+            _check_table(spec, node, c)
+        elif node.noisy_or is not None:
+            _check_noisy_or(spec, node, c)
+    for name, loc, e in spec.entries():
+        if not isinstance(e.source, str) or not e.source:
+            c.add(f"{loc}.source", "the id of an entry in `sources`", e.source,
+                  "every number needs a source (a citation id or an elicited rationale)")
+        elif e.source not in spec.sources:
+            g2 = closest(e.source, spec.sources)
+            c.add(f"{loc}.source", "the id of an entry in `sources`", e.source,
+                  f"did you mean '{g2}'?" if g2 else "add it under `sources:`")
+    if c.problems:
+        raise ModelFileError(c.problems, source=source or spec.path)
+    return spec
+
+
+def _configs(spec: ModelSpec, parents: Sequence[str]) -> list[tuple[str, ...]]:
+    return list(itertools.product(*(spec.nodes[p].states for p in parents)))
+
+
+def _check_prob(c: _Collector, where: str, p: Any) -> bool:
+    if not _is_number(p) or not 0.0 <= p <= 1.0:
+        c.add(where, "a probability between 0 and 1", p)
+        return False
+    return True
+
+
+def _check_table(spec: ModelSpec, node: NodeSpec, c: _Collector) -> None:
+    where = f"nodes.{node.name}.table"
+    seen: dict[tuple[str, ...], int] = {}
+    for i, row in enumerate(node.table or []):
+        w = f"{where}[{i}]"
+        if set(row.given) != set(node.parents):
+            c.add(f"{w}.given", f"exactly the parents {node.parents}", sorted(row.given))
+            continue
+        bad = False
+        for p, st in row.given.items():
+            if st not in spec.nodes[p].states:
+                g = closest(str(st), spec.nodes[p].states)
+                c.add(f"{w}.given.{p}", f"a state of {p}: {spec.nodes[p].states}", st,
+                      f"did you mean '{g}'?" if g else None)
+                bad = True
+        if bad:
+            continue
+        key = tuple(row.given[p] for p in node.parents)
+        if key in seen:
+            c.add(f"{w}.given", "each parent configuration once",
+                  f"{_fmt_given(row.given)} again (first at row {seen[key]})")
+        seen[key] = i
+        if set(row.probabilities) != set(node.states):
+            missing = [s for s in node.states if s not in row.probabilities]
+            extra = [s for s in row.probabilities if s not in node.states]
+            hint = None
+            if extra:
+                g = closest(extra[0], node.states)
+                hint = f"did you mean '{g}'?" if g else None
+            c.add(f"{w}.probabilities", f"one probability per state {node.states}",
+                  f"missing {missing}, unknown {extra}", hint)
+            continue
+        ok = all(_check_prob(c, f"{w}.probabilities.{s}", v) for s, v in row.probabilities.items())
+        if ok:
+            total = math.fsum(row.probabilities.values())
+            if abs(total - 1.0) > SUM_TOL:
+                c.add(f"{w}.probabilities", "probabilities summing to 1 (within 1e-9)",
+                      f"sum {total:.12g} for P({node.name} | {_fmt_given(row.given) or 'no parents'})",
+                      "adjust one value so the row sums to exactly 1")
+    if not node.parents and len(node.table or []) != 1:
+        c.add(where, "one distribution (the node has no parents)", f"{len(node.table or [])} rows")
+        return
+    missing = [k for k in _configs(spec, node.parents) if k not in seen]
+    if missing and node.parents:
+        shown = "; ".join(_fmt_given(dict(zip(node.parents, k))) for k in missing[:5])
+        more = f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+        c.add(where, "one row per parent configuration", f"no row for {shown}{more}")
+
+
+def _fmt_given(given: Mapping[str, str]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in given.items())
+
+
+def _check_noisy_or(spec: ModelSpec, node: NodeSpec, c: _Collector) -> None:
+    nor = node.noisy_or
+    assert nor is not None
+    where = f"nodes.{node.name}.noisy_or"
+    if len(node.states) != 2:
+        c.add(where, "a two-state node for noisy-OR", node.states, "use a full `table` instead")
+        return
+    if nor.on_state not in node.states:
+        c.add(f"{where}.on_state", f"one of {node.states}", nor.on_state)
+    _check_prob(c, f"{where}.leak.p", nor.leak.p)
+    used: dict[tuple[str, str], int] = {}
+    for i, ln in enumerate(nor.links):
+        w = f"{where}.links[{i}]"
+        if ln.parent not in node.parents:
+            g = closest(str(ln.parent), node.parents)
+            c.add(f"{w}.parent", f"one of the node's parents {node.parents}", ln.parent,
+                  f"did you mean '{g}'?" if g else "add it to `parents`")
+            continue
+        pstates = spec.nodes[ln.parent].states
+        if ln.when is None:
+            if len(pstates) != 2:
+                c.add(f"{w}.when", f"the activating state of {ln.parent} (one of {pstates})",
+                      None, "`when` may only be omitted for two-state parents")
+                continue
+            ln.when = pstates[1]
+        if ln.when not in pstates:
+            g = closest(str(ln.when), pstates)
+            c.add(f"{w}.when", f"a state of {ln.parent}: {pstates}", ln.when,
+                  f"did you mean '{g}'?" if g else None)
+            continue
+        if (ln.parent, ln.when) in used:
+            c.add(w, "each parent state in at most one link",
+                  f"{ln.parent}={ln.when} again (first at links[{used[(ln.parent, ln.when)]}])")
+        used[(ln.parent, ln.when)] = i
+        _check_prob(c, f"{w}.p", ln.p)
+    for p in node.parents:
+        if not any(k[0] == p for k in used):
+            c.add(f"{where}.links", f"at least one link for parent '{p}'", "none",
+                  "add a link or remove the parent")
+
+
+# ----------------------------------------------------------------------------- writing
+def _entry_dict(e: _Provenance, body: dict[str, Any]) -> dict[str, Any]:
+    out = dict(body)
+    out["source"] = e.source
+    for k in ("note", "edited", "fitted"):
+        v = getattr(e, k)
+        if v is not None:
+            out[k] = v
+    return out
+
+
+def dump_spec(spec: ModelSpec) -> dict[str, Any]:
+    """The specification as plain data (what :func:`save_spec` writes as YAML)."""
+    out: dict[str, Any] = {"format": spec.format, "name": spec.name}
+    for k in ("title", "description", "population"):
+        if getattr(spec, k):
+            out[k] = getattr(spec, k)
+    out["default_strength"] = _num(spec.default_strength)
+    out.update(spec.extra)
+    srcs: dict[str, Any] = {}
+    for sid, s in spec.sources.items():
+        if sid in RESERVED_SOURCES:
+            continue
+        d: dict[str, Any] = {"citation": s.citation} if s.citation else {"elicited": s.elicited}
+        if s.evidence_id is not None:
+            d["evidence_id"] = s.evidence_id
+        if s.note is not None:
+            d["note"] = s.note
+        d.update(s.extra)
+        srcs[sid] = d
+    out["sources"] = srcs
+    nodes: dict[str, Any] = {}
+    for name, n in spec.nodes.items():
+        d = {"group": n.group}
+        if n.description:
+            d["description"] = n.description
+        d["states"] = list(n.states)
+        if n.parents:
+            d["parents"] = list(n.parents)
+        if n.strength is not None:
+            d["strength"] = _num(n.strength)
+        d.update(n.extra)
+        if n.noisy_or is not None:
+            nor = n.noisy_or
+            nd: dict[str, Any] = {}
+            if nor.on_state != n.states[1]:
+                nd["on_state"] = nor.on_state
+            nd["leak"] = _entry_dict(nor.leak, {"p": _num(nor.leak.p)})
+            nd["links"] = [
+                _entry_dict(ln, {"parent": ln.parent, "when": ln.when, "p": _num(ln.p)})
+                for ln in nor.links
+            ]
+            d["noisy_or"] = nd
+        else:
+            rows = [
+                _entry_dict(r, ({"given": dict(r.given)} if n.parents else {})
+                            | {"probabilities": {k: _num(v) for k, v in r.probabilities.items()}})
+                for r in n.table or []
+            ]
+            d["table"] = rows if n.parents else rows[0]
+        nodes[name] = d
+    out["nodes"] = nodes
+    return out
+
+
+def _num(x: float) -> float | int:
+    if isinstance(x, float) and x.is_integer() and abs(x) < 1e15 and x not in (0.0, 1.0):
+        return int(x)
+    return x
+
+
+class _Dumper(yaml.SafeDumper):
+    pass
+
+
+def _flow_small(dumper: yaml.SafeDumper, data: dict) -> yaml.Node:
+    flow = len(data) <= 4 and all(not isinstance(v, (dict, list)) for v in data.values())
+    return dumper.represent_mapping("tag:yaml.org,2002:map", data, flow_style=flow)
+
+
+_Dumper.add_representer(dict, _flow_small)
+
+
+def spec_to_yaml(spec: ModelSpec) -> str:
+    """The specification as YAML text (floats written with full precision)."""
+    return yaml.dump(dump_spec(spec), Dumper=_Dumper, sort_keys=False, allow_unicode=True,
+                     width=100, default_flow_style=False)
+
+
+def atomic_write_text(path: str | os.PathLike[str], text: str, overwrite: bool = False) -> Path:
+    """Write ``text`` to ``path`` atomically (temp file + rename); refuse to overwrite."""
+    p = Path(path)
+    if p.exists() and not overwrite:
+        raise FileExistsError(
+            f"{p} exists: expected a new file name, found an existing file; "
+            "pass overwrite=True (CLI: --overwrite) to replace it"
+        )
+    p.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, p)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+    return p
+
+
+def save_spec(spec: ModelSpec, path: str | os.PathLike[str], overwrite: bool = False) -> Path:
+    """Validate and write a specification as YAML, atomically.
+
+    Refuses to replace an existing file unless ``overwrite=True``. Loading the written file
+    gives back an equal specification (same numbers, same sources).
+    """
+    validate_spec(spec)
+    header = (
+        "# kneehip_bn model file (format kneehip-bn/1; field reference: models/README.md)\n"
+        "# Teaching and research model, not a medical device.\n"
+    )
+    return atomic_write_text(path, header + spec_to_yaml(spec), overwrite=overwrite)
+
+
+# ----------------------------------------------------------------------------- editing
+def _today() -> str:
+    return _dt.date.today().isoformat()
+
+
+def _mark_edit(entry: _Provenance, previous: Any) -> None:
+    if entry.source != "user":  # keep the original provenance through repeated edits
+        entry.edited = {"previous": previous, "previous_source": entry.source, "date": _today()}
+    else:
+        entry.edited = dict(entry.edited or {}, date=_today())
+    entry.source = "user"
+
+
+def _complete(node: NodeSpec, probs: Mapping[str, float] | float, old: Mapping[str, float]):
+    """Fill a partial distribution: the other states keep their proportions."""
+    if not isinstance(probs, Mapping):
+        if len(node.states) != 2:
+            raise ModelFileError(
+                f"at nodes.{node.name}: expected a mapping state -> probability for a node "
+                f"with {len(node.states)} states, found the single number {probs!r}"
+            )
+        probs = {node.states[1]: probs}
+    for s, v in probs.items():
+        if s not in node.states:
+            raise UnknownNameError.for_name(f"state of {node.name}", s, node.states)
+        if not _is_number(v) or not 0 <= v <= 1:
+            raise ModelFileError(
+                f"at nodes.{node.name}: expected a probability between 0 and 1 for state "
+                f"'{s}', found {v!r}")
+    given_total = math.fsum(probs.values())
+    rest = [s for s in node.states if s not in probs]
+    if not rest:
+        if abs(given_total - 1) > SUM_TOL:
+            raise ModelFileError(
+                f"at nodes.{node.name}: expected probabilities summing to 1, found sum "
+                f"{given_total:.12g}")
+        return {s: float(probs[s]) for s in node.states}
+    if given_total > 1 + SUM_TOL:
+        raise ModelFileError(
+            f"at nodes.{node.name}: expected the given probabilities to sum to at most 1, "
+            f"found {given_total:.12g}")
+    old_rest = math.fsum(old[s] for s in rest)
+    out = {s: float(probs[s]) for s in probs}
+    for s in rest:
+        share = old[s] / old_rest if old_rest > 0 else 1.0 / len(rest)
+        out[s] = (1.0 - given_total) * share
+    # exact sum: put rounding residue on the largest remaining state
+    big = max(rest, key=lambda s: out[s])
+    out[big] = 1.0 - math.fsum(v for s, v in out.items() if s != big)
+    return {s: out[s] for s in node.states}
+
+
+def _check_given(spec: ModelSpec, node: NodeSpec, given: Mapping[str, str] | None) -> dict:
+    given = dict(given or {})
+    for p, st in given.items():
+        if p not in node.parents:
+            raise UnknownNameError.for_name(f"parent of {node.name}", p, node.parents)
+        if st not in spec.nodes[p].states:
+            raise UnknownNameError.for_name(f"state of {p}", st, spec.nodes[p].states)
+    return given
+
+
+def set_row(
+    spec: ModelSpec,
+    node: str,
+    given: Mapping[str, str] | None,
+    probabilities: Mapping[str, float] | float,
+) -> ModelSpec:
+    """Set the rows of a full table matching ``given`` (a partial configuration matches all
+    rows that agree with it); return a new specification.
+
+    ``probabilities`` may name only some states: the others keep their proportions. For a
+    two-state node a single number is P(second state).
+
+    >>> from kneehip_bn import load_spec, set_row
+    >>> s = set_row(load_spec(), "knee_pathology", {"age_group": "60_plus"}, {"present": 0.4})
+    >>> [r.probabilities["present"] for r in s.nodes["knee_pathology"].table
+    ...  if r.given["age_group"] == "60_plus"][0]
+    0.4
+    """
+    new = copy.deepcopy(spec)
+    n = new.node(node)
+    if n.table is None:
+        raise ModelFileError(
+            f"at nodes.{node}: expected a full table to set a row, found a noisy-OR table; "
+            "use set_link or set_leak")
+    given = _check_given(new, n, given)
+    hit = 0
+    for row in n.table:
+        if all(row.given.get(k) == v for k, v in given.items()):
+            old = dict(row.probabilities)
+            row.probabilities = _complete(n, probabilities, old)
+            _mark_edit(row, old)
+            hit += 1
+    assert hit, "validated spec has a row for every configuration"
+    return validate_spec(new)
+
+
+def set_prior(
+    spec: ModelSpec,
+    node: str,
+    probabilities: Mapping[str, float] | float,
+    given: Mapping[str, str] | None = None,
+) -> ModelSpec:
+    """Set P(node) (every row, or the rows matching ``given``); return a new specification.
+
+    For an origin with parents (e.g. ``age_group``) and no ``given``, every row gets the
+    new value: the node then no longer depends on those parents.
+
+    >>> from kneehip_bn import load_spec, set_prior
+    >>> s = set_prior(load_spec(), "lumbar_radiculopathy", {"present": 0.05})
+    >>> {r.probabilities["present"] for r in s.nodes["lumbar_radiculopathy"].table}
+    {0.05}
+    """
+    return set_row(spec, node, given, probabilities)
+
+
+def set_link(
+    spec: ModelSpec, node: str, parent: str, p: float, when: str | None = None
+) -> ModelSpec:
+    """Set a noisy-OR link probability; return a new specification.
+
+    >>> from kneehip_bn import load_spec, set_link
+    >>> s = set_link(load_spec(), "knee_pain", "knee_pathology", 0.6)
+    >>> [ln.p for ln in s.nodes["knee_pain"].noisy_or.links if ln.parent == "knee_pathology"]
+    [0.6]
+    """
+    new = copy.deepcopy(spec)
+    n = new.node(node)
+    if n.noisy_or is None:
+        raise ModelFileError(
+            f"at nodes.{node}: expected a noisy-OR table to set a link, found a full table; "
+            "use set_row")
+    if parent not in n.parents:
+        raise UnknownNameError.for_name(f"parent of {node}", parent, n.parents)
+    links = [ln for ln in n.noisy_or.links if ln.parent == parent]
+    if when is not None:
+        links = [ln for ln in links if ln.when == when]
+        if not links:
+            raise UnknownNameError.for_name(
+                f"linked state of {parent} in {node}", when,
+                [ln.when for ln in n.noisy_or.links if ln.parent == parent])
+    elif len(links) > 1:
+        raise ModelFileError(
+            f"at nodes.{node}.noisy_or.links: expected one link for parent '{parent}', found "
+            f"{len(links)} (states {[ln.when for ln in links]}); pass when=STATE")
+    if not _is_number(p) or not 0 <= p <= 1:
+        raise ModelFileError(f"at nodes.{node}: expected a link probability in [0, 1], found {p!r}")
+    _mark_edit(links[0], links[0].p)
+    links[0].p = float(p)
+    return validate_spec(new)
+
+
+def set_leak(spec: ModelSpec, node: str, p: float) -> ModelSpec:
+    """Set a noisy-OR leak probability; return a new specification.
+
+    >>> from kneehip_bn import load_spec, set_leak
+    >>> set_leak(load_spec(), "knee_pain", 0.1).nodes["knee_pain"].noisy_or.leak.p
+    0.1
+    """
+    new = copy.deepcopy(spec)
+    n = new.node(node)
+    if n.noisy_or is None:
+        raise ModelFileError(
+            f"at nodes.{node}: expected a noisy-OR table to set a leak, found a full table; "
+            "use set_row")
+    if not _is_number(p) or not 0 <= p <= 1:
+        raise ModelFileError(f"at nodes.{node}: expected a leak probability in [0, 1], found {p!r}")
+    _mark_edit(n.noisy_or.leak, n.noisy_or.leak.p)
+    n.noisy_or.leak.p = float(p)
+    return validate_spec(new)
