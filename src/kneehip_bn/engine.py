@@ -112,40 +112,54 @@ class Engine:
     """
 
     def __init__(self, model: Any, max_clique_states: int = 1024) -> None:
+        if hasattr(model, "nodes") and hasattr(model.nodes, "items") and hasattr(model, "sources"):
+            families = _families_from_spec(model)  # a ModelSpec: no pgmpy import needed
+        else:
+            families = _families_from_pgmpy(model)
+        self._setup(families, max_clique_states)
+
+    @classmethod
+    def from_families(
+        cls,
+        families: Sequence[tuple[str, Sequence[str], Sequence[str], np.ndarray]],
+        max_clique_states: int = 1024,
+    ) -> Engine:
+        """Compile from ``(variable, states, parents, table)`` tuples, where ``table`` has
+        shape ``(card, *parent_cards)`` and parents are listed in table-axis order."""
+        eng = cls.__new__(cls)
+        eng._setup(list(families), max_clique_states)
+        return eng
+
+    def _setup(self, families, max_clique_states: int) -> None:
         import networkx as nx
 
         self.max_clique_states = int(max_clique_states)
-        cpds = model.get_cpds()
-        if len(cpds) != len(model.nodes):
-            missing = sorted(set(model.nodes) - {c.variable for c in cpds})
-            raise EvidenceError(f"network has no CPD for {missing}: expected one per node")
-        order = list(nx.topological_sort(model))
-        self.variables: list[str] = [str(v) for v in order]
+        g = nx.DiGraph()
+        g.add_nodes_from(str(f[0]) for f in families)
+        g.add_edges_from((str(p), str(f[0])) for f in families for p in f[2])
+        order = list(nx.lexicographical_topological_sort(g))
+        self.variables: list[str] = order
         self.index = {v: i for i, v in enumerate(self.variables)}
-        self.states: dict[str, list[str]] = {}
+        self.states: dict[str, list[str]] = {str(f[0]): [str(x) for x in f[1]] for f in families}
+        self.parents: dict[str, list[str]] = {str(f[0]): [str(x) for x in f[2]] for f in families}
         self.factors: list[tuple[tuple[int, ...], np.ndarray]] = [None] * len(order)  # type: ignore
-        self.parents: dict[str, list[str]] = {}
-        for cpd in cpds:
-            v = str(cpd.variable)
-            self.states[v] = [str(s) for s in cpd.state_names[cpd.variable]]
-        for cpd in cpds:
-            v = str(cpd.variable)
-            fam = [str(x) for x in cpd.variables]  # child first, then evidence in cpd order
-            self.parents[v] = fam[1:]
-            vals = np.asarray(cpd.values, dtype=float).reshape([len(self.states[x]) for x in fam])
+        for var, _, parents, table in families:
+            v = str(var)
+            fam = [v, *[str(p) for p in parents]]
+            vals = np.asarray(table, dtype=float).reshape([len(self.states[x]) for x in fam])
             # reorder axes to ascending global index so factors match clique layout
             idx = [self.index[x] for x in fam]
             perm = np.argsort(idx)
             self.factors[self.index[v]] = (tuple(int(idx[p]) for p in perm), vals.transpose(perm))
         self.card = np.array([len(self.states[v]) for v in self.variables])
         self.state_index = {v: {s: i for i, s in enumerate(st)} for v, st in self.states.items()}
-        self._compile(model)
+        self._compile()
         self._phi_cache: dict[tuple, list[np.ndarray]] = {}
         self._prior: dict[str, np.ndarray] | None = None
         self.chunk_bytes = 256 * 2**20
 
     # ------------------------------------------------------------------ compilation
-    def _compile(self, model: Any) -> None:
+    def _compile(self) -> None:
         n = len(self.variables)
         adj: dict[int, set[int]] = {i: set() for i in range(n)}
         for fam, _ in self.factors:
@@ -572,6 +586,28 @@ class Engine:
         return counts, float(np.dot(w, log_pe)), log_pe
 
 
+def _families_from_pgmpy(model: Any):
+    cpds = model.get_cpds()
+    have = {str(c.variable) for c in cpds}
+    missing = sorted(str(n) for n in model.nodes if str(n) not in have)
+    if missing:
+        raise EvidenceError(
+            f"network: expected a CPD for every node, found none for {missing}; "
+            "add them with model.add_cpds(...) or fit the model first")
+    fams = []
+    for cpd in cpds:
+        names = [str(x) for x in cpd.variables]
+        states = [str(s) for s in cpd.state_names[cpd.variable]]
+        fams.append((names[0], states, names[1:], np.asarray(cpd.values, dtype=float)))
+    return fams
+
+
+def _families_from_spec(spec: Any):
+    from .network import cpd_array
+
+    return [(name, n.states, n.parents, cpd_array(spec, n)) for name, n in spec.nodes.items()]
+
+
 def _impossible(evidence, do) -> ImpossibleEvidenceError:
     ev = ", ".join(f"{k}={v}" for k, v in (evidence or {}).items()) or "(none)"
     extra = f" under do({', '.join(f'{k}={v}' for k, v in do.items())})" if do else ""
@@ -674,16 +710,24 @@ def _fingerprint(model: Any) -> tuple:
     )
 
 
-def get_engine(model: Any) -> Engine:
-    """The compiled engine of a network, compiled once and cached.
+def get_engine(model: Any, refresh: bool = False) -> Engine:
+    """The compiled engine of a network or specification, compiled once and cached.
 
-    The cache is invalidated when the network's CPD objects or edges change (e.g. after
-    ``model.fit`` or ``add_cpds``); edits to a CPD's values in place are not detected.
+    For a pgmpy network the cache is invalidated when its CPD objects or edges change
+    (e.g. after ``model.fit`` or ``add_cpds``); for a :class:`~kneehip_bn.ModelSpec` (whose
+    edits return new specs) the engine is kept on the spec. Pass ``refresh=True`` after
+    changing a table in place.
     """
     if isinstance(model, Engine):
         return model
+    if not hasattr(model, "get_cpds"):  # ModelSpec
+        eng = None if refresh else model.__dict__.get("_engine")
+        if eng is None:
+            eng = Engine(model)
+            model.__dict__["_engine"] = eng
+        return eng
     fp = _fingerprint(model)
-    hit = _ENGINES.get(model)
+    hit = None if refresh else _ENGINES.get(model)
     if hit is not None and hit[0] == fp:
         return hit[1]
     eng = Engine(model)

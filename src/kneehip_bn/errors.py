@@ -103,6 +103,8 @@ class UnknownNameError(KneeHipError, KeyError):
     ) -> UnknownNameError:
         """Build the standard message: unknown KIND 'name', the valid ones, the closest."""
         choices = [str(c) for c in choices]
+        if len(choices) > 8:
+            choices = sorted(choices)
         shown = ", ".join(choices) if len(choices) <= 40 else ", ".join(choices[:40]) + ", ..."
         guess = closest(name, choices)
         hint = f"did you mean '{guess}'?" if guess else None
