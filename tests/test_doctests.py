@@ -12,11 +12,9 @@ import pytest
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 
-import kneehip_bn  # noqa: E402
+import kneehip_bn
 
-MODULES = sorted(
-    m.name for m in pkgutil.iter_modules(kneehip_bn.__path__, prefix="kneehip_bn.")
-) + ["kneehip_bn"]
+MODULES = [*sorted(m.name for m in pkgutil.iter_modules(kneehip_bn.__path__, prefix="kneehip_bn.")), "kneehip_bn"]
 
 
 @pytest.mark.parametrize("name", MODULES)

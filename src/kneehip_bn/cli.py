@@ -138,7 +138,7 @@ def cmd_query(args: argparse.Namespace) -> int:
             cond.append(", ".join(f"do({d})" for d in args.do))
         print(f"P({args.node}" + (" | " + "; ".join(cond) if cond else "") + ")")
         for k, v in s.items():
-            print(f"  {k:<16}{v:8.4f}  " + "#" * int(round(v * 40)))
+            print(f"  {k:<16}{v:8.4f}  " + "#" * round(v * 40))
     return 0
 
 

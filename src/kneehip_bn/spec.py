@@ -41,17 +41,17 @@ from .errors import ModelFileError, UnknownNameError, closest
 
 __all__ = [
     "FORMAT",
-    "apply_overrides",
-    "atomic_write_text",
     "GROUPS",
+    "RESERVED_SOURCES",
     "Leak",
     "Link",
     "ModelSpec",
     "NodeSpec",
     "NoisyOr",
-    "RESERVED_SOURCES",
     "Source",
     "TableRow",
+    "apply_overrides",
+    "atomic_write_text",
     "default_model_path",
     "dump_spec",
     "load_spec",
@@ -531,14 +531,14 @@ def validate_spec(spec: ModelSpec, source: str | None = None) -> ModelSpec:
               "remove one of these parent links")
     except nx.NetworkXNoCycle:
         pass
-    for name, node in spec.nodes.items():
+    for node in spec.nodes.values():
         if any(p not in spec.nodes for p in node.parents):
             continue
         if node.table is not None:
             _check_table(spec, node, c)
         elif node.noisy_or is not None:
             _check_noisy_or(spec, node, c)
-    for name, loc, e in spec.entries():
+    for _, loc, e in spec.entries():
         if not isinstance(e.source, str) or not e.source:
             c.add(f"{loc}.source", "the id of an entry in `sources`", e.source,
                   "every number needs a source (a citation id or an elicited rationale)")
