@@ -40,14 +40,20 @@ from .spec import (
 # --- learning: audit data, fitting, simulation, batch posteriors (cli_learn) ---
 
 # --- teaching: explanations, what-if, next test, conflict, sensitivity (cli_teach) ---
+# isort: split
+from .explain import Conflict, Explanation, conflict, explain, next_best_test, what_if
+from .plots import show_inference
+from .sensitivity import credible_intervals, sensitivity
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "Conflict",
     "DataError",
     "Diagnosis",
     "Engine",
     "EvidenceError",
+    "Explanation",
     "ImpossibleEvidenceError",
     "KneeHipError",
     "ModelFileError",
@@ -57,17 +63,24 @@ __all__ = [
     "__version__",
     "apply_overrides",
     "build_network",
+    "conflict",
+    "credible_intervals",
     "diagnose",
+    "explain",
     "export_network",
     "get_engine",
     "load_model",
     "load_spec",
+    "next_best_test",
     "query",
     "read_network",
     "save_spec",
+    "sensitivity",
     "set_leak",
     "set_link",
     "set_prior",
     "set_row",
+    "show_inference",
     "validate_spec",
+    "what_if",
 ]

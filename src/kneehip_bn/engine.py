@@ -443,6 +443,34 @@ class Engine:
             self._prior = self.posterior({})
         return self._prior
 
+    def with_tables(self, tables: Mapping[str, np.ndarray]) -> Engine:
+        """A copy with some conditional tables replaced, sharing the compiled junction tree.
+
+        ``tables`` maps a node to its new table, shape ``(card, *parent_cards)`` with the
+        parents in ``self.parents[node]`` order (as :func:`~kneehip_bn.network.cpd_array`).
+        Nothing is recompiled, so many parameter settings (sensitivity analysis, parameter
+        uncertainty) cost one pass each. Tables are not checked to sum to one.
+        """
+        import copy
+
+        new = copy.copy(self)
+        new.factors = list(self.factors)
+        for var, table in tables.items():
+            if var not in self.index:
+                raise UnknownNameError.for_name("node", var, self.variables)
+            fam = [var, *self.parents[var]]
+            arr = np.asarray(table, dtype=float)
+            shape = tuple(len(self.states[x]) for x in fam)
+            if arr.shape != shape:
+                raise EvidenceError(f"table of {var}: expected shape {shape} (node, "
+                                    f"{', '.join(fam[1:]) or 'no parents'}), found {arr.shape}")
+            idx = [self.index[x] for x in fam]
+            perm = np.argsort(idx)
+            new.factors[self.index[var]] = (tuple(int(idx[i]) for i in perm), arr.transpose(perm))
+        new._phi_cache = {}
+        new._prior = None
+        return new
+
     def _chunk_rows(self) -> int:
         return max(1, int(self.chunk_bytes // max(self.bytes_per_row, 1)))
 
@@ -721,10 +749,13 @@ def get_engine(model: Any, refresh: bool = False) -> Engine:
     if isinstance(model, Engine):
         return model
     if not hasattr(model, "get_cpds"):  # ModelSpec
-        eng = None if refresh else model.__dict__.get("_engine")
-        if eng is None:
-            eng = Engine(model)
-            model.__dict__["_engine"] = eng
+        # the cache remembers its owner (a weak reference, which deepcopy keeps pointing at
+        # the original): an edited copy from set_* or apply_overrides compiles its own engine
+        hit = None if refresh else model.__dict__.get("_engine")
+        if isinstance(hit, tuple) and hit[0]() is model:
+            return hit[1]
+        eng = Engine(model)
+        model.__dict__["_engine"] = (weakref.ref(model), eng)
         return eng
     fp = _fingerprint(model)
     hit = None if refresh else _ENGINES.get(model)

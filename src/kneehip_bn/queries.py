@@ -171,12 +171,16 @@ class Diagnosis:
         return format_diagnosis(self.evidence, self.do, *self._rows())
 
     def _repr_html_(self) -> str:
-        return (
-            "<b>Origins</b>" + self.origins.style.format(
-                {"prior": "{:.3f}", "posterior": "{:.3f}", "odds_ratio": "{:.2f}"}).bar(
-                subset=["posterior"], vmin=0, vmax=1, color="#9ecae1").to_html()
-            + "<b>Mechanisms</b>" + self.mechanisms.style.format("{:.3f}").to_html()
-        )
+        try:  # pandas' Styler needs jinja2, which is not a dependency
+            return (
+                "<b>Origins</b>" + self.origins.style.format(
+                    {"prior": "{:.3f}", "posterior": "{:.3f}", "odds_ratio": "{:.2f}"}).bar(
+                    subset=["posterior"], vmin=0, vmax=1, color="#9ecae1").to_html()
+                + "<b>Mechanisms</b>" + self.mechanisms.style.format("{:.3f}").to_html()
+            )
+        except (AttributeError, ImportError):
+            return ("<b>Origins</b>" + self.origins.to_html(float_format="{:.3f}".format)
+                    + "<b>Mechanisms</b>" + self.mechanisms.to_html(float_format="{:.3f}".format))
 
 
 def diagnosis_dict(ev, dov, o_rows, m_rows) -> dict[str, Any]:

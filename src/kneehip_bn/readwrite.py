@@ -94,15 +94,18 @@ def export_network(
         elif fmt == "xmlbif":
             from pgmpy.readwrite import XMLBIFWriter
 
-            XMLBIFWriter(net).write_xmlbif(tmp)
+            w = XMLBIFWriter(net)
+            (w.write if hasattr(w, "write") else w.write_xmlbif)(tmp)
         elif fmt == "net":
             from pgmpy.readwrite import NETWriter
 
-            NETWriter(net).write_net(tmp)
+            w = NETWriter(net)
+            (w.write if hasattr(w, "write") else w.write_net)(tmp)
         else:
             from pgmpy.readwrite import XDSLWriter
 
-            XDSLWriter(net).write_xdsl(tmp)
+            w = XDSLWriter(net)
+            (w.write if hasattr(w, "write") else w.write_xdsl)(tmp)
         os.replace(tmp, p)
     except Exception as exc:
         if os.path.exists(tmp):

@@ -179,6 +179,15 @@ class ModelSpec:
     extra: dict[str, Any] = field(default_factory=dict)
     path: str | None = field(default=None, compare=False)
 
+    def __deepcopy__(self, memo: dict[int, Any]) -> ModelSpec:
+        # edits deep-copy the spec; the compiled engine cached on it must not follow
+        new = self.__class__.__new__(self.__class__)
+        memo[id(self)] = new
+        for k, v in self.__dict__.items():
+            if k != "_engine":
+                new.__dict__[k] = copy.deepcopy(v, memo)
+        return new
+
     # convenience -----------------------------------------------------------------
     def node(self, name: str) -> NodeSpec:
         """Return a node, or raise :class:`UnknownNameError` naming the closest node."""

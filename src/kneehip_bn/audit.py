@@ -1,0 +1,1290 @@
+"""Reading clinical audit data: sources, column mapping, validation, encoding.
+
+An audit is a table with one row per patient (age band, activity, findings, test results,
+often a clinician's working diagnosis, many blanks). This module
+
+- reads it from a pandas DataFrame, a CSV or Parquet file, or any SQL database through an
+  SQLAlchemy URL and a table name or query (:func:`read_audit`, :func:`iter_audit` for
+  files too big for memory);
+- translates the audit's own column names and codes to the model's nodes and states with a
+  mapping file (YAML, safe-loaded; :func:`load_mapping`). When the columns already are node
+  names and the values state labels (as ``kneehip simulate`` writes them) no mapping is
+  needed;
+- validates before anything is fitted (:func:`validate_audit`): unknown codes, unmapped
+  columns, columns mapped twice, empty tables, entirely blank columns. The
+  :class:`AuditReport` names each problem with its column, the offending values, the
+  first row numbers and the closest valid code. Nothing is silently dropped; blanks are
+  missing values, not errors;
+- encodes the table to engine codes (``int`` array, ``-1`` = missing) through pandas
+  Categoricals, without Python loops over rows (:func:`encode_audit`);
+- groups identical rows into distinct patterns with counts (:func:`group_patterns`), the
+  sufficient statistics that clinics can share instead of patient records
+  (:class:`AuditCounts`).
+
+Examples
+--------
+>>> import pandas as pd
+>>> from kneehip_bn.audit import encode_audit
+>>> df = pd.DataFrame({"knee_pain": ["present", None, "absent"],
+...                    "age_group": ["60_plus", "under_40", None]})
+>>> enc = encode_audit(df)
+>>> enc.columns, enc.codes.tolist()
+(['knee_pain', 'age_group'], [[1, 2], [-1, 0], [0, -1]])
+>>> bad = pd.DataFrame({"knee_pain": ["present", "presnt"]})
+>>> print(validate_audit(bad).problems.loc[0, "message"])  # doctest: +ELLIPSIS
+column 'knee_pain' (node knee_pain): unknown code 'presnt' in 1 row (first rows: 1); expected one of absent, present; did you mean 'present'?
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .errors import DataError, UnknownNameError, closest
+
+__all__ = [
+    "DEFAULT_MISSING",
+    "AuditCounts",
+    "AuditMapping",
+    "AuditReport",
+    "EncodedAudit",
+    "audit_counts",
+    "encode_audit",
+    "group_patterns",
+    "iter_audit",
+    "load_mapping",
+    "merge_counts",
+    "read_audit",
+    "read_counts",
+    "recode_to_audit",
+    "validate_audit",
+]
+
+#: codes read as blank in every column (pandas' default NA strings); a mapping may add more
+DEFAULT_MISSING = frozenset({
+    "", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND",
+    "1.#QNAN", "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null",
+})
+MAPPING_FORMAT = "kneehip-audit-mapping/1"
+COUNTS_FORMAT = "kneehip-counts/1"
+COUNT_COLUMN = "count"
+PROBLEM_COLUMNS = ["severity", "problem", "column", "node", "values", "count", "first_rows",
+                   "suggestion", "message"]
+_N_FIRST = 5
+
+
+# ============================================================================ mapping
+@dataclass
+class ColumnMap:
+    """How one audit column maps to the model.
+
+    ``role`` is ``"node"`` (values are states of ``node``) or ``"diagnosis"`` (values are
+    origins, the clinician's working diagnosis). ``codes`` maps audit codes to state labels
+    (``None`` = blank); ``None`` means the values already are state labels.
+    """
+
+    column: str
+    role: str = "node"
+    node: str | None = None
+    codes: dict[str, str | None] | None = None
+
+
+@dataclass
+class AuditMapping:
+    """A validated-on-use mapping from an audit's columns and codes to the model.
+
+    Build it with :func:`load_mapping` from a YAML file or a dict::
+
+        format: kneehip-audit-mapping/1
+        dataset: "Example clinic audit (synthetic)"
+        missing: ["not recorded", "?"]      # extra codes meaning blank in every column
+        ignore: [PATIENT_ID]                # columns deliberately not used
+        columns:
+          KNEE_PAIN: {node: knee_pain, codes: {Y: present, N: absent}}
+          SLR: {node: straight_leg_raise, codes: {POS: positive, NEG: negative, "NOT DONE": missing}}
+          WORKING_DX: {diagnosis: true, codes: {KNEE_OA: knee_pathology, OTHER: none}}
+    """
+
+    columns: dict[str, ColumnMap] = field(default_factory=dict)
+    ignore: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    dataset: str | None = None
+    source: str | None = None
+    problems: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _norm(x: Any) -> str | None:
+    """An audit value as a label: strings stripped, integral floats as integers, blanks None."""
+    if x is None:
+        return None
+    if isinstance(x, (bool, np.bool_)):
+        return "True" if x else "False"
+    if isinstance(x, (float, np.floating)):
+        if math.isnan(x):
+            return None
+        if float(x).is_integer():
+            return str(int(x))
+        return repr(float(x))
+    if isinstance(x, (int, np.integer)):
+        return str(int(x))
+    s = str(x).strip()
+    return s if s else None
+
+
+def load_mapping(mapping: Any) -> AuditMapping | None:
+    """Read a mapping from a YAML file path, a dict, or pass an :class:`AuditMapping` on.
+
+    The file is read with ``yaml.safe_load`` (no tags, no Python objects). Problems with
+    the mapping itself (unknown keys, a column both mapped and ignored) are kept on
+    ``mapping.problems`` and reported by :func:`validate_audit` together with the data's.
+
+    Raises
+    ------
+    DataError
+        When the file is missing or is not YAML, or the top level is not a mapping.
+    """
+    import yaml
+
+    if mapping is None or isinstance(mapping, AuditMapping):
+        return mapping
+    source = None
+    if isinstance(mapping, (str, os.PathLike)):
+        p = Path(mapping)
+        source = str(p)
+        if not p.exists():
+            raise DataError(f"mapping file {p}: no such file; expected a YAML mapping of audit "
+                            "columns to model nodes (see data/example_mapping.yaml)")
+        try:
+            raw = yaml.safe_load(p.read_text(encoding="utf-8"))
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            at = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
+            raise DataError(f"mapping file {p}: not valid YAML at {at}: "
+                            f"{getattr(exc, 'problem', None) or exc}") from None
+    else:
+        raw = mapping
+    where = f"mapping file {source}" if source else "mapping"
+    if not isinstance(raw, Mapping):
+        raise DataError(f"{where}: expected a mapping with keys columns (and optionally "
+                        f"dataset, missing, ignore), found {type(raw).__name__}")
+    m = AuditMapping(source=source, dataset=raw.get("dataset"))
+    probs = m.problems
+
+    def bad(column, msg, suggestion=None):
+        probs.append(_problem("error", "bad_mapping", column, None, None, None, None,
+                              suggestion, f"{where}: {msg}"))
+
+    unknown = sorted(set(map(str, raw)) - {"format", "dataset", "missing", "ignore", "columns"})
+    for k in unknown:
+        g = closest(k, ["format", "dataset", "missing", "ignore", "columns"])
+        bad(None, f"unknown key '{k}': expected format, dataset, missing, ignore, columns"
+            + (f"; did you mean '{g}'?" if g else ""), g)
+    fmt = raw.get("format", MAPPING_FORMAT)
+    if fmt != MAPPING_FORMAT:
+        bad(None, f"format: expected '{MAPPING_FORMAT}', found {fmt!r}")
+    miss = raw.get("missing", []) or []
+    if not isinstance(miss, list):
+        bad(None, f"missing: expected a list of codes meaning blank, found {miss!r}")
+        miss = []
+    m.missing = [x for x in (_norm(v) for v in miss) if x is not None]
+    ign = raw.get("ignore", []) or []
+    if not isinstance(ign, list):
+        bad(None, f"ignore: expected a list of column names, found {ign!r}")
+        ign = []
+    m.ignore = [str(c) for c in ign]
+    cols = raw.get("columns")
+    if not isinstance(cols, Mapping) or not cols:
+        bad(None, f"columns: expected a mapping of audit column -> {{node, codes}}, found {cols!r}")
+        cols = {}
+    for col, entry in cols.items():
+        col = str(col)
+        if isinstance(entry, str):  # shorthand  KNEE_PAIN: knee_pain
+            entry = {"node": entry}
+        if not isinstance(entry, Mapping):
+            bad(col, f"columns.{col}: expected {{node: NAME, codes: {{...}}}} or "
+                     f"{{diagnosis: true, codes: {{...}}}}, found {entry!r}")
+            continue
+        extra = sorted(set(map(str, entry)) - {"node", "codes", "diagnosis", "note"})
+        if extra:
+            bad(col, f"columns.{col}: unknown keys {extra}: expected node, codes, diagnosis, note")
+        is_dx = bool(entry.get("diagnosis", False))
+        node = entry.get("node")
+        if is_dx == (node is not None):
+            bad(col, f"columns.{col}: expected exactly one of `node: NAME` or `diagnosis: true`, "
+                     f"found {'both' if is_dx else 'neither'}")
+            continue
+        codes = entry.get("codes")
+        cm = ColumnMap(column=col, role="diagnosis" if is_dx else "node",
+                       node=None if is_dx else str(node))
+        if codes is not None:
+            if not isinstance(codes, Mapping):
+                bad(col, f"columns.{col}.codes: expected a mapping audit code -> state, found {codes!r}")
+                continue
+            cm.codes = {}
+            for k, v in codes.items():
+                if isinstance(k, bool):
+                    probs.append(_problem(
+                        "warning", "boolean_code", col, cm.node, str(k), None, None, None,
+                        f"{where}: columns.{col}.codes: YAML read an unquoted yes/no/on/off/"
+                        f"true/false code as the boolean {k}; it matches only True/False values; "
+                        "quote it ('yes': present) to match the text"))
+                kk = _norm(k)
+                target = None if v is None or (isinstance(v, str) and v == "missing") else str(v)
+                cm.codes["" if kk is None else kk] = target
+        if col in m.ignore:
+            bad(col, f"columns.{col}: the column is both mapped and listed under ignore; "
+                     "expected one of the two")
+        m.columns[col] = cm
+    return m
+
+
+def recode_to_audit(df: Any, mapping: Any) -> Any:
+    """The inverse of a mapping: a model-format table (node columns, state labels) written
+    in the audit's own column names and codes (the first code listed for each state).
+
+    Used to make example "clinic format" data and to test mappings round trip; columns the
+    mapping does not mention are dropped, blanks stay blank.
+
+    >>> import pandas as pd
+    >>> m = {"columns": {"KNEE": {"node": "knee_pain", "codes": {"Y": "present", "N": "absent"}}}}
+    >>> recode_to_audit(pd.DataFrame({"knee_pain": ["present", None]}), m)["KNEE"].tolist()
+    ['Y', nan]
+    """
+    import pandas as pd
+
+    from .simulate import DIAGNOSIS_COLUMN
+
+    mp = load_mapping(mapping)
+    out = {}
+    for col, cm in mp.columns.items():
+        src = DIAGNOSIS_COLUMN if cm.role == "diagnosis" else cm.node
+        if src not in df.columns:
+            continue
+        if cm.codes is None:
+            out[col] = df[src]
+            continue
+        inverse: dict[str, str] = {}
+        for code, target in cm.codes.items():
+            if target is not None and target not in inverse:
+                inverse[target] = code
+        out[col] = df[src].astype(object).map(inverse)
+    return pd.DataFrame(out, index=df.index)
+
+
+# ============================================================================ reading
+def _is_url(x: Any) -> bool:
+    return isinstance(x, str) and "://" in x
+
+
+def _mask_url(url: str) -> str:
+    try:
+        from sqlalchemy.engine import make_url
+
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # noqa: BLE001 - only for a label
+        return url
+
+
+def describe_source(source: Any, table: str | None = None, sql: str | None = None) -> str:
+    """A short name of a data source for reports (passwords in URLs masked)."""
+    import pandas as pd
+
+    if isinstance(source, pd.DataFrame):
+        return "DataFrame"
+    if _is_url(source):
+        url = _mask_url(source)
+        return f"{url} table {table}" if table else (f"{url} query" if sql else url)
+    return Path(source).name if isinstance(source, (str, os.PathLike)) else type(source).__name__
+
+
+def _file_kind(path: Path) -> str:
+    name = path.name.lower()
+    for suffix, kind in ((".csv", "csv"), (".csv.gz", "csv"), (".tsv", "tsv"), (".txt", "csv"),
+                         (".parquet", "parquet"), (".pq", "parquet")):
+        if name.endswith(suffix):
+            return kind
+    raise DataError(f"audit file {path}: expected a .csv, .tsv or .parquet file (or an "
+                    f"SQLAlchemy URL such as sqlite:///audit.db), found '{path.suffix or path.name}'")
+
+
+def _check_file(path: Path) -> None:
+    if not path.exists():
+        raise DataError(f"audit file {path}: no such file; expected a CSV or Parquet file or "
+                        "an SQLAlchemy URL (e.g. sqlite:///audit.db with --table NAME)")
+    if path.is_dir():
+        raise DataError(f"audit file {path}: expected a file, found a directory")
+
+
+# text stays text: "NA" and friends are blank only through DEFAULT_MISSING (never silently)
+_CSV_KW: dict[str, Any] = {"keep_default_na": False, "na_values": [""]}
+
+
+def read_audit(source: Any, *, table: str | None = None, sql: str | None = None) -> Any:
+    """Read a whole audit table into a DataFrame.
+
+    Parameters
+    ----------
+    source : DataFrame, path or str
+        A pandas DataFrame (returned as is), a ``.csv``/``.tsv``/``.parquet`` file, or an
+        SQLAlchemy URL (``sqlite:///audit.db``, ``postgresql://user@host/db``).
+    table, sql : str, optional
+        For a URL: the table to read, or a SELECT query (exactly one).
+
+    CSV values are read as text (blank cells empty); codes such as ``NA`` are then treated
+    as blank by the encoder (see :data:`DEFAULT_MISSING`), never silently converted.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> read_audit(pd.DataFrame({"knee_pain": ["present"]})).shape
+    (1, 1)
+    """
+    import pandas as pd
+
+    if isinstance(source, pd.DataFrame):
+        _no_sql_args(table, sql, "a DataFrame")
+        return source
+    if _is_url(source):
+        return pd.concat(list(_iter_sql(source, table, sql, None)), ignore_index=True)
+    _no_sql_args(table, sql, "a file")
+    path = Path(source)
+    _check_file(path)
+    kind = _file_kind(path)
+    try:
+        if kind == "parquet":
+            return pd.read_parquet(path)
+        return pd.read_csv(path, sep="\t" if kind == "tsv" else ",", **_CSV_KW)
+    except (ValueError, OSError) as exc:
+        raise DataError(f"audit file {path}: cannot read it as {kind}: {_one_line(exc)}") from None
+
+
+def _no_sql_args(table, sql, what):
+    if table is not None or sql is not None:
+        raise DataError(f"table/sql: only used with an SQLAlchemy URL, found them with {what}")
+
+
+def _one_line(exc: BaseException) -> str:
+    s = str(exc).strip().splitlines()
+    return s[0] if s else type(exc).__name__
+
+
+def iter_audit(
+    source: Any, *, table: str | None = None, sql: str | None = None, chunksize: int = 500_000
+) -> Iterator[Any]:
+    """Read an audit in chunks of at most ``chunksize`` rows (bounded memory).
+
+    Parquet files are streamed with ``pyarrow.parquet.ParquetFile.iter_batches``, CSV with
+    ``pandas.read_csv(chunksize=...)``, SQL with ``pandas.read_sql(chunksize=...)``; a
+    DataFrame is sliced.
+    """
+    import pandas as pd
+
+    if not isinstance(chunksize, int) or chunksize < 1:
+        raise DataError(f"chunksize: expected a positive number of rows, found {chunksize!r}")
+    if isinstance(source, pd.DataFrame):
+        _no_sql_args(table, sql, "a DataFrame")
+        if len(source) == 0:
+            yield source
+        for start in range(0, len(source), chunksize):
+            yield source.iloc[start:start + chunksize]
+        return
+    if _is_url(source):
+        yield from _iter_sql(source, table, sql, chunksize)
+        return
+    _no_sql_args(table, sql, "a file")
+    path = Path(source)
+    _check_file(path)
+    kind = _file_kind(path)
+    try:
+        if kind == "parquet":
+            import pyarrow.parquet as pq
+
+            pf = pq.ParquetFile(path)
+            empty = True
+            for batch in pf.iter_batches(batch_size=chunksize):
+                empty = False
+                yield batch.to_pandas()
+            if empty:
+                yield pf.schema_arrow.empty_table().to_pandas()
+            return
+        reader = pd.read_csv(path, sep="\t" if kind == "tsv" else ",", chunksize=chunksize,
+                             **_CSV_KW)
+        with reader:
+            empty = True
+            for chunk in reader:
+                empty = False
+                yield chunk
+            if empty:
+                yield pd.read_csv(path, nrows=0, sep="\t" if kind == "tsv" else ",")
+    except (ValueError, OSError) as exc:
+        raise DataError(f"audit file {path}: cannot read it as {kind}: {_one_line(exc)}") from None
+
+
+def _iter_sql(url: str, table: str | None, sql: str | None, chunksize: int | None):
+    import pandas as pd
+    import sqlalchemy as sa
+
+    label = _mask_url(url)
+    if (table is None) == (sql is None):
+        raise DataError(f"{label}: expected exactly one of a table name (--table) or a query "
+                        f"(--sql), found {'both' if table else 'neither'}")
+    try:
+        u = sa.engine.make_url(url)
+    except sa.exc.ArgumentError as exc:
+        raise DataError(f"database URL {url!r}: {_one_line(exc)}; expected e.g. "
+                        "sqlite:///audit.db or postgresql://user@host/dbname") from None
+    if u.get_backend_name() == "sqlite" and u.database not in (None, "", ":memory:"):
+        if not Path(u.database).exists():  # sqlite would silently create an empty database
+            raise DataError(f"database {label}: no such SQLite file '{u.database}'")
+    try:
+        engine = sa.create_engine(u)
+    except (sa.exc.ArgumentError, ImportError) as exc:
+        raise DataError(f"database {label}: cannot connect: {_one_line(exc)}") from None
+    try:
+        with engine.connect() as con:
+            if table is not None:
+                names = sa.inspect(con).get_table_names()
+                if table not in names:
+                    raise UnknownNameError.for_name("table", table, names, where=f"database {label}")
+                query = sa.select(sa.Table(table, sa.MetaData(), autoload_with=con))
+            else:
+                query = sa.text(sql)
+            if chunksize is None:
+                yield pd.read_sql(query, con)
+            else:
+                empty = True
+                for chunk in pd.read_sql(query, con, chunksize=chunksize):
+                    empty = False
+                    yield chunk
+                if empty:
+                    yield pd.read_sql(query, con)
+    except (sa.exc.SQLAlchemyError, pd.errors.DatabaseError) as exc:
+        cause = exc.__cause__ if isinstance(exc, pd.errors.DatabaseError) and exc.__cause__ else exc
+        cause = getattr(cause, "orig", None) or cause
+        what = f"query {sql!r}" if sql is not None else f"table {table!r}"
+        raise DataError(f"database {label}, {what}: {_one_line(cause)}") from None
+    finally:
+        engine.dispose()
+
+
+# ============================================================================ report
+def _problem(severity, problem, column, node, values, count, rows, suggestion, message):
+    return {"severity": severity, "problem": problem, "column": column, "node": node,
+            "values": values, "count": count, "first_rows": rows, "suggestion": suggestion,
+            "message": message}
+
+
+@dataclass
+class AuditReport:
+    """What validation found, before anything is fitted.
+
+    Attributes
+    ----------
+    problems : pandas.DataFrame
+        One row per problem: ``severity`` (error/warning), ``problem`` (kind),
+        ``column``, ``node``, ``values`` (the offending codes), ``count`` (rows),
+        ``first_rows`` (0-based data row numbers), ``suggestion`` (closest valid code),
+        ``message`` (one readable line).
+    columns : pandas.DataFrame
+        One row per audit column: ``role`` (node/diagnosis/ignored/kept), ``node``,
+        ``blank`` (number of blank cells) and ``blank_fraction``.
+    n_rows : int
+        Rows read.
+    source : str
+        The data set's name.
+    """
+
+    problems: Any
+    columns: Any
+    n_rows: int
+    source: str = ""
+
+    @property
+    def ok(self) -> bool:
+        """True when no problem is an error."""
+        return not (self.problems["severity"] == "error").any()
+
+    @property
+    def errors(self) -> Any:
+        """The problems that stop fitting."""
+        return self.problems[self.problems["severity"] == "error"]
+
+    def __str__(self) -> str:
+        n_err = int((self.problems["severity"] == "error").sum())
+        n_warn = len(self.problems) - n_err
+        head = (f"Audit {self.source or 'data'}: {self.n_rows} rows, {len(self.columns)} columns; "
+                f"{n_err} error(s), {n_warn} warning(s)")
+        lines = [head]
+        for _, p in self.problems.iterrows():
+            lines.append(f"  [{p['severity']}] {p['message']}")
+        if len(self.columns):
+            lines.append("")
+            lines.append(f"  {'column':<28}{'role':<11}{'node':<30}{'blank':>8}{'blank %':>9}")
+            for _, c in self.columns.iterrows():
+                node = c["node"] if isinstance(c["node"], str) else ""
+                lines.append(f"  {c['column']!s:<28}{c['role']!s:<11}{node:<30}"
+                             f"{int(c['blank']):>8}{100 * float(c['blank_fraction']):>8.1f}%")
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:  # pragma: no cover - notebook display
+        return (f"<pre>{_html_escape(str(self).splitlines()[0])}</pre>"
+                + self.problems[["severity", "message"]].to_html(index=False)
+                + self.columns.to_html(index=False))
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {"source": self.source, "n_rows": self.n_rows, "ok": self.ok,
+                "problems": self.problems.to_dict(orient="records"),
+                "columns": self.columns.to_dict(orient="records")}
+
+    def raise_if_errors(self) -> None:
+        """Raise :class:`DataError` (carrying this report) when any problem is an error."""
+        if self.ok:
+            return
+        errs = self.errors
+        first = errs.iloc[0]["message"]
+        more = f" (and {len(errs) - 1} more problem(s): see err.report)" if len(errs) > 1 else ""
+        raise DataError(f"audit {self.source or 'data'}: {first}{more}", report=self)
+
+
+def _html_escape(s: str) -> str:
+    return s.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+# ============================================================================ encoding
+@dataclass
+class _Plan:
+    column: str
+    role: str  # node | diagnosis
+    target: str | None
+    labels: list[str]
+    codes: dict[str, str | None] | None
+
+
+class _Encoder:
+    """Column plan from (data columns, model, mapping); encodes chunk after chunk."""
+
+    def __init__(self, data_columns: Sequence[Any], model: Any, mapping: AuditMapping | None,
+                 keep: Sequence[str] = (), source: str = "", weight_column: str | None = None,
+                 extra_missing: Iterable[str] = ()):
+        from .engine import get_engine
+        from .queries import as_model, node_groups
+        from .simulate import DIAGNOSIS_COLUMN, NO_DIAGNOSIS
+
+        m = as_model(model)
+        self.engine = get_engine(m)
+        groups = node_groups(m)
+        self.origins = [n for n in groups if groups[n] == "origin"]
+        self.diag_labels = [*self.origins, NO_DIAGNOSIS]
+        self.source = source
+        self.problems: list[dict[str, Any]] = list(mapping.problems) if mapping else []
+        self.plans: list[_Plan] = []
+        self.roles: dict[str, tuple[str, str | None]] = {}
+        self.keep = [str(k) for k in keep]
+        self.weight_column = weight_column
+        self.missing = set(DEFAULT_MISSING) | set(mapping.missing if mapping else ()) | set(
+            extra_missing)
+        cols = [str(c) for c in data_columns]
+        seen: dict[str, int] = {}
+        for c in cols:
+            seen[c] = seen.get(c, 0) + 1
+        for c, k in seen.items():
+            if k > 1:
+                self._err("mapped_twice", c, None, None, None,
+                          f"column '{c}' appears {k} times in the data: expected unique column "
+                          "names; rename or drop the duplicates")
+        for k in self.keep:
+            if k not in seen:
+                self._err("missing_column", k, None, None, None,
+                          f"kept column '{k}' is not in the data: expected one of "
+                          f"{', '.join(cols[:20])}", closest(k, cols))
+        variables = self.engine.variables
+        if mapping is not None:
+            for c in mapping.ignore:
+                if c not in seen:
+                    g = closest(c, cols)
+                    self.problems.append(_problem(
+                        "warning", "missing_column", c, None, None, None, None, g,
+                        f"mapping: ignored column '{c}' is not in the data"
+                        + (f"; did you mean '{g}'?" if g else "")))
+            for c, cm in mapping.columns.items():
+                if seen.get(c, 0) > 1:
+                    continue
+                if c not in seen:  # a warning: a shared mapping may list more columns
+                    g = closest(c, [x for x in cols if x not in mapping.columns])
+                    self.problems.append(_problem(
+                        "warning", "missing_column", c, cm.node, None, None, None, g,
+                        f"mapping: column '{c}' (-> {cm.node or 'diagnosis'}) is not in the "
+                        f"data, so that node stays unobserved"
+                        + (f"; did you mean '{g}'?" if g else "")))
+                    continue
+                self._plan_from_map(cm, variables)
+            for c in seen:
+                if c in mapping.columns or c in mapping.ignore or c in self.keep or c == weight_column:
+                    continue
+                g = closest(c, list(mapping.columns) + variables)
+                self._err("unmapped_column", c, None, None, None,
+                          f"column '{c}' is not in the mapping: expected every audit column "
+                          "mapped (columns:) or listed under ignore:"
+                          + (f"; did you mean '{g}'?" if g else ""), g)
+                self.roles[c] = ("unmapped", None)
+            for c in mapping.ignore:
+                if c in seen:
+                    self.roles[c] = ("ignored", None)
+        else:
+            for c in seen:
+                if c in self.keep or c == weight_column or seen[c] > 1:
+                    continue
+                if c in self.engine.index:
+                    self._add_plan(_Plan(c, "node", c, list(self.engine.states[c]), None))
+                elif c == DIAGNOSIS_COLUMN:
+                    self._add_plan(_Plan(c, "diagnosis", None, self.diag_labels, None))
+                else:
+                    g = closest(c, [*variables, DIAGNOSIS_COLUMN])
+                    self._err("unmapped_column", c, None, None, None,
+                              f"column '{c}' is not a node of the model: expected node names as "
+                              "column headers (or a mapping file)"
+                              + (f"; did you mean '{g}'?" if g else "; drop the column or map it"), g)
+                    self.roles[c] = ("unmapped", None)
+        for k in self.keep:
+            if k in seen:
+                self.roles[k] = ("kept", None)
+        # columns mapped twice (two audit columns -> one node, or two diagnosis columns)
+        by_target: dict[str, list[str]] = {}
+        for p in self.plans:
+            by_target.setdefault(p.target or "(diagnosis)", []).append(p.column)
+        for t, cs in by_target.items():
+            if len(cs) > 1:
+                self._err("mapped_twice", ", ".join(cs), None if t == "(diagnosis)" else t, None, None,
+                          f"columns {', '.join(repr(c) for c in cs)} are all mapped to "
+                          f"{'the working diagnosis' if t == '(diagnosis)' else 'node ' + t}: "
+                          "expected each node from one column; keep one and ignore the others")
+        self.node_plans = [p for p in self.plans if p.role == "node"]
+        dx = [p for p in self.plans if p.role == "diagnosis"]
+        self.diag_plan = dx[0] if dx else None
+        self.columns = [p.target for p in self.node_plans]
+        self.cards = [int(self.engine.card[self.engine.index[c]]) for c in self.columns]
+        self.nonblank = np.zeros(len(self.plans), dtype=np.int64)
+        self.unknown_seen: dict[tuple[str, str], list] = {}
+        self.n_rows = 0
+        self.encoded = False
+
+    def _err(self, kind, column, node, values, count, msg, suggestion=None, rows=None):
+        self.problems.append(_problem("error", kind, column, node, values, count, rows,
+                                      suggestion, msg))
+
+    def _plan_from_map(self, cm: ColumnMap, variables: list[str]) -> None:
+        c = cm.column
+        if cm.role == "diagnosis":
+            labels = self.diag_labels
+            target = None
+        else:
+            if cm.node not in self.engine.index:
+                g = closest(str(cm.node), variables)
+                self._err("unknown_node", c, cm.node, None, None,
+                          f"mapping: column '{c}' is mapped to unknown node '{cm.node}': expected "
+                          "a node of the model" + (f"; did you mean '{g}'?" if g else ""), g)
+                return
+            labels = list(self.engine.states[cm.node])
+            target = cm.node
+        if cm.codes is not None:
+            for code, t in cm.codes.items():
+                if t is not None and t not in labels:
+                    g = closest(t, labels)
+                    what = "an origin (or 'none')" if cm.role == "diagnosis" else f"a state of {target}"
+                    self._err("unknown_state", c, target, t, None,
+                              f"mapping: column '{c}' code '{code}' maps to '{t}', which is not "
+                              f"{what}: expected one of {', '.join(labels)}"
+                              + (f"; did you mean '{g}'?" if g else ""), g)
+        self._add_plan(_Plan(c, cm.role, target, labels, cm.codes))
+
+    def _add_plan(self, p: _Plan) -> None:
+        self.plans.append(p)
+        self.roles[p.column] = (p.role, p.target)
+
+    @property
+    def fatal(self) -> bool:
+        return any(p["severity"] == "error" for p in self.problems)
+
+    def encode(self, df: Any, offset: int = 0):
+        """Encode one chunk: (codes (n, k) int8, diagnosis (n,) int8 or None, weights)."""
+        n = len(df)
+        self.n_rows += n
+        self.encoded = True
+        codes = np.empty((n, len(self.node_plans)), dtype=np.int8)
+        diag = None
+        pos = {p.column: i for i, p in enumerate(self.plans)}
+        for j, p in enumerate(self.node_plans):
+            col = self._encode_column(df[p.column], p, offset)
+            codes[:, j] = col
+            self.nonblank[pos[p.column]] += int((col >= 0).sum())
+        if self.diag_plan is not None:
+            diag = self._encode_column(df[self.diag_plan.column], self.diag_plan, offset)
+            self.nonblank[pos[self.diag_plan.column]] += int((diag >= 0).sum())
+        weights = None
+        if self.weight_column is not None:
+            weights = self._weights(df, offset)
+        return codes, diag, weights
+
+    def _weights(self, df, offset):
+        import pandas as pd
+
+        w = pd.to_numeric(df[self.weight_column].astype(object), errors="coerce").to_numpy(float)
+        bad = ~np.isfinite(w) | (w < 0)
+        if bad.any():
+            rows = np.flatnonzero(bad)[:_N_FIRST] + offset
+            self._err("bad_count", self.weight_column, None, None, int(bad.sum()),
+                      f"column '{self.weight_column}': expected non-negative numbers (pattern "
+                      f"counts), found blanks or invalid values in {int(bad.sum())} rows (first rows: "
+                      f"{', '.join(map(str, rows))})", rows=rows.tolist())
+            w = np.where(bad, 0.0, w)
+        return w
+
+    def _encode_column(self, s: Any, p: _Plan, offset: int) -> np.ndarray:
+        import pandas as pd
+
+        if isinstance(s.dtype, pd.CategoricalDtype):
+            cc, cats = np.asarray(s.cat.codes), list(s.cat.categories)
+        else:  # factorize is vectorised (pyarrow-accelerated for text columns)
+            cc, uniq = pd.factorize(s, use_na_sentinel=True)
+            cats = list(uniq)
+        index = {lab: i for i, lab in enumerate(p.labels)}
+        lut = np.empty(len(cats) + 1, dtype=np.int16)
+        lut[-1] = -1
+        unknown = []
+        for i, raw in enumerate(cats):  # loop over distinct codes only
+            lab = _norm(raw)
+            if p.codes is not None and lab is not None and lab in p.codes:
+                t = p.codes[lab]
+                lut[i] = -1 if t is None else index.get(t, -1)
+            elif lab is None or lab in self.missing:
+                lut[i] = -1
+            elif p.codes is None and lab in index:
+                lut[i] = index[lab]
+            else:
+                lut[i] = -2
+                unknown.append(i)
+        cc = np.asarray(cc)
+        out = lut[cc]
+        if unknown:
+            counts = np.bincount(cc[cc >= 0], minlength=len(cats))
+            valid = list(p.codes) if p.codes is not None else p.labels
+            for i in unknown:
+                lab = _norm(cats[i])
+                rows = (np.flatnonzero(cc == i)[:_N_FIRST] + offset).tolist()
+                self._unknown(p, str(lab), int(counts[i]), rows, valid)
+            out = np.where(out == -2, -1, out)
+        return out.astype(np.int8)
+
+    def _unknown(self, p: _Plan, lab: str, count: int, rows: list[int], valid: list[str]):
+        key = (p.column, lab)
+        if key in self.unknown_seen:  # later chunk: add to the count only
+            self.unknown_seen[key]["count"] += count
+            self.unknown_seen[key]["message"] = _unknown_msg(p, lab, self.unknown_seen[key]["count"],
+                                                             self.unknown_seen[key]["first_rows"],
+                                                             valid, self.unknown_seen[key]["suggestion"])
+            return
+        g = _closest_ci(lab, valid)
+        rec = _problem("error", "unknown_code", p.column, p.target or "working diagnosis", lab,
+                       count, rows, g, _unknown_msg(p, lab, count, rows, valid, g))
+        self.unknown_seen[key] = rec
+        self.problems.append(rec)
+
+    def check_chunk(self) -> None:
+        """Raise (with the report so far) when a chunk revealed an error."""
+        if self.fatal:
+            self.finish(final=False).raise_if_errors()
+
+    def finish(self, final: bool = True) -> Any:
+        """Problems that need the whole table (empty table, blank columns) and the summary.
+
+        ``final=False`` (reporting after a chunk) skips the whole-table checks.
+        """
+        import pandas as pd
+
+        if not final:
+            pass
+        elif self.n_rows == 0:
+            self._err("empty_table", None, None, None, 0,
+                      f"the audit table {self.source or ''} has no rows: expected at least one "
+                      "patient row".replace("  ", " "))
+        elif not self.node_plans:
+            self._err("no_columns", None, None, None, None,
+                      "no audit column maps to a node of the model: expected node names as column "
+                      "headers or a mapping file (--mapping)")
+        else:
+            bad_codes = {k[0] for k in self.unknown_seen}
+            for i, p in enumerate(self.plans):
+                if self.nonblank[i] == 0 and p.column not in bad_codes:
+                    self._err("all_blank", p.column, p.target, None, self.n_rows,
+                              f"column '{p.column}' ({'node ' + p.target if p.target else 'diagnosis'}) "
+                              f"is blank in all {self.n_rows} rows: expected some recorded values; "
+                              "check its codes (blank codes: NA, empty, the mapping's missing:) or "
+                              "drop the column / list it under ignore: in the mapping")
+        rows = []
+        for c, (role, node) in self.roles.items():
+            i = next((k for k, p in enumerate(self.plans) if p.column == c), None)
+            blank = self.n_rows - int(self.nonblank[i]) if i is not None else 0
+            rows.append({"column": c, "role": role, "node": node if role == "node" else (
+                "working diagnosis" if role == "diagnosis" else None), "blank": blank,
+                "blank_fraction": blank / self.n_rows if self.n_rows else 0.0})
+        problems = pd.DataFrame(self.problems, columns=PROBLEM_COLUMNS)
+        order = {"error": 0, "warning": 1}
+        problems = problems.sort_values("severity", key=lambda s: s.map(order), kind="stable")
+        return AuditReport(problems=problems.reset_index(drop=True),
+                           columns=pd.DataFrame(rows, columns=["column", "role", "node", "blank",
+                                                               "blank_fraction"]),
+                           n_rows=self.n_rows, source=self.source)
+
+
+def _closest_ci(lab: str, valid: Sequence[str]) -> str | None:
+    low = {v.lower(): v for v in valid}
+    if lab.lower() in low:
+        return low[lab.lower()]
+    g = closest(lab.lower(), list(low))
+    return low[g] if g is not None else None
+
+
+def _unknown_msg(p, lab, count, rows, valid, g) -> str:
+    what = f"node {p.target}" if p.target else "working diagnosis"
+    shown = ", ".join(valid[:15]) + (", ..." if len(valid) > 15 else "")
+    exp = "one of " + shown + (" (the mapping's codes)" if p.codes is not None else "")
+    return (f"column '{p.column}' ({what}): unknown code '{lab}' in {count} row"
+            f"{'s' if count != 1 else ''} (first rows: {', '.join(map(str, rows))}); expected "
+            f"{exp}" + (f"; did you mean '{g}'?" if g else "; add it to the mapping's codes"))
+
+
+@dataclass
+class EncodedAudit:
+    """An audit translated to engine codes.
+
+    Attributes
+    ----------
+    codes : ndarray of int8, shape (n_rows, n_columns)
+        State index per observed column (``-1`` = blank), in :attr:`columns` order.
+    columns : list of str
+        The node each column observes.
+    cards : list of int
+        Number of states of each column's node.
+    diagnosis : ndarray of int8 or None
+        Index into :attr:`diagnosis_labels` per row (``-1`` = blank).
+    diagnosis_labels : list of str
+        The origins followed by ``"none"``.
+    report : AuditReport
+    dataset : str
+    kept : DataFrame or None
+        Columns carried through unchanged (``keep=``).
+    """
+
+    codes: np.ndarray
+    columns: list[str]
+    cards: list[int]
+    diagnosis: np.ndarray | None
+    diagnosis_labels: list[str]
+    report: AuditReport
+    dataset: str
+    kept: Any = None
+    weights: np.ndarray | None = None
+
+    @property
+    def n_rows(self) -> int:
+        """Number of rows."""
+        return int(self.codes.shape[0])
+
+    @property
+    def origins(self) -> list[str]:
+        """The model's origins (the diagnosis labels without ``none``)."""
+        return self.diagnosis_labels[:-1]
+
+
+def validate_audit(
+    data: Any, model: Any = None, mapping: Any = None, *, table: str | None = None,
+    sql: str | None = None, keep: Sequence[str] = (),
+) -> AuditReport:
+    """Check an audit against the model (and mapping) without raising.
+
+    Returns
+    -------
+    AuditReport
+        ``report.ok`` is False when fitting would refuse the data; ``print(report)``
+        lists every problem with its column, values, first rows and a suggestion.
+    """
+    return _encode(data, model, mapping, table=table, sql=sql, keep=keep, raise_errors=False).report
+
+
+def encode_audit(
+    data: Any, model: Any = None, mapping: Any = None, *, table: str | None = None,
+    sql: str | None = None, keep: Sequence[str] = (), dataset: str | None = None,
+) -> EncodedAudit:
+    """Validate and encode an audit in one pass.
+
+    Parameters
+    ----------
+    data : DataFrame, path or URL
+        See :func:`read_audit`.
+    model : optional
+        The model (default: the shipped model).
+    mapping : path, dict or AuditMapping, optional
+        Column and code translation (default: columns are node names, values are states).
+    table, sql : str, optional
+        For an SQLAlchemy URL.
+    keep : list of str
+        Columns to carry through unchanged (e.g. a patient id), exempt from mapping.
+    dataset : str, optional
+        Name recorded in reports and fitted models (default: the file or mapping name).
+
+    Raises
+    ------
+    DataError
+        When any problem is an error; ``err.report`` is the full :class:`AuditReport`.
+    """
+    return _encode(data, model, mapping, table=table, sql=sql, keep=keep, dataset=dataset)
+
+
+def _encode(data, model, mapping, *, table=None, sql=None, keep=(), dataset=None,
+            raise_errors=True, weight_column=None) -> EncodedAudit:
+    mp = load_mapping(mapping)
+    df = read_audit(data, table=table, sql=sql)
+    name = dataset or (mp.dataset if mp and mp.dataset else None) or describe_source(data, table, sql)
+    enc = _Encoder(df.columns, model, mp, keep=keep, source=name, weight_column=weight_column)
+    codes, diag, weights = enc.encode(df)  # valid columns are checked even if others are not
+    report = enc.finish()
+    if raise_errors:
+        report.raise_if_errors()
+    kept = df[list(keep)].reset_index(drop=True) if keep and all(k in df.columns for k in keep) else None
+    return EncodedAudit(codes=codes, columns=list(enc.columns), cards=list(enc.cards),
+                        diagnosis=diag, diagnosis_labels=list(enc.diag_labels), report=report,
+                        dataset=name, kept=kept, weights=weights)
+
+
+# ============================================================================ patterns
+def pattern_keys(codes: np.ndarray, cards: Sequence[int]) -> np.ndarray:
+    """One int64 key per row: mixed radix with ``card + 1`` digits per column (blank = 0).
+
+    When the key would overflow int64, the digits so far are first compressed to their
+    rank among the distinct prefixes (``np.unique`` of a 1-D array), so any number of
+    columns works and keys still sort like the rows.
+    """
+    codes = np.asarray(codes)
+    n = codes.shape[0]
+    key = np.zeros(n, dtype=np.int64)
+    bound = 1
+    for j, c in enumerate(cards):
+        r = int(c) + 1
+        if bound * r >= 2**62:
+            _, key = np.unique(key, return_inverse=True)
+            key = key.astype(np.int64).reshape(-1)
+            bound = int(key.max()) + 1 if n else 1
+        key = key * r + (codes[:, j].astype(np.int64) + 1)
+        bound *= r
+    return key
+
+
+def group_patterns(
+    codes: np.ndarray, cards: Sequence[int], weights: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Distinct rows of ``codes`` with their counts.
+
+    Returns
+    -------
+    patterns : ndarray, shape (m, k)
+        The distinct rows, sorted by their key.
+    counts : ndarray, shape (m,)
+        How many rows (or the summed ``weights``) share each pattern.
+    inverse : ndarray, shape (n,)
+        For each input row, the index of its pattern (``patterns[inverse] == codes``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> p, c, inv = group_patterns(np.array([[0, 1], [-1, 1], [0, 1]]), [2, 2])
+    >>> p.tolist(), c.tolist(), inv.tolist()
+    ([[-1, 1], [0, 1]], [1.0, 2.0], [1, 0, 1])
+    """
+    codes = np.asarray(codes)
+    if codes.shape[0] == 0:
+        return codes[:0], np.zeros(0), np.zeros(0, dtype=np.intp)
+    key = pattern_keys(codes, cards)
+    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    inverse = inverse.reshape(-1)
+    m = first.shape[0]
+    if weights is None:
+        counts = np.bincount(inverse, minlength=m).astype(float)
+    else:
+        counts = np.bincount(inverse, weights=np.asarray(weights, float), minlength=m)
+    return codes[first], counts, inverse
+
+
+# ============================================================================ counts
+@dataclass
+class AuditCounts:
+    """Sufficient statistics of an audit: its distinct patterns and how often each occurs.
+
+    Clinics can share these instead of patient records: fitting from merged counts gives
+    the same model as fitting from the pooled rows. Save with :meth:`save` (CSV, Parquet
+    or JSON; never pickle), read with :func:`read_counts`, combine with :func:`merge_counts`.
+
+    Attributes
+    ----------
+    columns : list of str
+        Nodes observed (pattern columns).
+    states : dict
+        ``{node: [states]}`` for the columns (checked against the model when fitting).
+    patterns : ndarray of int, shape (m, k)
+        Distinct patterns (``-1`` = blank).
+    counts : ndarray of float, shape (m,)
+        Rows per pattern.
+    n_rows : int
+        Rows summarised.
+    datasets : list of str
+        Names of the data sets merged into these counts.
+    model : str
+        Name of the model the codes refer to.
+    """
+
+    columns: list[str]
+    states: dict[str, list[str]]
+    patterns: np.ndarray
+    counts: np.ndarray
+    n_rows: int
+    datasets: list[str] = field(default_factory=list)
+    model: str = ""
+
+    @property
+    def cards(self) -> list[int]:
+        """Number of states of each column."""
+        return [len(self.states[c]) for c in self.columns]
+
+    def __repr__(self) -> str:
+        return (f"AuditCounts({self.n_rows} rows, {self.patterns.shape[0]} distinct patterns, "
+                f"{len(self.columns)} columns, datasets={self.datasets})")
+
+    def to_frame(self) -> Any:
+        """Patterns as state labels (blank = NaN) plus a ``count`` column."""
+        import pandas as pd
+
+        data = {c: pd.Categorical.from_codes(self.patterns[:, j].astype(np.int64),
+                                             categories=self.states[c])
+                for j, c in enumerate(self.columns)}
+        data[COUNT_COLUMN] = self.counts
+        return pd.DataFrame(data)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form (``format: kneehip-counts/1``)."""
+        pats = [[None if int(x) < 0 else self.states[c][int(x)] for c, x in zip(self.columns, row)]
+                for row in self.patterns.tolist()]
+        return {"format": COUNTS_FORMAT, "model": self.model, "rows": int(self.n_rows),
+                "datasets": list(self.datasets), "columns": list(self.columns),
+                "states": {c: list(self.states[c]) for c in self.columns},
+                "patterns": pats, "counts": [float(x) for x in self.counts]}
+
+    def save(self, path: str | os.PathLike[str], overwrite: bool = False) -> Path:
+        """Write to ``.csv``, ``.parquet`` or ``.json`` (atomically; no overwrite unless asked)."""
+        from .spec import atomic_write_text
+
+        p = Path(path)
+        name = p.name.lower()
+        if name.endswith(".json"):
+            return atomic_write_text(p, json.dumps(self.to_dict()), overwrite=overwrite)
+        if name.endswith(".csv"):
+            return atomic_write_text(p, self.to_frame().to_csv(index=False), overwrite=overwrite)
+        if name.endswith((".parquet", ".pq")):
+            import pyarrow as pa
+            import pyarrow.parquet as pq
+
+            if p.exists() and not overwrite:
+                raise FileExistsError(f"{p} exists: expected a new file name, found an existing "
+                                      "file; pass overwrite=True (CLI: --overwrite) to replace it")
+            tbl = pa.Table.from_pandas(self.to_frame(), preserve_index=False)
+            meta = {k: v for k, v in self.to_dict().items() if k not in ("patterns", "counts")}
+            tbl = tbl.replace_schema_metadata({**(tbl.schema.metadata or {}),
+                                               b"kneehip_counts": json.dumps(meta).encode()})
+            tmp = p.with_name(f".{p.name}.tmp")
+            pq.write_table(tbl, tmp)
+            os.replace(tmp, p)
+            return p
+        raise DataError(f"counts file {p}: expected a .csv, .parquet or .json name, found "
+                        f"'{p.suffix}'")
+
+    def __add__(self, other: AuditCounts) -> AuditCounts:
+        return merge_counts([self, other])
+
+
+def _counts_from_codes(codes, cards, columns, states, weights, n_rows, datasets, model_name):
+    pats, counts, _ = group_patterns(codes, cards, weights)
+    return AuditCounts(columns=list(columns), states={c: list(states[c]) for c in columns},
+                       patterns=pats.astype(np.int8), counts=counts, n_rows=int(n_rows),
+                       datasets=list(datasets), model=model_name)
+
+
+def audit_counts(
+    data: Any, model: Any = None, mapping: Any = None, *, table: str | None = None,
+    sql: str | None = None, chunksize: int = 500_000, dataset: str | None = None,
+    progress: bool = False,
+) -> AuditCounts:
+    """Summarise an audit into distinct patterns and counts, streaming in chunks.
+
+    Memory is bounded by the chunk size and the number of distinct patterns, not by the
+    number of rows: a 20-million-row Parquet file is read batch by batch and only the
+    per-chunk pattern counts are kept and merged.
+
+    Raises
+    ------
+    DataError
+        On the first chunk with invalid data (with the report), or when the table is
+        empty or a column is entirely blank.
+    """
+    from .queries import as_model
+
+    if isinstance(data, AuditCounts):
+        return data
+    if isinstance(data, EncodedAudit):
+        eng_model = as_model(model)
+        return _counts_from_codes(data.codes, data.cards, data.columns,
+                                  _states_of(eng_model, data.columns), data.weights,
+                                  data.n_rows, [data.dataset], _model_name(eng_model))
+    mp = load_mapping(mapping)
+    name = dataset or (mp.dataset if mp and mp.dataset else None) or describe_source(data, table, sql)
+    m = as_model(model)
+    enc = None
+    acc: AuditCounts | None = None
+    offset = 0
+    bar = _bar(progress, "counting rows", unit="rows")
+    for chunk in iter_audit(data, table=table, sql=sql, chunksize=chunksize):
+        if enc is None:
+            enc = _Encoder(chunk.columns, m, mp, source=name)
+        codes, _, w = enc.encode(chunk, offset)
+        enc.check_chunk()
+        part = _counts_from_codes(codes, enc.cards, enc.columns, _states_of(m, enc.columns), w,
+                                  len(chunk), [name], _model_name(m))
+        acc = part if acc is None else merge_counts([acc, part], datasets=[name])
+        offset += len(chunk)
+        bar.update(len(chunk))
+    bar.close()
+    assert enc is not None and acc is not None
+    enc.finish().raise_if_errors()
+    acc.n_rows = offset
+    return acc
+
+
+def _bar(progress: bool, desc: str, total: int | None = None, unit: str = "it"):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit=unit, disable=not progress, leave=False)
+
+
+def _states_of(model: Any, columns: Sequence[str]) -> dict[str, list[str]]:
+    from .engine import get_engine
+
+    eng = get_engine(model)
+    return {c: list(eng.states[c]) for c in columns}
+
+
+def _model_name(model: Any) -> str:
+    return str(getattr(model, "name", "") or "")
+
+
+def merge_counts(parts: Sequence[AuditCounts], datasets: Sequence[str] | None = None) -> AuditCounts:
+    """Pool several :class:`AuditCounts` (e.g. from several clinics) into one.
+
+    Columns are the union (a column one clinic did not record is blank in its patterns);
+    a column's states must agree across parts.
+
+    >>> import numpy as np
+    >>> a = AuditCounts(["knee_pain"], {"knee_pain": ["absent", "present"]},
+    ...                 np.array([[0], [1]]), np.array([3.0, 1.0]), 4, ["a"])
+    >>> (a + a).counts.tolist()
+    [6.0, 2.0]
+    """
+    parts = list(parts)
+    if not parts:
+        raise DataError("merge_counts: expected at least one counts table, found none")
+    columns: list[str] = []
+    states: dict[str, list[str]] = {}
+    for part in parts:
+        for c in part.columns:
+            if c in states:
+                if states[c] != list(part.states[c]):
+                    raise DataError(
+                        f"merge counts: column {c} has states {states[c]} in one table and "
+                        f"{list(part.states[c])} in another (datasets {part.datasets}): expected "
+                        "counts made with the same model")
+            else:
+                states[c] = list(part.states[c])
+                columns.append(c)
+    blocks = []
+    for part in parts:
+        block = np.full((part.patterns.shape[0], len(columns)), -1, dtype=np.int8)
+        for j, c in enumerate(part.columns):
+            block[:, columns.index(c)] = part.patterns[:, j]
+        blocks.append(block)
+    codes = np.concatenate(blocks, axis=0)
+    weights = np.concatenate([p.counts for p in parts])
+    ds: list[str] = []
+    for d in (datasets if datasets is not None else [x for p in parts for x in p.datasets]):
+        if d not in ds:
+            ds.append(d)
+    model = next((p.model for p in parts if p.model), "")
+    return _counts_from_codes(codes, [len(states[c]) for c in columns], columns, states, weights,
+                              sum(p.n_rows for p in parts), ds, model)
+
+
+def read_counts(path: str | os.PathLike[str], model: Any = None) -> AuditCounts:
+    """Read a counts file written by :meth:`AuditCounts.save` (CSV, Parquet or JSON).
+
+    The patterns are validated against the model like audit data (unknown states are
+    errors naming the rows).
+    """
+    import pandas as pd
+
+    from .queries import as_model
+
+    p = Path(path)
+    _check_file(p)
+    m = as_model(model)
+    name = p.name.lower()
+    meta: dict[str, Any] = {}
+    if name.endswith(".json"):
+        try:
+            raw = json.loads(p.read_text(encoding="utf-8"))
+        except (ValueError, OSError) as exc:
+            raise DataError(f"counts file {p}: not valid JSON: {_one_line(exc)}") from None
+        if not isinstance(raw, dict) or raw.get("format") != COUNTS_FORMAT:
+            raise DataError(f"counts file {p}: expected JSON with format '{COUNTS_FORMAT}', found "
+                            f"{raw.get('format') if isinstance(raw, dict) else type(raw).__name__!r}")
+        try:
+            df = pd.DataFrame(raw["patterns"], columns=raw["columns"], dtype=object)
+            df[COUNT_COLUMN] = raw["counts"]
+        except (KeyError, ValueError) as exc:
+            raise DataError(f"counts file {p}: malformed ({_one_line(exc)}): expected columns, "
+                            "patterns and counts of equal length") from None
+        meta = raw
+    elif name.endswith((".parquet", ".pq")):
+        import pyarrow.parquet as pq
+
+        tbl = pq.read_table(p)
+        raw_meta = (tbl.schema.metadata or {}).get(b"kneehip_counts")
+        meta = json.loads(raw_meta) if raw_meta else {}
+        df = tbl.to_pandas()
+    elif name.endswith(".csv"):
+        df = read_audit(p)
+    else:
+        raise DataError(f"counts file {p}: expected a .csv, .parquet or .json file, found "
+                        f"'{p.suffix}'")
+    if COUNT_COLUMN not in df.columns:
+        raise DataError(f"counts file {p}: expected a '{COUNT_COLUMN}' column with the number of "
+                        f"rows per pattern, found columns {list(df.columns)[:10]}")
+    enc = _Encoder(df.columns, m, None, source=p.name, weight_column=COUNT_COLUMN)
+    codes, _, w = enc.encode(df)
+    enc.finish().raise_if_errors()
+    datasets = meta.get("datasets") or [p.name]
+    n_rows = int(meta.get("rows", round(float(w.sum()))))
+    return _counts_from_codes(codes, enc.cards, enc.columns, _states_of(m, enc.columns), w,
+                              n_rows, datasets, meta.get("model", _model_name(m)))

@@ -1,0 +1,329 @@
+"""``kneehip`` commands for audit data: fit, check, batch, simulate, counts, merge-counts.
+
+Registered by :mod:`kneehip_bn.cli` through ``register(subparsers, parents)``. Heavy
+imports (pandas, pgmpy, matplotlib) happen inside the handlers.
+
+Examples (shell)::
+
+    kneehip simulate --n 2000 --seed 1 --missing 0.1 --output audit.csv
+    kneehip fit audit.csv --strength 50 --output fitted.yaml --report fit.json --plot fit.png
+    kneehip fit sqlite:///audit.db --table audit --output fitted.yaml
+    kneehip check audit.csv
+    kneehip batch audit.csv --output posteriors.csv
+    kneehip counts clinic_a.csv --output a_counts.json
+    kneehip fit --counts a_counts.json b_counts.json --output pooled.yaml
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from typing import Any
+
+from .errors import KneeHipError
+
+__all__ = ["register"]
+
+
+def _data_args(p: argparse.ArgumentParser, required: bool = True) -> None:
+    p.add_argument("data", nargs=None if required else "?", metavar="DATA",
+                   help="audit: a .csv/.parquet file or an SQLAlchemy URL (sqlite:///audit.db)")
+    p.add_argument("--mapping", metavar="MAP", default=None,
+                   help="YAML mapping of the audit's columns and codes to nodes and states")
+    p.add_argument("--table", default=None, help="table to read (with a database URL)")
+    p.add_argument("--sql", default=None, help="SELECT query to run (with a database URL)")
+
+
+def register(subparsers: Any, parents: dict[str, argparse.ArgumentParser]) -> None:
+    """Add the learning commands to the ``kneehip`` parser."""
+    fit = subparsers.add_parser(
+        "fit", parents=[parents["model"], parents["json"], parents["plot"]],
+        help="update the expert priors with audit data (Dirichlet update / EM)",
+        description="Fit the model's expert priors to audit data: each table's expert "
+                    "probabilities x its strength are Dirichlet pseudo-counts updated by the "
+                    "audit (EM when values are blank or nodes unobserved). Writes a new model "
+                    "file; never overwrites without --overwrite.")
+    _data_args(fit, required=False)
+    fit.add_argument("--counts", nargs="+", metavar="COUNTS", default=None,
+                     help="fit from shared counts files (kneehip counts) instead of DATA; "
+                          "several are merged")
+    fit.add_argument("--strength", type=float, default=None,
+                     help="equivalent sample size of every table (default: the model file's)")
+    fit.add_argument("--strengths", nargs="+", metavar="NODE=N", default=[],
+                     help="per-table equivalent sample sizes")
+    fit.add_argument("--freeze", nargs="+", metavar="NODE", default=[],
+                     help="tables kept at their expert values")
+    fit.add_argument("--noisy-or", choices=["keep", "tabular"], default="keep",
+                     help="keep noisy-OR tables noisy-OR (default) or fit full tables")
+    fit.add_argument("--max-iter", type=int, default=200)
+    fit.add_argument("--tol", type=float, default=1e-6,
+                     help="relative change of the log-posterior at which EM stops")
+    fit.add_argument("--holdout", type=float, default=0.25,
+                     help="fraction of rows held out for accuracy when a working diagnosis "
+                          "is recorded (0: none)")
+    fit.add_argument("--seed", type=int, default=0, help="seed of the train/test split")
+    fit.add_argument("--dataset-name", default=None, help="name recorded in the fitted model")
+    fit.add_argument("--output", "-o", required=True, metavar="NEW_MODEL")
+    fit.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    fit.add_argument("--report", metavar="REPORT.json", default=None,
+                     help="also write the fit report as JSON")
+    fit.add_argument("--quiet", action="store_true", help="no progress bars")
+    fit.set_defaults(func=cmd_fit)
+
+    chk = subparsers.add_parser(
+        "check", parents=[parents["model"], parents["json"]],
+        help="test the independencies the graph implies on audit data",
+        description="Structure check: conditional independencies the graph implies among the "
+                    "observed columns, tested on complete cases (G-test, Benjamini-Hochberg). "
+                    "Violations hint at missing arrows.")
+    _data_args(chk)
+    chk.add_argument("--alpha", type=float, default=0.05, help="false discovery rate")
+    chk.add_argument("--max-given", type=int, default=4,
+                     help="largest conditioning set tested")
+    chk.add_argument("--all", action="store_true", help="list every test, not only violations")
+    chk.set_defaults(func=cmd_check)
+
+    bat = subparsers.add_parser(
+        "batch", parents=[parents["model"]],
+        help="posterior of each origin for every audit row",
+        description="One output row per input row, in input order, one column per origin "
+                    "with P(present). Identical rows are computed once.")
+    _data_args(bat)
+    bat.add_argument("--output", "-o", required=True, metavar="POSTERIORS.csv")
+    bat.add_argument("--targets", nargs="+", metavar="NODE", default=None,
+                     help="nodes to report (default: the origins)")
+    bat.add_argument("--keep", nargs="+", metavar="COLUMN", default=[],
+                     help="input columns copied to the output (e.g. a patient id)")
+    bat.add_argument("--on-impossible", choices=["raise", "nan"], default="raise",
+                     help="rows the model gives probability zero: error (default) or NaN")
+    bat.add_argument("--chunksize", type=int, default=1_000_000, help="rows read at a time")
+    bat.add_argument("--overwrite", action="store_true")
+    bat.set_defaults(func=cmd_batch)
+
+    sim = subparsers.add_parser(
+        "simulate", parents=[parents["model"]],
+        help="write a SYNTHETIC audit drawn from the model",
+        description="Forward-sample patients from the model and record them as an audit "
+                    "would: mechanisms dropped, cells blanked, optional working diagnosis.")
+    sim.add_argument("--n", type=int, required=True, help="number of patients")
+    sim.add_argument("--seed", type=int, default=None)
+    sim.add_argument("--missing", type=float, default=0.0, help="fraction of blank cells")
+    sim.add_argument("--mechanism", choices=["mcar", "mar"], default="mcar",
+                     help="blanks completely at random, or at random given age_group")
+    sim.add_argument("--diagnosis-noise", type=float, default=None,
+                     help="record a working_diagnosis column with this error rate")
+    sim.add_argument("--hide", nargs="+", metavar="GROUP", default=["mechanism"],
+                     help="node groups not recorded (default: mechanism)")
+    sim.add_argument("--output", "-o", required=True, metavar="PATH", help=".csv or .parquet")
+    sim.add_argument("--overwrite", action="store_true")
+    sim.set_defaults(func=cmd_simulate)
+
+    cnt = subparsers.add_parser(
+        "counts", parents=[parents["model"]],
+        help="summarise an audit into shareable pattern counts",
+        description="Distinct patterns and their counts (no patient records): fitting from "
+                    "merged counts equals fitting from the pooled rows.")
+    _data_args(cnt)
+    cnt.add_argument("--output", "-o", required=True, metavar="COUNTS",
+                     help=".json, .csv or .parquet")
+    cnt.add_argument("--dataset-name", default=None)
+    cnt.add_argument("--overwrite", action="store_true")
+    cnt.set_defaults(func=cmd_counts)
+
+    mrg = subparsers.add_parser("merge-counts", parents=[parents["model"]],
+                                help="pool counts files from several clinics")
+    mrg.add_argument("counts", nargs="+", metavar="COUNTS")
+    mrg.add_argument("--output", "-o", required=True, metavar="COUNTS")
+    mrg.add_argument("--overwrite", action="store_true")
+    mrg.set_defaults(func=cmd_merge_counts)
+
+
+# ---------------------------------------------------------------------- handlers
+def _spec(args):
+    from .cli import load_for_cli
+
+    return load_for_cli(args)
+
+
+def _check_out(path: str, overwrite: bool) -> None:
+    if os.path.exists(path) and not overwrite:
+        raise FileExistsError(f"{path} exists: expected a new file name, found an existing file; "
+                              "pass --overwrite to replace it")
+
+
+def _strengths(items) -> dict[str, float]:
+    out = {}
+    for it in items:
+        k, sep, v = it.partition("=")
+        try:
+            out[k.strip()] = float(v)
+        except ValueError:
+            sep = ""
+        if not sep or not k.strip():
+            raise KneeHipError(f"--strengths '{it}': expected NODE=N (e.g. knee_pain=50)")
+    return out
+
+
+def cmd_fit(args: argparse.Namespace) -> int:
+    from .cli import emit_json
+    from .learn import PriorFitter
+
+    spec = _spec(args)
+    if (args.data is None) == (args.counts is None):
+        raise KneeHipError("fit: expected exactly one of DATA (an audit file or URL) or "
+                           f"--counts FILES, found {'both' if args.data else 'neither'}")
+    _check_out(args.output, args.overwrite)
+    for extra in (args.report, args.plot):
+        if extra:
+            _check_out(extra, args.overwrite)
+    if spec.path and os.path.abspath(args.output) == os.path.abspath(spec.path) and not args.overwrite:
+        raise FileExistsError(f"{args.output} is the input model: pass --overwrite to replace it")
+    fitter = PriorFitter(
+        model=spec, strength=args.strength, strengths=_strengths(args.strengths),
+        freeze=args.freeze, noisy_or=args.noisy_or, max_iter=args.max_iter, tol=args.tol,
+        progress=not args.quiet and sys.stderr.isatty(), holdout=args.holdout, seed=args.seed)
+    data = args.counts if args.counts is not None else args.data
+    fitter.fit(data, mapping=args.mapping, dataset_name=args.dataset_name, table=args.table,
+               sql=args.sql)
+    fitter.save(args.output, overwrite=args.overwrite)
+    rep = fitter.report_
+    if args.report:
+        rep.to_json(args.report, overwrite=args.overwrite)
+    if args.plot:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig = rep.plot(args.plot)
+        plt.close(fig)
+    if args.json:
+        emit_json(rep.to_dict() | {"output": args.output})
+    else:
+        print(rep)
+        print(f"\nwrote {args.output}" + (f", {args.report}" if args.report else "")
+              + (f", {args.plot}" if args.plot else ""))
+    return 0
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    import pandas as pd
+
+    from .cli import emit_json
+    from .report import check_structure
+
+    spec = _spec(args)
+    res = check_structure(args.data, spec, args.mapping, alpha=args.alpha,
+                          max_given=args.max_given, table=args.table, sql=args.sql)
+    bad = res[res["violated"]]
+    if args.json:
+        emit_json({"rows": res.attrs.get("rows"), "alpha": args.alpha, "tests": len(res),
+                   "violated": int(len(bad)),
+                   "skipped_large_given": res.attrs.get("skipped_large_given", 0),
+                   "results": (res if args.all else bad).to_dict(orient="records")})
+        return 0
+    print(f"Structure check: {len(res)} implied independencies among observed columns tested "
+          f"on {res.attrs.get('rows')} rows (complete cases per test, G-test, "
+          f"Benjamini-Hochberg FDR {args.alpha:g}); {len(bad)} violated"
+          + (f"; {res.attrs['skipped_large_given']} skipped (conditioning set > "
+             f"{args.max_given})" if res.attrs.get("skipped_large_given") else ""))
+    show = res if args.all else bad
+    if len(show):
+        with pd.option_context("display.max_rows", None, "display.width", 200,
+                               "display.max_colwidth", 50):
+            print(show[["x", "y", "given", "n_rows", "g_stat", "dof", "q_value", "cmi",
+                        "cramers_v", "violated"]].to_string(index=False,
+                                                             float_format=lambda v: f"{v:.4g}"))
+        if len(bad):
+            print("\nViolations are hints, not proof: each says the two columns are associated "
+                  "beyond what the graph allows (a missing arrow or common cause).")
+    return 0
+
+
+def cmd_batch(args: argparse.Namespace) -> int:
+    from .learn import write_batch_posteriors
+
+    spec = _spec(args)
+    path, n = write_batch_posteriors(
+        args.data, args.output, spec, args.mapping, args.targets,
+        on_impossible=args.on_impossible, keep=args.keep, table=args.table, sql=args.sql,
+        overwrite=args.overwrite, chunksize=args.chunksize,
+        progress=sys.stderr.isatty())
+    print(f"wrote {path} ({n} rows)")
+    return 0
+
+
+def cmd_simulate(args: argparse.Namespace) -> int:
+    from .simulate import simulate_audit
+
+    spec = _spec(args)
+    _check_out(args.output, args.overwrite)
+    df = simulate_audit(args.n, seed=args.seed, missing=args.missing, mechanism=args.mechanism,
+                        diagnosis_noise=args.diagnosis_noise, model=spec, hidden=args.hide)
+    write_table(df, args.output, overwrite=args.overwrite)
+    print(f"wrote {args.output} ({len(df)} rows, {df.shape[1]} columns; SYNTHETIC data drawn "
+          f"from model '{spec.name}', seed {args.seed})")
+    return 0
+
+
+def write_table(df: Any, path: str, overwrite: bool = False) -> None:
+    """Write a DataFrame to CSV or Parquet (by extension) atomically, with pyarrow."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    _check_out(path, overwrite)
+    tmp = os.path.join(os.path.dirname(os.path.abspath(path)),
+                       f".{os.path.basename(path)}.{os.getpid()}.tmp")
+    try:
+        if path.lower().endswith((".parquet", ".pq")):
+            pq.write_table(pa.Table.from_pandas(df, preserve_index=False), tmp)
+        elif len(df) < 200_000:  # pandas writes plain, unquoted CSV
+            df.to_csv(tmp, index=False)
+        else:  # pyarrow is ~10x faster on large tables
+            tbl = pa.Table.from_pandas(df, preserve_index=False)
+            tbl = tbl.cast(pa.schema([pa.field(f.name, pa.string()) if pa.types.is_dictionary(f.type)
+                                      else f for f in tbl.schema]))
+            write_csv_arrow(tbl, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def write_csv_arrow(tbl: Any, path: str) -> None:
+    """Write an Arrow table as CSV without quotes (labels and numbers need none); values
+    that do need quoting (a comma in a kept id column) fall back to quoting."""
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    try:
+        pacsv.write_csv(tbl, path, write_options=pacsv.WriteOptions(quoting_style="none"))
+    except pa.ArrowInvalid:
+        pacsv.write_csv(tbl, path, write_options=pacsv.WriteOptions(quoting_style="needed"))
+
+
+def cmd_counts(args: argparse.Namespace) -> int:
+    from .audit import audit_counts
+
+    spec = _spec(args)
+    _check_out(args.output, args.overwrite)
+    c = audit_counts(args.data, spec, args.mapping, table=args.table, sql=args.sql,
+                     dataset=args.dataset_name, progress=sys.stderr.isatty())
+    c.save(args.output, overwrite=args.overwrite)
+    print(f"wrote {args.output}: {c.n_rows} rows as {c.patterns.shape[0]} distinct patterns over "
+          f"{len(c.columns)} columns (no patient-level records)")
+    return 0
+
+
+def cmd_merge_counts(args: argparse.Namespace) -> int:
+    from .audit import merge_counts, read_counts
+
+    spec = _spec(args)
+    _check_out(args.output, args.overwrite)
+    c = merge_counts([read_counts(p, spec) for p in args.counts])
+    c.save(args.output, overwrite=args.overwrite)
+    print(f"wrote {args.output}: {c.n_rows} rows from {len(args.counts)} files "
+          f"({', '.join(c.datasets)}), {c.patterns.shape[0]} distinct patterns")
+    return 0

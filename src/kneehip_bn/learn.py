@@ -1,0 +1,1019 @@
+"""Fitting the expert priors to clinical audit data, and batch posteriors.
+
+The model's expert probabilities are a prior; an audit updates them.
+
+**Prior.** Each table's expert probabilities times its strength (the equivalent sample
+size, ``spec.strength_of(node)``, overridable per table and globally) are Dirichlet
+pseudo-counts ``alpha[x, u] = strength * P_expert(x | u)``, one set per parent
+configuration ``u``, exactly as pgmpy's ``DiscreteBayesianEstimator(prior_type="dirichlet",
+pseudo_counts=...)`` and its ``fit_update`` use them. A structural zero of the expert
+table has pseudo-count zero and stays zero.
+
+**Complete data** (every node observed in every row): the fitted table is
+``(counts + alpha) / column sums``, pgmpy's Bayesian estimate, in closed form.
+
+**Missing values and unobserved nodes**: EM over all rows. The E-step groups identical
+rows into distinct patterns (one int64 key per row, ``np.unique``) and asks the compiled
+engine for the expected family counts of the patterns, weighted by how often each occurs
+(:meth:`Engine.expected_counts`); the M-step is the same Dirichlet update with expected
+counts. Each iteration maximises the penalised objective
+
+    log P(data | theta) + sum over tables of sum alpha * log theta
+
+(the log-posterior up to a constant), which EM never decreases; iteration stops when its
+relative change falls below ``tol``.
+
+**Noisy-OR tables** stay noisy-OR (``noisy_or="keep"``): their leak and links maximise the
+same objective, ``sum (N + alpha) * log P_noisyOR(x | u)``, by projected Newton steps in
+``w = -log(1 - p)`` (the objective is concave there); or they become full tables
+(``noisy_or="tabular"``).
+
+Examples
+--------
+>>> from kneehip_bn.simulate import simulate_audit
+>>> from kneehip_bn.learn import PriorFitter
+>>> audit = simulate_audit(300, seed=0, missing=0.1)
+>>> fitter = PriorFitter(progress=False, max_iter=5).fit(audit, dataset_name="demo")
+>>> fitter.spec_.nodes["knee_pain"].noisy_or.leak.source
+'fitted'
+>>> bool(fitter.history_["log_posterior"].is_monotonic_increasing)
+True
+"""
+
+from __future__ import annotations
+
+import contextlib
+import copy
+import datetime as _dt
+import math
+import os
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .audit import (
+    AuditCounts,
+    EncodedAudit,
+    _Encoder,
+    _states_of,
+    describe_source,
+    encode_audit,
+    group_patterns,
+    iter_audit,
+    load_mapping,
+    merge_counts,
+    read_counts,
+)
+from .errors import (
+    DataError,
+    ImpossibleEvidenceError,
+    KneeHipError,
+    NotFittedError,
+    UnknownNameError,
+)
+
+__all__ = [
+    "PriorFitter",
+    "batch_posteriors",
+    "fit_priors",
+    "write_batch_posteriors",
+]
+
+_W_MAX = -math.log(1e-12)  # link/leak probabilities are kept <= 1 - 1e-12
+# rows per engine pass: blocks of ~16 MB stay in cache and run 2-3x faster than the
+# engine's default 256 MB blocks on this model (measured in benchmarks/bench_learn.py)
+_CHUNK_BYTES = 16 * 2**20
+
+
+def _blas_single() -> Any:
+    """Limit BLAS to one thread while the engine runs: its many small matrix products are
+    2-5x slower with OpenBLAS threads competing on a busy 2-core machine
+    (threadpoolctl ships with scikit-learn, a pgmpy dependency; without it, no limit)."""
+    try:
+        from threadpoolctl import threadpool_limits
+    except ImportError:  # pragma: no cover
+        return contextlib.nullcontext()
+    return threadpool_limits(1, user_api="blas")
+
+
+def _engine_copy(engine):
+    """A shallow copy of an engine with cache-friendly batch blocks (the original, possibly
+    shared through get_engine's cache, is left untouched)."""
+    eng = copy.copy(engine)
+    eng.chunk_bytes = _CHUNK_BYTES
+    return eng
+
+
+# ============================================================================ parameters
+@dataclass
+class _Family:
+    """One conditional table as the fitter sees it."""
+
+    name: str
+    states: list[str]
+    parents: list[str]
+    pcards: list[int]
+    kind: str  # "table" or "noisy_or"
+    expert: np.ndarray  # (card, *pcards)
+    strength: float
+    frozen: bool
+    design: np.ndarray | None = None  # noisy-OR: (n_configs, 1 + n_links), leak first
+    on_idx: int = 1
+    w_expert: np.ndarray | None = None
+    parent_states: dict[str, list[str]] = field(default_factory=dict)
+    link_labels: list[str] = field(default_factory=list)
+
+    @property
+    def alpha(self) -> np.ndarray:
+        """Dirichlet pseudo-counts: strength x expert table."""
+        return self.strength * self.expert
+
+    def table_from_w(self, w: np.ndarray) -> np.ndarray:
+        """The implied noisy-OR table for parameters ``w = -log(1 - p)``."""
+        off = np.exp(-(self.design @ w)).reshape(self.pcards)
+        out = np.empty([2, *self.pcards])
+        out[self.on_idx] = 1.0 - off
+        out[1 - self.on_idx] = off
+        return out
+
+
+def _families(spec, strength, strengths, freeze, noisy_or) -> list[_Family]:
+    from .network import cpd_array
+
+    fams = []
+    for name, node in spec.nodes.items():
+        s = strengths.get(name, strength if strength is not None else spec.strength_of(name))
+        pcards = [len(spec.nodes[p].states) for p in node.parents]
+        expert = cpd_array(spec, node)
+        fam = _Family(name=name, states=list(node.states), parents=list(node.parents),
+                      pcards=pcards, kind="table", expert=expert, strength=float(s),
+                      frozen=name in freeze,
+                      parent_states={p: list(spec.nodes[p].states) for p in node.parents})
+        if node.noisy_or is not None and noisy_or == "keep":
+            nor = node.noisy_or
+            fam.kind = "noisy_or"
+            fam.on_idx = node.states.index(nor.on_state)
+            configs = np.indices(pcards).reshape(len(pcards), -1).T if pcards else np.zeros((1, 0), int)
+            cols = [np.ones(configs.shape[0])]
+            ps = [float(nor.leak.p)]
+            for ln in nor.links:
+                j = node.parents.index(ln.parent)
+                k = spec.nodes[ln.parent].states.index(ln.when)
+                cols.append((configs[:, j] == k).astype(float))
+                ps.append(float(ln.p))
+            fam.design = np.stack(cols, axis=1)
+            fam.link_labels = [f"{ln.parent}={ln.when}" for ln in nor.links]
+            fam.w_expert = np.minimum(-np.log1p(-np.minimum(np.array(ps), 1.0 - 1e-300)), _W_MAX)
+        fams.append(fam)
+    return fams
+
+
+def _xlogy(a: np.ndarray, t: np.ndarray) -> float:
+    """sum a * log t with 0 * log 0 = 0 (and -inf where a > 0 = t)."""
+    pos = a > 0
+    with np.errstate(divide="ignore"):
+        return float(np.sum(a[pos] * np.log(t[pos])))
+
+
+def _log1mexp(z: np.ndarray) -> np.ndarray:
+    """log(1 - exp(-z)) for z >= 0, accurate near 0 and for large z."""
+    with np.errstate(divide="ignore"):
+        return np.where(z > 0.693, np.log1p(-np.exp(-z)), np.log(-np.expm1(-z)))
+
+
+def _nor_objective(D, a_on, a_off, w) -> float:
+    z = D @ w
+    pos = a_on > 0
+    if np.any(z[pos] <= 0):
+        return -math.inf
+    return float(-(a_off @ z) + a_on[pos] @ _log1mexp(z[pos]))
+
+
+def _nor_grad_hess(D, a_on, a_off, w):
+    z = D @ w
+    pos = a_on > 0
+    r = np.zeros_like(z)
+    h = np.zeros_like(z)
+    em1 = np.expm1(z[pos])
+    r[pos] = a_on[pos] / em1
+    h[pos] = a_on[pos] / (em1 * -np.expm1(-z[pos]))  # a * e^z / (e^z - 1)^2
+    g = D.T @ (r - a_off)
+    H = -(D.T * h) @ D
+    return g, H
+
+
+def _fit_noisy_or(D, a_on, a_off, w0, max_iter: int = 100) -> np.ndarray:
+    """Maximise sum a_off log(off) + a_on log(1 - off), off = exp(-D w), over 0 <= w <= W_MAX.
+
+    Projected Newton with backtracking; every accepted step increases the (concave)
+    objective, so a generalised-EM M-step never lowers the EM objective.
+    """
+    w = np.clip(np.asarray(w0, float), 0.0, _W_MAX)
+    f = _nor_objective(D, a_on, a_off, w)
+    if not np.isfinite(f):  # start from a point inside the domain
+        w = np.maximum(w, 1e-3)
+        f = _nor_objective(D, a_on, a_off, w)
+    for _ in range(max_iter):
+        g, H = _nor_grad_hess(D, a_on, a_off, w)
+        free = ~(((w <= 0) & (g < 0)) | ((w >= _W_MAX) & (g > 0)))
+        d = np.zeros_like(w)
+        if free.any():
+            Hf = -H[np.ix_(free, free)]
+            ridge = 1e-10 * max(float(np.max(np.diag(Hf))), 1e-12) + 1e-12
+            try:
+                d[free] = np.linalg.solve(Hf + ridge * np.eye(Hf.shape[0]), g[free])
+            except np.linalg.LinAlgError:
+                d[free] = g[free]
+        if g @ d <= 0:
+            d = np.where(free, g, 0.0)
+        if not np.any(d):
+            break
+        t, accepted = 1.0, False
+        for _ in range(50):
+            w_new = np.clip(w + t * d, 0.0, _W_MAX)
+            f_new = _nor_objective(D, a_on, a_off, w_new)
+            if f_new >= f:
+                accepted = True
+                break
+            t *= 0.5
+        if not accepted:
+            break
+        gain = f_new - f
+        w, f = w_new, f_new
+        if gain <= 1e-13 * max(1.0, abs(f)):
+            break
+    return w
+
+
+def _nor_laplace_sd(D, a_on, a_off, w) -> np.ndarray:
+    """Laplace standard deviations of ``w`` at the optimum (inverse negative Hessian)."""
+    _, H = _nor_grad_hess(D, a_on, a_off, w)
+    A = -H
+    ridge = 1e-9 * max(float(np.max(np.diag(A))), 1e-12) + 1e-12
+    try:
+        cov = np.linalg.inv(A + ridge * np.eye(A.shape[0]))
+    except np.linalg.LinAlgError:  # pragma: no cover - ridge makes it invertible
+        return np.full(w.shape, np.nan)
+    return np.sqrt(np.maximum(np.diag(cov), 0.0))
+
+
+class _Params:
+    """Current tables of every family (and noisy-OR parameters)."""
+
+    def __init__(self, fams: list[_Family]):
+        self.fams = fams
+        self.table = {f.name: f.expert.copy() for f in fams}
+        self.w = {f.name: f.w_expert.copy() for f in fams if f.kind == "noisy_or"}
+
+    def log_prior(self) -> float:
+        return sum(_xlogy(f.alpha, self.table[f.name]) for f in self.fams)
+
+    def m_step(self, counts: Mapping[str, np.ndarray]) -> None:
+        for f in self.fams:
+            if f.frozen:
+                continue
+            A = counts[f.name] + f.alpha
+            if f.kind == "table":
+                tot = A.sum(axis=0, keepdims=True)
+                with np.errstate(invalid="ignore", divide="ignore"):
+                    new = np.where(tot > 0, A / np.where(tot > 0, tot, 1.0), self.table[f.name])
+                self.table[f.name] = new
+            else:
+                a_on = A[f.on_idx].reshape(-1)
+                a_off = A[1 - f.on_idx].reshape(-1)
+                w = _fit_noisy_or(f.design, a_on, a_off, self.w[f.name])
+                self.w[f.name] = w
+                self.table[f.name] = f.table_from_w(w)
+
+
+# ============================================================================ data scan
+@dataclass
+class _Scan:
+    counts: AuditCounts
+    train: AuditCounts | None
+    test: tuple[np.ndarray, np.ndarray, np.ndarray] | None  # patterns, diagnosis, counts
+    report: Any
+    dataset: str
+    diagnosis_labels: list[str]
+
+
+def _scan(data, model, mapping, *, table, sql, dataset, holdout, seed, chunksize, progress) -> _Scan:
+    """Read (streaming), validate and summarise an audit into pattern counts.
+
+    With a diagnosis column and ``holdout > 0`` the rows are also split at random (seeded)
+    into a training part (its own pattern counts) and a test part (patterns with the
+    working diagnosis), for held-out accuracy.
+    """
+    from .audit import _bar, _counts_from_codes, _model_name
+
+    mp = load_mapping(mapping)
+    name = dataset or (mp.dataset if mp and mp.dataset else None) or describe_source(data, table, sql)
+    rng = np.random.default_rng(seed)
+    enc = None
+    parts, train_parts, test_parts = [], [], []
+    offset = 0
+    bar = _bar(progress, "reading audit", unit="rows")
+    for chunk in iter_audit(data, table=table, sql=sql, chunksize=chunksize):
+        if enc is None:
+            enc = _Encoder(chunk.columns, model, mp, source=name)
+        codes, diag, _ = enc.encode(chunk, offset)
+        enc.check_chunk()
+        states = _states_of(model, enc.columns)
+        mname = _model_name(model)
+        parts.append(_counts_from_codes(codes, enc.cards, enc.columns, states, None, len(chunk),
+                                        [name], mname))
+        if diag is not None and holdout > 0:
+            is_test = rng.random(len(chunk)) < holdout
+            train_parts.append(_counts_from_codes(codes[~is_test], enc.cards, enc.columns, states,
+                                                  None, int((~is_test).sum()), [name], mname))
+            sel = is_test & (diag >= 0)
+            both = np.concatenate([codes[sel], diag[sel, None]], axis=1)
+            pats, cnt, _ = group_patterns(both, [*enc.cards, len(enc.diag_labels)])
+            test_parts.append((pats[:, :-1], pats[:, -1], cnt))
+        if len(parts) > 8:  # keep memory bounded: merge the per-chunk counts as we go
+            parts = [merge_counts(parts, datasets=[name])]
+            if train_parts:
+                train_parts = [merge_counts(train_parts, datasets=[name])]
+        offset += len(chunk)
+        bar.update(len(chunk))
+    bar.close()
+    assert enc is not None
+    report = enc.finish()
+    report.raise_if_errors()
+    counts = merge_counts(parts, datasets=[name]) if len(parts) > 1 else parts[0]
+    counts.n_rows = offset
+    train = test = None
+    if train_parts and test_parts:
+        train = merge_counts(train_parts, datasets=[name])
+        tp = np.concatenate([t[0] for t in test_parts])
+        td = np.concatenate([t[1] for t in test_parts])
+        tc = np.concatenate([t[2] for t in test_parts])
+        if tc.sum() >= 10 and train.n_rows > 0:
+            test = (tp, td, tc)
+        else:
+            train = None
+    return _Scan(counts, train, test, report, name, list(enc.diag_labels))
+
+
+# ============================================================================ EM
+@dataclass
+class _FitResult:
+    params: _Params
+    history: Any
+    counts: dict[str, np.ndarray]
+    loglik: float
+    loglik_expert: float
+    converged: bool
+    n_iter: int
+    method: str
+    complete: bool
+
+
+def _check_possible(engine, counts: AuditCounts, what: str) -> None:
+    res = engine.batch(counts.patterns, counts.columns, targets=[], on_impossible="nan")
+    bad = np.flatnonzero(~np.isfinite(res.log_evidence))
+    if bad.size:
+        rows = int(counts.counts[bad].sum())
+        shown = []
+        for b in bad[:3]:
+            obs = [f"{c}={counts.states[c][int(x)]}" for c, x in zip(counts.columns, counts.patterns[b])
+                   if x >= 0]
+            shown.append("{" + ", ".join(obs) + "}")
+        raise DataError(
+            f"{rows} audit row(s) in {bad.size} distinct pattern(s) are impossible under the "
+            f"{what} (probability zero), e.g. {'; '.join(shown)}: expected findings the model "
+            "allows; a structural zero (such as upper_lumbar_root present without "
+            "lumbar_radiculopathy) contradicts these rows: check them, or give that table a "
+            "non-zero prior")
+
+
+def _family_counts_complete(counts: AuditCounts, fams: list[_Family]) -> dict[str, np.ndarray]:
+    """Exact family counts when every node is observed in every row (weighted bincount)."""
+    col = {c: j for j, c in enumerate(counts.columns)}
+    out = {}
+    for f in fams:
+        fam = [f.name, *f.parents]
+        cards = [len(f.states), *f.pcards]
+        key = np.zeros(counts.patterns.shape[0], dtype=np.int64)
+        for x, k in zip(fam, cards):
+            key = key * k + counts.patterns[:, col[x]].astype(np.int64)
+        flat = np.bincount(key, weights=counts.counts, minlength=int(np.prod(cards)))
+        out[f.name] = flat.reshape(cards)
+    return out
+
+
+def _run_em(spec, fams, counts: AuditCounts, **kw: Any) -> _FitResult:
+    with _blas_single():
+        return _run_em_inner(spec, fams, counts, **kw)
+
+
+def _run_em_inner(spec, fams, counts: AuditCounts, *, max_iter, tol, progress, desc="EM"
+                  ) -> _FitResult:
+    import pandas as pd
+    from tqdm.auto import tqdm
+
+    from .engine import Engine
+
+    base = _engine_copy(Engine(spec))
+    params = _Params(fams)
+    for c in counts.columns:
+        if list(base.states[c]) != list(counts.states[c]):
+            raise DataError(f"counts column {c}: states {counts.states[c]} differ from the model's "
+                            f"{base.states[c]}: expected counts made with this model")
+    _check_possible(base, counts, "expert model")
+    complete = set(counts.columns) == set(base.variables) and bool(
+        counts.patterns.shape[0] == 0 or (counts.patterns >= 0).all())
+    rows: list[dict[str, float]] = []
+    has_nor = any(f.kind == "noisy_or" and not f.frozen for f in fams)
+    if complete:
+        t0 = time.perf_counter()
+        N = _family_counts_complete(counts, fams)
+        ll0 = _complete_loglik(N, params)
+        rows.append(_hist(0, ll0, params.log_prior(), None, 0.0))
+        params.m_step(N)
+        ll = _complete_loglik(N, params)
+        lp = ll + params.log_prior()
+        rows.append(_hist(1, ll, params.log_prior(), _rel(lp, rows[-1]["log_posterior"]),
+                          time.perf_counter() - t0))
+        method = "bayes-dirichlet" + ("+noisy-or" if has_nor else "")
+        return _FitResult(params, pd.DataFrame(rows), N, ll, ll0, True, 1, method, True)
+    pats, w = counts.patterns, counts.counts
+    converged = False
+    prev = None
+    ll0 = None
+    bar = tqdm(total=max_iter, desc=desc, disable=not progress, leave=False)
+    N: dict[str, np.ndarray] = {}
+    ll = -math.inf
+    it = 0
+    for it in range(max_iter + 1):
+        t0 = time.perf_counter()
+        eng = base.with_tables(params.table) if it else base
+        try:
+            N, ll, _ = eng.expected_counts(pats, counts.columns, weights=w)
+        except ImpossibleEvidenceError as exc:  # pragma: no cover - guarded by the M-step
+            raise DataError(f"EM iteration {it}: {exc}") from None
+        if ll0 is None:
+            ll0 = ll
+        lp = ll + params.log_prior()
+        rel = None if prev is None else _rel(lp, prev)
+        rows.append(_hist(it, ll, lp - ll, rel, time.perf_counter() - t0))
+        bar.set_postfix(loglik=f"{ll:.6g}")
+        if rel is not None and abs(rel) < tol:
+            converged = True
+            break
+        if it == max_iter:
+            break
+        params.m_step(N)
+        prev = lp
+        bar.update(1)
+    bar.close()
+    method = "em-dirichlet" + ("+noisy-or" if has_nor else "")
+    return _FitResult(params, pd.DataFrame(rows), N, float(ll), float(ll0), converged, it,
+                      method, False)
+
+
+def _complete_loglik(N, params: _Params) -> float:
+    return sum(_xlogy(N[f.name], params.table[f.name]) for f in params.fams)
+
+
+def _rel(new: float, old: float) -> float:
+    return (new - old) / max(abs(old), 1.0)
+
+
+def _hist(it, ll, lprior, rel, secs) -> dict[str, Any]:
+    return {"iteration": it, "loglik": float(ll), "log_prior": float(lprior),
+            "log_posterior": float(ll + lprior),
+            "rel_change": float("nan") if rel is None else float(rel), "seconds": float(secs)}
+
+
+# ============================================================================ output spec
+def _fitted_spec(spec, fams, params: _Params, meta: dict[str, Any]):
+    from .spec import Leak, TableRow, validate_spec
+
+    new = copy.deepcopy(spec)
+    for f in fams:
+        if f.frozen:
+            continue
+        node = new.nodes[f.name]
+        info = dict(meta, strength=_num(f.strength))
+        if f.kind == "noisy_or":
+            nor = node.noisy_or
+            p = -np.expm1(-params.w[f.name])
+            _mark_fitted(nor.leak, float(nor.leak.p), info)
+            nor.leak.p = float(p[0])
+            for ln, pj in zip(nor.links, p[1:]):
+                _mark_fitted(ln, float(ln.p), info)
+                ln.p = float(pj)
+            continue
+        theta = params.table[f.name]
+        if node.table is not None:
+            for row in node.table:
+                idx = tuple(new.nodes[q].states.index(row.given[q]) for q in node.parents)
+                old = dict(row.probabilities)
+                _mark_fitted(row, old, info)
+                row.probabilities = _exact_row(node.states, theta[(slice(None), *idx)])
+        else:  # noisy-OR turned into a full table
+            nor = node.noisy_or
+            srcs = sorted({nor.leak.source, *(ln.source for ln in nor.links)})
+            expert_source = "noisy-OR (" + ", ".join(srcs) + ")"
+            rows = []
+            for idx in np.ndindex(*f.pcards) if f.pcards else [()]:
+                given = {q: new.nodes[q].states[i] for q, i in zip(node.parents, idx)}
+                expert = {s: float(f.expert[(k, *idx)]) for k, s in enumerate(node.states)}
+                r = TableRow(source="fitted", given=given,
+                             probabilities=_exact_row(node.states, theta[(slice(None), *idx)]))
+                r.fitted = dict(info, expert=expert, expert_source=expert_source)
+                rows.append(r)
+            node.table = rows
+            node.noisy_or = None
+            _ = Leak  # (noisy-OR entries are replaced by the table rows)
+    return validate_spec(new)
+
+
+def _num(x: float) -> float | int:
+    return int(x) if float(x).is_integer() else float(x)
+
+
+def _mark_fitted(entry, expert, info) -> None:
+    entry.fitted = dict(info, expert=expert, expert_source=entry.source)
+    entry.source = "fitted"
+
+
+def _exact_row(states, probs) -> dict[str, float]:
+    vals = [float(x) for x in probs]
+    big = int(np.argmax(vals))
+    vals[big] = 1.0 - math.fsum(v for i, v in enumerate(vals) if i != big)
+    return dict(zip(states, vals))
+
+
+# ============================================================================ estimator
+class PriorFitter:
+    """Update the expert priors of a model with clinical audit data (scikit-learn style).
+
+    Parameters
+    ----------
+    model : ModelSpec, path, pgmpy network built by kneehip_bn, or None
+        The expert model (default: the shipped model).
+    strength : float, optional
+        Equivalent sample size for every table (overrides the model file's strengths).
+        ``0`` means no prior (maximum likelihood where data exist).
+    strengths : dict, optional
+        ``{node: equivalent sample size}`` per table (wins over ``strength``).
+    freeze : sequence of str
+        Tables kept at their expert values.
+    noisy_or : {"keep", "tabular"}
+        Keep noisy-OR tables noisy-OR (fit leak and links) or turn them into full tables.
+    max_iter : int, default 200
+        EM iterations at most.
+    tol : float, default 1e-6
+        Stop when the relative change of the penalised log-likelihood (log-posterior) is
+        below this.
+    progress : bool, default True
+        tqdm progress bars.
+    holdout : float, default 0.25
+        When the audit records a working diagnosis, this fraction of rows (chosen with
+        ``seed``) is held out and the expert model and a model fitted on the other rows are
+        compared on it (:attr:`report_`). ``0`` switches this off.
+    seed : int, default 0
+        Seed of the train/test split.
+    chunksize : int, default 500000
+        Rows read at a time (files are streamed; memory does not grow with rows).
+
+    Attributes
+    ----------
+    spec_ : ModelSpec
+        The fitted model specification (fitted numbers have source ``fitted`` and a
+        ``fitted`` record of the expert value).
+    model_ : pgmpy.models.DiscreteBayesianNetwork
+        The fitted network.
+    history_ : pandas.DataFrame
+        Per iteration: ``loglik``, ``log_prior``, ``log_posterior``, ``rel_change``, ``seconds``.
+    report_ : FitReport
+        Expert vs fitted tables with credible intervals, surprise, held-out accuracy.
+    counts_ : AuditCounts
+        The sufficient statistics the fit used.
+    n_iter_, converged_ : int, bool
+
+    Examples
+    --------
+    >>> from kneehip_bn.simulate import simulate_audit
+    >>> audit = simulate_audit(500, seed=2, missing=0.1)
+    >>> f = PriorFitter(strength=50, progress=False, max_iter=3).fit(audit)
+    >>> sorted(f.spec_.nodes["age_group"].table[0].fitted)[:3]
+    ['dataset', 'date', 'expert']
+    """
+
+    def __init__(
+        self,
+        model: Any = None,
+        strength: float | None = None,
+        strengths: Mapping[str, float] | None = None,
+        freeze: Sequence[str] = (),
+        noisy_or: str = "keep",
+        max_iter: int = 200,
+        tol: float = 1e-6,
+        progress: bool = True,
+        holdout: float = 0.25,
+        seed: int | None = 0,
+        chunksize: int = 500_000,
+    ) -> None:
+        self.model = model
+        self.strength = strength
+        self.strengths = strengths
+        self.freeze = freeze
+        self.noisy_or = noisy_or
+        self.max_iter = max_iter
+        self.tol = tol
+        self.progress = progress
+        self.holdout = holdout
+        self.seed = seed
+        self.chunksize = chunksize
+
+    # -------------------------------------------------------------- parameter checks
+    def _check_params(self, spec) -> tuple[dict[str, float], set[str]]:
+        def number(name, v, lo, hi=math.inf, lo_open=False):
+            ok = isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v) and (
+                v > lo if lo_open else v >= lo) and v <= hi
+            if not ok:
+                rng = f"{'>' if lo_open else '>='} {lo}" + (f" and <= {hi}" if hi < math.inf else "")
+                raise KneeHipError(f"PriorFitter {name}: expected a number {rng}, found {v!r}")
+
+        if self.strength is not None:
+            number("strength", self.strength, 0)
+        strengths = dict(self.strengths or {})
+        for k, v in strengths.items():
+            if k not in spec.nodes:
+                raise UnknownNameError.for_name("node", k, spec.nodes, where="PriorFitter strengths")
+            number(f"strengths[{k!r}]", v, 0)
+        freeze = [self.freeze] if isinstance(self.freeze, str) else list(self.freeze or ())
+        for k in freeze:
+            if k not in spec.nodes:
+                raise UnknownNameError.for_name("node", k, spec.nodes, where="PriorFitter freeze")
+        if self.noisy_or not in ("keep", "tabular"):
+            raise KneeHipError(f"PriorFitter noisy_or: expected 'keep' or 'tabular', found "
+                               f"{self.noisy_or!r}")
+        if isinstance(self.max_iter, bool) or not isinstance(self.max_iter, int) or self.max_iter < 1:
+            raise KneeHipError(f"PriorFitter max_iter: expected a positive integer, found "
+                               f"{self.max_iter!r}")
+        number("tol", self.tol, 0, lo_open=True)
+        number("holdout", self.holdout, 0, 0.9)
+        return strengths, set(freeze)
+
+    # -------------------------------------------------------------- fit
+    def fit(
+        self,
+        data: Any,
+        mapping: Any = None,
+        dataset_name: str | None = None,
+        *,
+        table: str | None = None,
+        sql: str | None = None,
+    ) -> PriorFitter:
+        """Fit the priors to an audit.
+
+        Parameters
+        ----------
+        data : DataFrame, path, SQLAlchemy URL, AuditCounts or list of AuditCounts/paths
+            The audit rows (validated and encoded; files are streamed) or shared counts
+            (several are merged; a counts path is read with :func:`read_counts`).
+        mapping : path, dict or AuditMapping, optional
+            Column/code translation (see :func:`kneehip_bn.audit.load_mapping`).
+        dataset_name : str, optional
+            Recorded in the fitted model (default: the mapping's ``dataset`` or file name).
+        table, sql : str, optional
+            For an SQLAlchemy URL.
+
+        Returns
+        -------
+        self
+        """
+        from .network import build_network
+        from .report import build_fit_report
+        from .simulate import _spec_of
+
+        spec = _spec_of(self.model)
+        strengths, freeze = self._check_params(spec)
+        fams = _families(spec, self.strength, strengths, freeze, self.noisy_or)
+        t0 = time.perf_counter()
+        scan = self._scan(data, spec, mapping, dataset_name, table, sql)
+        counts = scan.counts
+        res = _run_em(spec, fams, counts, max_iter=self.max_iter, tol=self.tol,
+                      progress=self.progress)
+        meta = {"dataset": scan.dataset, "rows": int(counts.n_rows),
+                "date": _dt.date.today().isoformat(), "method": res.method}
+        self.spec_ = _fitted_spec(spec, fams, res.params, meta)
+        self.model_ = build_network(self.spec_)
+        self.history_ = res.history
+        self.n_iter_ = res.n_iter
+        self.converged_ = res.converged
+        self.counts_ = counts
+        self.loglik_ = res.loglik
+        self.expert_spec_ = spec
+        self._fams = fams
+        self._result = res
+        holdout = None
+        if scan.train is not None and scan.test is not None:
+            train_fit = _run_em(spec, fams, scan.train, max_iter=self.max_iter, tol=self.tol,
+                                progress=False)
+            holdout = (train_fit, scan.test, scan.diagnosis_labels)
+        self.report_ = build_fit_report(self, scan, holdout, seconds=time.perf_counter() - t0)
+        return self
+
+    def _scan(self, data, spec, mapping, dataset_name, table, sql) -> _Scan:
+        parts = _as_counts_list(data, spec)
+        if parts is not None:
+            if mapping is not None:
+                raise DataError("mapping: counts files are already in model codes; expected no "
+                                "mapping with counts")
+            c = merge_counts(parts) if len(parts) > 1 else parts[0]
+            name = dataset_name or " + ".join(c.datasets) or "counts"
+            import pandas as pd
+
+            from .audit import AuditReport
+
+            rep = AuditReport(pd.DataFrame(columns=["severity", "message"]),
+                              pd.DataFrame(columns=["column"]), c.n_rows, name)
+            return _Scan(c, None, None, rep, name, [])
+        if isinstance(data, EncodedAudit):
+            from .audit import audit_counts
+
+            c = audit_counts(data, spec)
+            return _Scan(c, None, None, data.report, dataset_name or data.dataset, [])
+        return _scan(data, spec, mapping, table=table, sql=sql, dataset=dataset_name,
+                     holdout=float(self.holdout), seed=self.seed, chunksize=int(self.chunksize),
+                     progress=bool(self.progress))
+
+    # -------------------------------------------------------------- fitted API
+    def _check_fitted(self) -> None:
+        if not hasattr(self, "spec_"):
+            raise NotFittedError("this PriorFitter is not fitted yet: call fit(data) first")
+
+    def save(self, path: str | os.PathLike[str], overwrite: bool = False) -> Path:
+        """Write the fitted model file (atomically; refuses to overwrite unless asked)."""
+        from .spec import save_spec
+
+        self._check_fitted()
+        if self.expert_spec_.path and Path(path).resolve() == Path(self.expert_spec_.path).resolve() \
+                and not overwrite:
+            raise FileExistsError(f"{path} is the input model: expected a new file name; pass "
+                                  "overwrite=True (CLI: --overwrite) to replace it")
+        return save_spec(self.spec_, path, overwrite=overwrite)
+
+    def score(self, data: Any, mapping: Any = None) -> float:
+        """Mean log-likelihood per row of ``data`` under the fitted model."""
+        self._check_fitted()
+        from .engine import Engine
+
+        c = _as_counts_list(data, self.spec_)
+        counts = c[0] if c else _scan(data, self.spec_, mapping, table=None, sql=None,
+                                      dataset=None, holdout=0.0, seed=0,
+                                      chunksize=int(self.chunksize), progress=False).counts
+        res = _engine_copy(Engine(self.spec_)).batch(counts.patterns, counts.columns, targets=[],
+                                       on_impossible="nan")
+        return float(np.dot(counts.counts, res.log_evidence) / counts.counts.sum())
+
+    def get_params(self, deep: bool = True) -> dict[str, Any]:
+        """Constructor parameters (scikit-learn convention)."""
+        return {k: getattr(self, k) for k in (
+            "model", "strength", "strengths", "freeze", "noisy_or", "max_iter", "tol",
+            "progress", "holdout", "seed", "chunksize")}
+
+    def __repr__(self) -> str:
+        return f"PriorFitter(strength={self.strength!r}, noisy_or={self.noisy_or!r}, tol={self.tol!r})"
+
+
+def _as_counts_list(data, spec) -> list[AuditCounts] | None:
+    if isinstance(data, AuditCounts):
+        return [data]
+    if isinstance(data, (list, tuple)) and data and all(
+            isinstance(d, (AuditCounts, str, os.PathLike)) for d in data):
+        return [d if isinstance(d, AuditCounts) else read_counts(d, spec) for d in data]
+    return None
+
+
+def fit_priors(data: Any, model: Any = None, mapping: Any = None, **kwargs: Any) -> PriorFitter:
+    """Shortcut: ``PriorFitter(model, **kwargs).fit(data, mapping)``.
+
+    >>> from kneehip_bn.simulate import simulate_audit
+    >>> f = fit_priors(simulate_audit(200, seed=1), progress=False)
+    >>> f.converged_
+    True
+    """
+    dataset = kwargs.pop("dataset_name", None)
+    table, sql = kwargs.pop("table", None), kwargs.pop("sql", None)
+    return PriorFitter(model=model, **kwargs).fit(data, mapping, dataset, table=table, sql=sql)
+
+
+# ============================================================================ batch
+def _target_columns(engine, targets) -> list[tuple[str, str, int]]:
+    """(output column, node, state index): P(on state) for two-state targets, else a
+    column ``node=state`` per state."""
+    from .queries import on_state
+
+    out = []
+    for t in targets:
+        if t not in engine.index:
+            raise UnknownNameError.for_name("node", t, engine.variables, where="targets")
+        states = engine.states[t]
+        if len(states) == 2:
+            out.append((t, t, engine.state_index[t][on_state(states)]))
+        else:
+            out.extend((f"{t}={s}", t, i) for i, s in enumerate(states))
+    return out
+
+
+def _posterior_matrix(*args: Any, **kw: Any):
+    with _blas_single():
+        return _posterior_matrix_inner(*args, **kw)
+
+
+def _posterior_matrix_inner(engine, enc_codes, columns, cards, targets, on_impossible, progress,
+                            row_offset=0):
+    """Grouped posteriors: (n_rows, n_out) array, output column names."""
+    from tqdm.auto import tqdm
+
+    if on_impossible not in ("raise", "nan"):
+        raise KneeHipError(f"on_impossible: expected 'raise' or 'nan', found {on_impossible!r}")
+    tcols = _target_columns(engine, targets)
+    pats, _, inv = group_patterns(enc_codes, cards)
+    m = pats.shape[0]
+    out = np.empty((m, len(tcols)))
+    logev = np.empty(m)
+    step = max(1, min(m, 20_000))
+    nodes = sorted({t[1] for t in tcols})
+    with tqdm(total=m, desc="posteriors", unit="patterns", leave=False,
+              disable=not (progress if progress is not None else m > 50_000)) as bar:
+        for s in range(0, m, step):
+            sl = slice(s, min(m, s + step))
+            res = engine.batch(pats[sl], columns, targets=nodes, on_impossible="nan")
+            for j, (_, node, k) in enumerate(tcols):
+                out[sl, j] = res.marginals[node][:, k]
+            logev[sl] = res.log_evidence
+            bar.update(sl.stop - sl.start)
+    bad = ~np.isfinite(logev)
+    if bad.any() and on_impossible == "raise":
+        bad_rows = np.flatnonzero(bad[inv])
+        b = int(np.flatnonzero(bad)[0])
+        obs = ", ".join(f"{c}={engine.states[c][int(x)]}" for c, x in zip(columns, pats[b]) if x >= 0)
+        raise ImpossibleEvidenceError(
+            f"{bad_rows.size} row(s) are impossible under the model (probability zero), first "
+            f"rows {', '.join(str(int(r) + row_offset) for r in bad_rows[:5])} (0-based), e.g. "
+            f"{{{obs}}}: expected findings the model allows; check those rows, or pass "
+            "on_impossible='nan' to get NaN for them")
+    return out[inv], [t[0] for t in tcols]
+
+
+def batch_posteriors(
+    data: Any,
+    model: Any = None,
+    mapping: Any = None,
+    targets: Sequence[str] | None = None,
+    *,
+    on_impossible: str = "raise",
+    keep: Sequence[str] = (),
+    table: str | None = None,
+    sql: str | None = None,
+    progress: bool | None = None,
+) -> Any:
+    """Each origin's posterior probability for every row of an audit.
+
+    Identical finding patterns are grouped (one int64 key per row and ``np.unique``) and
+    the compiled engine runs once per distinct pattern only.
+
+    Parameters
+    ----------
+    data : DataFrame, path or URL
+        The audit (validated as in :func:`~kneehip_bn.audit.encode_audit`).
+    model, mapping : optional
+        As in :class:`PriorFitter`.
+    targets : list of str, optional
+        Nodes to report (default: the origins). A two-state node gives one column,
+        P(present/positive); a node with more states one column ``node=state`` per state.
+    on_impossible : {"raise", "nan"}
+        Rows the model gives probability zero raise
+        :class:`~kneehip_bn.ImpossibleEvidenceError` naming their row numbers, or get NaN.
+    keep : list of str
+        Input columns copied to the output first (e.g. a patient id).
+
+    Returns
+    -------
+    pandas.DataFrame
+        One row per input row, in input order (the input DataFrame's index), one column
+        per target.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> post = batch_posteriors(pd.DataFrame({"knee_effusion": ["present", "absent"]}))
+    >>> post.shape, bool(post.loc[0, "knee_pathology"] > post.loc[1, "knee_pathology"])
+    ((2, 5), True)
+    """
+    import pandas as pd
+
+    from .engine import get_engine
+    from .queries import as_model, node_groups
+
+    m = as_model(model)
+    enc = encode_audit(data, m, mapping, table=table, sql=sql, keep=keep)
+    eng = _engine_copy(get_engine(m))
+    if targets is None:
+        groups = node_groups(m)
+        targets = [n for n in groups if groups[n] == "origin"]
+    mat, names = _posterior_matrix(eng, enc.codes, enc.columns, enc.cards, list(targets),
+                                   on_impossible, progress)
+    index = data.index if isinstance(data, pd.DataFrame) else pd.RangeIndex(enc.n_rows)
+    out = pd.DataFrame(mat, columns=names, index=index)
+    if enc.kept is not None:
+        kept = enc.kept.set_axis(index)
+        out = pd.concat([kept, out], axis=1)
+    return out
+
+
+def write_batch_posteriors(
+    data: Any,
+    output: str | os.PathLike[str],
+    model: Any = None,
+    mapping: Any = None,
+    targets: Sequence[str] | None = None,
+    *,
+    on_impossible: str = "raise",
+    keep: Sequence[str] = (),
+    table: str | None = None,
+    sql: str | None = None,
+    overwrite: bool = False,
+    chunksize: int = 1_000_000,
+    progress: bool | None = None,
+) -> tuple[Path, int]:
+    """Stream an audit through :func:`batch_posteriors` into a CSV or Parquet file.
+
+    The input is read ``chunksize`` rows at a time and each chunk's posteriors appended,
+    so memory stays bounded; the file is written to a temporary name and renamed at the
+    end (atomic; never over an existing file unless ``overwrite=True``).
+
+    Returns
+    -------
+    (path, rows written)
+    """
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+    import pyarrow.parquet as pq
+
+    from .engine import get_engine
+    from .queries import as_model, node_groups
+
+    out = Path(output)
+    if out.exists() and not overwrite:
+        raise FileExistsError(f"{out} exists: expected a new file name, found an existing file; "
+                              "pass overwrite=True (CLI: --overwrite) to replace it")
+    kind = "parquet" if out.name.lower().endswith((".parquet", ".pq")) else "csv"
+    m = as_model(model)
+    eng = _engine_copy(get_engine(m))
+    if targets is None:
+        groups = node_groups(m)
+        targets = [n for n in groups if groups[n] == "origin"]
+    mp = load_mapping(mapping)
+    name = (mp.dataset if mp and mp.dataset else None) or describe_source(data, table, sql)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    writer = None
+    enc = None
+    offset = 0
+    try:
+        for chunk in iter_audit(data, table=table, sql=sql, chunksize=chunksize):
+            if enc is None:
+                enc = _Encoder(chunk.columns, m, mp, keep=keep, source=name)
+            codes, _, _ = enc.encode(chunk, offset)
+            enc.check_chunk()
+            if len(chunk) == 0:
+                continue
+            mat, names = _posterior_matrix(eng, codes, enc.columns, enc.cards, list(targets),
+                                           on_impossible, progress, row_offset=offset)
+            arrays = [pa.array(chunk[k].astype(object).to_numpy()) if k in chunk else None
+                      for k in keep]
+            cols = {k: a for k, a in zip(keep, arrays)}
+            cols.update({c: pa.array(mat[:, j]) for j, c in enumerate(names)})
+            tbl = pa.table(cols)
+            if writer is None:
+                style = "none" if all(pa.types.is_floating(t) for t in tbl.schema.types) else "needed"
+                writer = (pq.ParquetWriter(tmp, tbl.schema) if kind == "parquet" else
+                          pacsv.CSVWriter(tmp, tbl.schema,
+                                          write_options=pacsv.WriteOptions(quoting_style=style)))
+            writer.write_table(tbl)
+            offset += len(chunk)
+        assert enc is not None
+        enc.finish().raise_if_errors()
+        if writer is not None:
+            writer.close()
+            writer = None
+        os.replace(tmp, out)
+    except BaseException:
+        if writer is not None:
+            writer.close()
+        if tmp.exists():
+            tmp.unlink()
+        raise
+    return out, offset

@@ -1,0 +1,109 @@
+"""Export to BIF / XMLBIF / Hugin NET / XDSL and read back: CPDs compared by state label."""
+
+from __future__ import annotations
+
+import itertools
+import warnings
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from kneehip_bn import Engine, KneeHipError, UnknownNameError, export_network, read_network
+from oracle import random_network
+
+#: format -> (extension, max abs difference of any probability after a round trip)
+FORMATS = {"bif": (".bif", 0.0), "xmlbif": (".xml", 0.0), "net": (".net", 1e-8),
+           "xdsl": (".xdsl", 1e-12)}
+
+
+def cpd_max_diff(a, b) -> float:
+    """Largest difference between two networks' CPDs, entry by entry, by state label."""
+    assert set(a.nodes) == set(b.nodes)
+    assert {tuple(e) for e in a.edges} == {tuple(e) for e in b.edges}
+    worst = 0.0
+    for ca in a.get_cpds():
+        v = ca.variable
+        cb = b.get_cpds(v)
+        names = [str(x) for x in ca.variables]
+        assert sorted(map(str, cb.variables)) == sorted(names)
+        for x in names:
+            assert [str(s) for s in cb.state_names[x]] == [str(s) for s in ca.state_names[x]], x
+        for combo in itertools.product(*(ca.state_names[x] for x in names)):
+            kw = dict(zip(names, combo))
+            worst = max(worst, abs(ca.get_value(**kw) - cb.get_value(**kw)))
+    return worst
+
+
+@pytest.mark.parametrize("fmt", list(FORMATS))
+def test_shipped_round_trip(shipped_model, tmp_path, fmt):
+    ext, tol = FORMATS[fmt]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)  # no deprecated pgmpy writer calls
+        path = export_network(shipped_model, tmp_path / f"knee_hip{ext}")
+    assert path.exists() and path.stat().st_size > 1000
+    back = read_network(path)
+    diff = cpd_max_diff(shipped_model, back)
+    assert diff <= tol, (fmt, diff)
+    # the same answers through the engine
+    ev = {"knee_pain": "present", "fadir_test": "positive"}
+    a, b = Engine(shipped_model).posterior(ev), Engine(back).posterior(ev)
+    for v in a:
+        order = [str(s) for s in back.get_cpds(v).state_names[v]]
+        np.testing.assert_allclose(b[v], a[v], atol=max(tol * 100, 1e-15), err_msg=v)
+        assert order == Engine(shipped_model).states[v]
+
+
+@given(seed=st.integers(0, 2**32 - 1))
+def test_random_networks_round_trip_xml_formats(tmp_path_factory, seed):
+    model = random_network(seed, max_card=4)
+    d = tmp_path_factory.mktemp("rw")
+    for fmt in ("xmlbif", "xdsl"):
+        ext, tol = FORMATS[fmt]
+        back = read_network(export_network(model, d / f"net{ext}"))
+        assert cpd_max_diff(model, back) <= tol, fmt
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_random_networks_round_trip_text_formats(tmp_path, seed):
+    """BIF and NET (pgmpy's readers of these take ~1-2 s a file: two networks only)."""
+    model = random_network(seed, max_card=4)
+    for fmt in ("bif", "net"):
+        ext, tol = FORMATS[fmt]
+        back = read_network(export_network(model, tmp_path / f"net{ext}"))
+        assert cpd_max_diff(model, back) <= tol, fmt
+
+
+def test_export_spec_and_default(tiny_spec, tmp_path):
+    p = export_network(tiny_spec, tmp_path / "tiny.bif")
+    back = read_network(p)
+    assert back.get_cpds("pain_level").get_value(pain_level="severe", knee_oa="present") == 0.3
+    p2 = export_network(None, tmp_path / "shipped.xdsl")
+    assert len(read_network(p2).nodes) == 31
+
+
+def test_format_option_overrides_extension(tiny_spec, tmp_path):
+    p = export_network(tiny_spec, tmp_path / "tiny.txt", format="xmlbif")
+    assert p.read_text().lstrip().startswith("<?xml")
+    assert len(read_network(p, format="xmlbif").nodes) == 6
+
+
+def test_export_refuses_to_overwrite(tiny_spec, tmp_path):
+    p = tmp_path / "tiny.net"
+    p.write_text("keep me")
+    with pytest.raises(FileExistsError, match=r"exists: expected a new file name.*overwrite=True"):
+        export_network(tiny_spec, p)
+    assert p.read_text() == "keep me"
+    export_network(tiny_spec, p, overwrite=True)
+    assert "keep me" not in p.read_text()
+    assert not [x for x in tmp_path.iterdir() if x.name.startswith(".tiny.net")]  # no temp left
+
+
+def test_export_errors(tiny_spec, tmp_path):
+    with pytest.raises(UnknownNameError, match=r"unknown file extension '\.bfi'.*did you mean '\.bif'"):
+        export_network(tiny_spec, tmp_path / "x.bfi")
+    with pytest.raises(UnknownNameError, match=r"unknown export format 'xdls'.*did you mean 'xdsl'"):
+        export_network(tiny_spec, tmp_path / "x.bif", format="xdls")
+    with pytest.raises(KneeHipError, match=r"no such file: expected a bif network"):
+        read_network(tmp_path / "missing.bif")
