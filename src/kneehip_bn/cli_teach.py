@@ -182,7 +182,7 @@ def _frame_text(df: Any, floatfmt: str = "{:.3f}") -> str:
 # ----------------------------------------------------------------------------- commands
 def cmd_explain(args: argparse.Namespace) -> int:
     from .cli import DISCLAIMER, emit_json, load_for_cli
-    from .explain import explain
+    from .reasoning import explain
 
     _check_plot_path(args)
     spec = load_for_cli(args)
@@ -215,7 +215,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
 def cmd_what_if(args: argparse.Namespace) -> int:
     from .cli import DISCLAIMER, emit_json, load_for_cli
     from .errors import EvidenceError
-    from .explain import parse_scenario, what_if
+    from .reasoning import parse_scenario, what_if
 
     _check_plot_path(args)
     spec = load_for_cli(args)
@@ -256,7 +256,7 @@ def cmd_what_if(args: argparse.Namespace) -> int:
 def cmd_next_test(args: argparse.Namespace) -> int:
     from .cli import DISCLAIMER, emit_json, load_for_cli
     from .errors import EvidenceError
-    from .explain import next_best_test
+    from .reasoning import next_best_test
     from .queries import parse_assignments
 
     _check_plot_path(args)
@@ -298,7 +298,7 @@ def cmd_next_test(args: argparse.Namespace) -> int:
 def cmd_sensitivity(args: argparse.Namespace) -> int:
     from .cli import DISCLAIMER, emit_json, load_for_cli
     from .errors import EvidenceError
-    from .sensitivity import credible_intervals, sensitivity
+    from .robustness import credible_intervals, sensitivity
 
     _check_plot_path(args)
     if args.top < 1:
@@ -361,7 +361,7 @@ def cmd_sensitivity(args: argparse.Namespace) -> int:
 def cmd_conflict(args: argparse.Namespace) -> int:
     from .cli import DISCLAIMER, emit_json, load_for_cli
     from .errors import EvidenceError
-    from .explain import conflict
+    from .reasoning import conflict
 
     _check_plot_path(args)
     if args.simulate < 0:

@@ -286,7 +286,7 @@ def show_inference(
 
     In the spirit of pyAgrum's ``showInference``: posteriors come from the compiled
     engine; findings are outlined; the causal paths that carry each finding to the leading
-    origin(s) (:meth:`kneehip_bn.explain.Explanation.highlight_edges`: findings that moved
+    origin(s) (:meth:`kneehip_bn.reasoning.Explanation.highlight_edges`: findings that moved
     the odds at least ``min_factor``-fold) are highlighted.
 
     Parameters
@@ -317,7 +317,7 @@ def show_inference(
     ...     for p in ax.patches)
     True
     """
-    from .explain import explain
+    from .reasoning import explain
 
     ex = explain(evidence, model=model, do=do)
     if title is None:
@@ -444,7 +444,7 @@ def plot_what_if(df: Any, ax: Any = None) -> Any:
 
 
 def plot_tornado(sens: Any, top: int = 15, ax: Any = None) -> Any:
-    """Tornado chart of a one-way sensitivity table (:func:`kneehip_bn.sensitivity`): for
+    """Tornado chart of a one-way sensitivity table (:func:`kneehip_bn.robustness`): for
     the ``top`` parameters with the largest swing, the posterior at the low and high end
     of each parameter's range, around the current posterior.
 

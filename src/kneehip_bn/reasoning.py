@@ -13,11 +13,11 @@ state of the origins, simulated cases) goes through one batched ``Engine.batch``
   about the origins (mutual information, in bits), with costs.
 - :func:`conflict`: Jensen's conflict measure, flagging atypical or contradictory cases.
 
-Parameter sensitivity and uncertainty are in :mod:`kneehip_bn.sensitivity`.
+Parameter sensitivity and uncertainty are in :mod:`kneehip_bn.robustness`.
 
 Examples
 --------
->>> from kneehip_bn.explain import explain, next_best_test
+>>> from kneehip_bn.reasoning import explain, next_best_test
 >>> ex = explain({"knee_effusion": "present", "hip_pain": "present"})
 >>> ex.leading[0]
 'knee_pathology'
@@ -141,7 +141,7 @@ def link_strength(model: Any, parent: str, child: str) -> float:
     ``parent``, of ``(P(on | a, rest) - P(on | b, rest)) / (1 - P(on | b, rest))`` ("on" is
     ``present``/``positive``). For a noisy-OR child it is exactly the link probability.
 
-    >>> from kneehip_bn.explain import link_strength
+    >>> from kneehip_bn.reasoning import link_strength
     >>> round(link_strength(None, "knee_pathology", "knee_effusion"), 3)
     0.409
     """
@@ -182,7 +182,7 @@ def _children(eng: Engine) -> dict[str, list[str]]:
 def causal_paths(model: Any, source: str, target: str, limit: int = 500) -> list[list[str]]:
     """Every directed path ``source -> ... -> target`` in the network (at most ``limit``).
 
-    >>> from kneehip_bn.explain import causal_paths
+    >>> from kneehip_bn.reasoning import causal_paths
     >>> ["knee_pathology", "altered_gait", "hip_joint_stress", "hip_pain"] in causal_paths(
     ...     None, "knee_pathology", "hip_pain")
     True
@@ -722,7 +722,7 @@ def parse_scenario(text: str) -> tuple[str, dict[str, list[str]]]:
     ``context``, ``do`` or ``set``, and ITEMS a comma-separated list: ``NODE=STATE`` items
     (add, context, do), node names (remove) or ``--set`` edits (set).
 
-    >>> from kneehip_bn.explain import parse_scenario
+    >>> from kneehip_bn.reasoning import parse_scenario
     >>> parse_scenario("treated:do=knee_pathology=absent;remove=hip_pain")
     ('treated', {'do': ['knee_pathology=absent'], 'remove': ['hip_pain']})
     >>> parse_scenario("older:context=age_group=60_plus;set=knee_pain.leak=0.1")[1]["set"]

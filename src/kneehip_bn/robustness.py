@@ -15,7 +15,7 @@ costs one engine pass, not a recompilation.
 
 Examples
 --------
->>> from kneehip_bn.sensitivity import sensitivity
+>>> from kneehip_bn.robustness import sensitivity
 >>> s = sensitivity("knee_pathology", evidence={"knee_pain": "present"})
 >>> s.index[0] in set(s.index)
 True
@@ -36,7 +36,7 @@ import numpy as np
 
 from .engine import Engine, get_engine
 from .errors import EvidenceError, ImpossibleEvidenceError, KneeHipError, UnknownNameError
-from .explain import _codes, _family_table, _origin_list, _setup, _states_text
+from .reasoning import _codes, _family_table, _origin_list, _setup, _states_text
 from .queries import Evidence, on_state
 
 __all__ = ["credible_intervals", "model_parameters", "sensitivity"]
@@ -150,7 +150,7 @@ def model_parameters(model: Any = None, strength: float = 10.0) -> Any:
     equivalent sample size. For a pgmpy network every CPD entry is a parameter with
     ``strength``.
 
-    >>> from kneehip_bn.sensitivity import model_parameters
+    >>> from kneehip_bn.robustness import model_parameters
     >>> p = model_parameters()
     >>> float(p.loc["knee_pain.link.knee_pathology", "value"])
     0.45

@@ -26,7 +26,7 @@ from kneehip_bn import (
     sensitivity,
 )
 from kneehip_bn.network import cpd_array, noisy_or_array
-from kneehip_bn.sensitivity import _draw_tables, _noisy_or_tables, model_parameters
+from kneehip_bn.robustness import _draw_tables, _noisy_or_tables, model_parameters
 from oracle import BruteForce, random_dag_families, to_pgmpy
 
 EV = {"limp": "present", "pain_level": "mild"}

@@ -36,7 +36,7 @@ from kneehip_bn import (
     set_prior,
     what_if,
 )
-from kneehip_bn.explain import (
+from kneehip_bn.reasoning import (
     causal_paths,
     forward_sample,
     link_strength,
