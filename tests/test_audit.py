@@ -148,7 +148,7 @@ def test_sqlite_table_and_query(spec, audit, tmp_path):
 
 def test_sqlite_errors(spec, audit, tmp_path):
     url = _sqlite(tmp_path, audit)
-    with pytest.raises(UnknownNameError, match="unknown table 'audti'.*did you mean 'audit'"):
+    with pytest.raises(UnknownNameError, match=r"unknown table 'audti'.*did you mean 'audit'"):
         encode_audit(url, spec, table="audti")
     with pytest.raises(DataError, match="expected exactly one of a table name"):
         encode_audit(url, spec)
@@ -185,14 +185,14 @@ def test_unknown_code_with_mapping_suggests_code(spec):
 
 def test_unmapped_column_without_mapping(spec):
     df = pd.DataFrame({"knee_pian": ["present"], "hip_pain": ["absent"]})
-    with pytest.raises(DataError, match="column 'knee_pian' is not a node.*did you mean 'knee_pain'"):
+    with pytest.raises(DataError, match=r"column 'knee_pian' is not a node.*did you mean 'knee_pain'"):
         encode_audit(df, spec)
 
 
 def test_unmapped_column_with_mapping(spec):
     df = pd.DataFrame({"KP": ["Y"], "PATIENT": ["p1"]})
     m = {"columns": {"KP": {"node": "knee_pain", "codes": {"Y": "present"}}}}
-    with pytest.raises(DataError, match="column 'PATIENT' is not in the mapping.*ignore:"):
+    with pytest.raises(DataError, match=r"column 'PATIENT' is not in the mapping.*ignore:"):
         encode_audit(df, spec, m)
     m["ignore"] = ["PATIENT"]
     assert encode_audit(df, spec, m).codes.tolist() == [[1]]
@@ -222,18 +222,18 @@ def test_empty_table(spec, tmp_path):
 
 def test_entirely_blank_column(spec):
     df = pd.DataFrame({"knee_pain": ["present", "absent"], "hip_pain": [None, "NA"]})
-    with pytest.raises(DataError, match="column 'hip_pain' .*is blank in all 2 rows"):
+    with pytest.raises(DataError, match=r"column 'hip_pain' .*is blank in all 2 rows"):
         encode_audit(df, spec)
 
 
 def test_mapping_unknown_node_and_state(spec):
     df = pd.DataFrame({"KP": ["Y"]})
-    with pytest.raises(DataError, match="unknown node 'knee_pian'.*did you mean 'knee_pain'"):
+    with pytest.raises(DataError, match=r"unknown node 'knee_pian'.*did you mean 'knee_pain'"):
         encode_audit(df, spec, {"columns": {"KP": {"node": "knee_pian"}}})
-    with pytest.raises(DataError, match="code 'Y' maps to 'presnt'.*did you mean 'present'"):
+    with pytest.raises(DataError, match=r"code 'Y' maps to 'presnt'.*did you mean 'present'"):
         encode_audit(df, spec, {"columns": {"KP": {"node": "knee_pain",
                                                    "codes": {"Y": "presnt"}}}})
-    with pytest.raises(DataError, match="maps to 'knee_patholgy', which is not an origin.*did you mean 'knee_pathology'"):
+    with pytest.raises(DataError, match=r"maps to 'knee_patholgy', which is not an origin.*did you mean 'knee_pathology'"):
         encode_audit(pd.DataFrame({"KP": ["Y"], "DX": ["K"]}), spec,
                      {"columns": {"KP": {"node": "knee_pain", "codes": {"Y": "present"}},
                                   "DX": {"diagnosis": True, "codes": {"K": "knee_patholgy"}}}})
@@ -242,7 +242,7 @@ def test_mapping_unknown_node_and_state(spec):
 def test_mapped_column_missing_from_data(spec):
     df = pd.DataFrame({"KNEE_PAIN": ["Y"]})
     m = {"columns": {"KNEE_PIAN": {"node": "knee_pain", "codes": {"Y": "present"}}}}
-    with pytest.raises(DataError, match="column 'KNEE_PAIN' is not in the mapping.*did you mean "
+    with pytest.raises(DataError, match=r"column 'KNEE_PAIN' is not in the mapping.*did you mean "
                                         "'KNEE_PIAN'") as ei:
         encode_audit(df, spec, m)
     warn = ei.value.report.problems.query("severity == 'warning'")["message"].iloc[0]

@@ -487,3 +487,90 @@ def test_shipped_model_vs_pyagrum(shipped_model, shipped_engine, tmp_path):
             np.testing.assert_allclose(mine, theirs, atol=1e-9, err_msg=f"{v} | {ev}")
         done += 1
     assert tried < 200
+
+
+# ----------------------------------------------------------------------------- large networks
+def _chain(n_nodes: int, seed: int = 0):
+    rng = np.random.default_rng(seed)
+    fams = []
+    for i in range(n_nodes):
+        pa = [f"x{i - 1}"] if i else []
+        t = rng.dirichlet(np.ones(2), size=2 if i else 1).T.reshape([2] + [2] * len(pa))
+        fams.append((f"x{i}", ["a", "b"], pa, t))
+    return fams
+
+
+def test_more_than_100_variables_rescaling_is_exact():
+    """Above 100 variables messages are rescaled against underflow: beliefs stay exact
+    (a regression: they used to be off by the scale factor)."""
+    from pgmpy.inference import VariableElimination
+
+    fams = _chain(120)
+    eng = Engine.from_families(fams)
+    ev = {"x119": "a", "x60": "b", "x3": "a"}
+    post = eng.posterior(ev)
+    ve = VariableElimination(to_pgmpy(fams))
+    for v in ["x0", "x30", "x59", "x90", "x118"]:
+        np.testing.assert_allclose(post[v], ve.query([v], evidence=ev, show_progress=False).values,
+                                   atol=1e-12, err_msg=v)
+    for p in post.values():
+        assert p.sum() == pytest.approx(1.0, abs=1e-12)
+    # the batch path agrees, and so do P(evidence) and the E-step
+    cols = ["x119", "x60", "x3", "x10"]
+    codes = np.array([[0, 1, 0, -1], [1, -1, -1, 0], [-1, -1, -1, -1]])
+    res = eng.batch(codes, cols)
+    for i, row in enumerate(codes):
+        e = {c: eng.states[c][k] for c, k in zip(cols, row) if k >= 0}
+        one = eng.posterior(e)
+        for v in ("x0", "x61", "x119"):
+            np.testing.assert_allclose(res.marginals[v][i], one[v], atol=1e-12)
+        assert res.log_evidence[i] == pytest.approx(eng.log_probability(e), abs=1e-10)
+    counts, _, _ = eng.expected_counts(codes, cols)
+    want = sum(eng.posterior({c: eng.states[c][k] for c, k in zip(cols, row) if k >= 0})["x61"]
+               for row in codes)
+    np.testing.assert_allclose(counts["x61"].sum(axis=1), want, atol=1e-10)
+
+
+@pytest.mark.parametrize("rows_per_chunk", [1, 3, 1000])
+def test_batch_chunks_targets_and_forest(rows_per_chunk):
+    """Chunking, target subsets and a disconnected network through the batch plan."""
+    fams = [*random_dag_families(21, n_nodes=5),
+            *[(f"y{v[1:]}", s, [f"y{p[1:]}" for p in ps], t)
+              for v, s, ps, t in random_dag_families(22, n_nodes=4)]]
+    eng, oracle = Engine.from_families(fams), BruteForce(fams)
+    eng.chunk_bytes = eng.bytes_per_row * rows_per_chunk
+    rng = np.random.default_rng(0)
+    cols = ["x4", "y3", "x1", "y0"]
+    codes = np.column_stack([rng.integers(-1, len(oracle.states[c]), 25) for c in cols])
+    for targets in (None, ["x0"], ["y2", "x3"], []):
+        res = eng.batch(codes, cols, targets=targets, on_impossible="nan")
+        assert set(res.marginals) == set(oracle.variables if targets is None else targets)
+        for i, row in enumerate(codes):
+            ev = {c: oracle.states[c][k] for c, k in zip(cols, row) if k >= 0}
+            if oracle.probability(ev) == 0:
+                assert res.log_evidence[i] == -np.inf
+                continue
+            assert res.log_evidence[i] == pytest.approx(math.log(oracle.probability(ev)))
+            want = oracle.posterior(ev)
+            for t in res.marginals:
+                np.testing.assert_allclose(res.marginals[t][i], want[t], atol=TOL)
+
+
+def test_batch_bad_on_impossible_value(tiny_spec):
+    with pytest.raises(EvidenceError, match=r"on_impossible: expected 'raise' or 'nan'"):
+        Engine(tiny_spec).batch(np.zeros((1, 1), int), ["limp"], on_impossible="skip")
+
+
+def test_with_tables_copies_do_not_share_tables(tiny_spec, tiny_oracle):
+    """Engines from with_tables share the compiled plans but not the tables."""
+    eng = Engine(tiny_spec)
+    codes, cols = np.array([[1, -1], [0, 2]]), ["limp", "pain_level"]
+    before = eng.batch(codes, cols).marginals["knee_oa"].copy()
+    other = eng.with_tables({"knee_oa": np.array([[0.5, 0.5], [0.5, 0.5]])})
+    after = other.batch(codes, cols).marginals["knee_oa"]
+    assert not np.allclose(before, after)
+    np.testing.assert_allclose(eng.batch(codes, cols).marginals["knee_oa"], before)
+    fams = [(v, s, p, np.array([[0.5, 0.5], [0.5, 0.5]]) if v == "knee_oa" else t)
+            for v, s, p, t in __import__("conftest").tiny_families()]
+    want = BruteForce(fams).posterior({"limp": "present"})["knee_oa"]
+    np.testing.assert_allclose(after[0], want, atol=TOL)

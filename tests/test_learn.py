@@ -131,7 +131,7 @@ def test_strength_global_and_per_table(tiny_spec):
     fit = PriorFitter(tiny_spec, progress=False).fit(df)
     old = df[df["age"] == "old"]["hip_oa"].value_counts().reindex(["absent", "present"]).to_numpy(float)
     want = (old + 5 * np.array([0.8, 0.2])) / (old.sum() + 5)
-    row = [r for r in fit.spec_.nodes["hip_oa"].table if r.given["age"] == "old"][0]
+    row = next(r for r in fit.spec_.nodes["hip_oa"].table if r.given["age"] == "old")
     np.testing.assert_allclose([row.probabilities["absent"], row.probabilities["present"]], want,
                                atol=1e-12)
 
@@ -159,7 +159,7 @@ def test_noisy_or_m_step_matches_scipy_optimiser():
         a_on = n - a_off + 3.0
         a_on = np.maximum(a_on, 0.0)
         w = _fit_noisy_or(D, a_on, a_off, np.full(4, 0.2))
-        res = minimize(lambda x: -_nor_objective(D, a_on, a_off, x), np.full(4, 0.2),
+        res = minimize(lambda x, a=a_on, b=a_off: -_nor_objective(D, a, b, x), np.full(4, 0.2),
                        method="L-BFGS-B", bounds=[(1e-9, _W_MAX)] * 4,
                        options={"ftol": 1e-15, "gtol": 1e-10, "maxiter": 5000})
         assert _nor_objective(D, a_on, a_off, w) >= -res.fun - 1e-7, trial
@@ -212,7 +212,7 @@ def test_em_loglik_matches_pgmpy_chain_rule(em_fit, incomplete, spec):
 
 def test_structural_zero_survives_em(em_fit):
     rows = em_fit.spec_.nodes["upper_lumbar_root"].table
-    zero = [r for r in rows if r.given["lumbar_radiculopathy"] == "absent"][0]
+    zero = next(r for r in rows if r.given["lumbar_radiculopathy"] == "absent")
     assert zero.probabilities == {"absent": 1.0, "present": 0.0}
     assert zero.source == "fitted"  # fitted, and still exactly zero
 
@@ -228,7 +228,7 @@ def test_impossible_rows_are_named(tiny_spec, spec):
 
 def test_fitted_spec_provenance_and_files(em_fit, spec, tmp_path):
     s = em_fit.spec_
-    for name, loc, e in s.entries():
+    for _name, loc, e in s.entries():
         assert e.source == "fitted", loc
         assert set(e.fitted) == {"expert", "expert_source", "dataset", "rows", "strength", "date",
                                  "method"}

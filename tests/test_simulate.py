@@ -141,8 +141,8 @@ def test_working_diagnosis_noise_rate(spec):
 
 def test_perturb_model_keeps_structural_zero_and_moves_numbers(spec):
     true = perturb_model(spec, scale=0.5, seed=1)
-    row = [r for r in true.nodes["upper_lumbar_root"].table
-           if r.given["lumbar_radiculopathy"] == "absent"][0]
+    row = next(r for r in true.nodes["upper_lumbar_root"].table
+           if r.given["lumbar_radiculopathy"] == "absent")
     assert row.probabilities["present"] == 0.0
     assert true.nodes["knee_pain"].noisy_or.leak.p != spec.nodes["knee_pain"].noisy_or.leak.p
     assert true.nodes["age_group"].table[0].probabilities != spec.nodes["age_group"].table[0].probabilities

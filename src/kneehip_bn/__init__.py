@@ -38,41 +38,69 @@ from .spec import (
 )
 
 # --- learning: audit data, fitting, simulation, batch posteriors (cli_learn) ---
+# isort: split
+from .audit import (
+    AuditCounts,
+    AuditReport,
+    audit_counts,
+    encode_audit,
+    load_mapping,
+    merge_counts,
+    read_audit,
+    read_counts,
+    validate_audit,
+)
+from .learn import PriorFitter, batch_posteriors, fit_priors
+from .report import FitReport, check_structure
+from .simulate import simulate_audit
 
 # --- teaching: explanations, what-if, next test, conflict, sensitivity (cli_teach) ---
 # isort: split
-from .explain import Conflict, Explanation, conflict, explain, next_best_test, what_if
+from .reasoning import Conflict, Explanation, conflict, explain, next_best_test, what_if
 from .plots import show_inference
-from .sensitivity import credible_intervals, sensitivity
+from .robustness import credible_intervals, sensitivity
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AuditCounts",
+    "AuditReport",
     "Conflict",
     "DataError",
     "Diagnosis",
     "Engine",
     "EvidenceError",
     "Explanation",
+    "FitReport",
     "ImpossibleEvidenceError",
     "KneeHipError",
     "ModelFileError",
     "ModelSpec",
     "NotFittedError",
+    "PriorFitter",
     "UnknownNameError",
     "__version__",
     "apply_overrides",
+    "audit_counts",
+    "batch_posteriors",
     "build_network",
+    "check_structure",
     "conflict",
     "credible_intervals",
     "diagnose",
+    "encode_audit",
     "explain",
     "export_network",
+    "fit_priors",
     "get_engine",
+    "load_mapping",
     "load_model",
     "load_spec",
+    "merge_counts",
     "next_best_test",
     "query",
+    "read_audit",
+    "read_counts",
     "read_network",
     "save_spec",
     "sensitivity",
@@ -81,6 +109,8 @@ __all__ = [
     "set_prior",
     "set_row",
     "show_inference",
+    "simulate_audit",
+    "validate_audit",
     "validate_spec",
     "what_if",
 ]

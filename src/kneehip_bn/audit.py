@@ -288,7 +288,7 @@ def _mask_url(url: str) -> str:
         from sqlalchemy.engine import make_url
 
         return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # noqa: BLE001 - only for a label
+    except Exception:
         return url
 
 
@@ -425,6 +425,13 @@ def iter_audit(
                 yield pd.read_csv(path, nrows=0, sep="\t" if kind == "tsv" else ",")
     except (ValueError, OSError) as exc:
         raise DataError(f"audit file {path}: cannot read it as {kind}: {_one_line(exc)}") from None
+
+
+def _single_chunk(data: Any, chunksize: int) -> bool:
+    """True when ``data`` is a DataFrame read in one chunk (so a chunk is the whole table)."""
+    import pandas as pd
+
+    return isinstance(data, pd.DataFrame) and len(data) <= chunksize
 
 
 def _iter_sql(url: str, table: str | None, sql: str | None, chunksize: int | None):
@@ -797,10 +804,11 @@ class _Encoder:
         self.unknown_seen[key] = rec
         self.problems.append(rec)
 
-    def check_chunk(self) -> None:
-        """Raise (with the report so far) when a chunk revealed an error."""
+    def check_chunk(self, final: bool = False) -> None:
+        """Raise (with the report so far) when a chunk revealed an error; ``final`` when the
+        chunk is known to be the whole table (then the whole-table checks run too)."""
         if self.fatal:
-            self.finish(final=False).raise_if_errors()
+            self.finish(final=final).raise_if_errors()
 
     def finish(self, final: bool = True) -> Any:
         """Problems that need the whole table (empty table, blank columns) and the summary.
@@ -1161,7 +1169,7 @@ def audit_counts(
         if enc is None:
             enc = _Encoder(chunk.columns, m, mp, source=name)
         codes, _, w = enc.encode(chunk, offset)
-        enc.check_chunk()
+        enc.check_chunk(final=_single_chunk(data, chunksize))
         part = _counts_from_codes(codes, enc.cards, enc.columns, _states_of(m, enc.columns), w,
                                   len(chunk), [name], _model_name(m))
         acc = part if acc is None else merge_counts([acc, part], datasets=[name])

@@ -219,7 +219,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     bad = res[res["violated"]]
     if args.json:
         emit_json({"rows": res.attrs.get("rows"), "alpha": args.alpha, "tests": len(res),
-                   "violated": int(len(bad)),
+                   "violated": len(bad),
                    "skipped_large_given": res.attrs.get("skipped_large_given", 0),
                    "results": (res if args.all else bad).to_dict(orient="records")})
         return 0
@@ -270,7 +270,6 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 def write_table(df: Any, path: str, overwrite: bool = False) -> None:
     """Write a DataFrame to CSV or Parquet (by extension) atomically, with pyarrow."""
     import pyarrow as pa
-    import pyarrow.csv as pacsv
     import pyarrow.parquet as pq
 
     _check_out(path, overwrite)

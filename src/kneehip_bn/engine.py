@@ -15,6 +15,14 @@ All clique arrays keep their variables in one global order, so a separator's var
 appear in the same relative order in both cliques and messages move between cliques by
 ``reshape`` alone.
 
+Batches (:meth:`Engine.batch`, :meth:`Engine.expected_counts`) use a second compilation of
+the same network, :class:`_BatchPlan`: small cliques (no merging beyond 8 entries), arrays
+with the batch as their *last* axis (long contiguous inner loops, plain numpy broadcasting
+and sums, no BLAS), a root and tree orientation chosen per target set so that the downward
+pass visits only the cliques the targets need, and upward messages of the other subtrees
+computed once per distinct evidence sub-pattern (a finding's family clique sends one of
+``card + 1`` messages) and gathered to the rows.
+
 Examples
 --------
 >>> from kneehip_bn import load_model
@@ -106,9 +114,9 @@ class Engine:
 
     Notes
     -----
-    Memory per batch row is about ``3 * 8 * sum(clique sizes)`` bytes
-    (:attr:`bytes_per_row`); batches are cut into chunks that keep this under
-    ``chunk_bytes`` (256 MB by default).
+    Memory per batch row is about ``3 * 8 * sum(clique sizes)`` bytes of the batch
+    compilation (:attr:`bytes_per_row`); batches are cut into chunks that keep this under
+    ``chunk_bytes`` (16 MB by default: blocks that stay in cache run faster than big ones).
     """
 
     def __init__(self, model: Any, max_clique_states: int = 1024) -> None:
@@ -156,7 +164,7 @@ class Engine:
         self._compile()
         self._phi_cache: dict[tuple, list[np.ndarray]] = {}
         self._prior: dict[str, np.ndarray] | None = None
-        self.chunk_bytes = 256 * 2**20
+        self.chunk_bytes = 16 * 2**20
 
     # ------------------------------------------------------------------ compilation
     def _compile(self) -> None:
@@ -205,6 +213,9 @@ class Engine:
                             comp.append(d)
                 order.extend(comp)
         self.topdown = order
+        self.depth = [0] * k
+        for c in order[1:]:
+            self.depth[c] = self.depth[self.parent[c]] + 1
         self.children = [[] for _ in range(k)]
         for c in order[1:]:
             self.children[self.parent[c]].append(c)
@@ -236,21 +247,7 @@ class Engine:
             self.down_proj[c] = _Proj(ip, ssize)
         self._collect = list(reversed(self.topdown[1:]))
         self._rescale = n > 100  # products of >100 tables could underflow
-        # per clique: a 0/1 matrix mapping its flat table to the marginals of the
-        # variables whose home it is (one matmul gives them all)
-        self.marg_matrix: list[np.ndarray] = []
-        self.marg_cols: dict[int, tuple[int, int]] = {}
-        for ci, c in enumerate(self.cliques):
-            cols, lo = [], 0
-            for v in (v for v in range(n) if self.var_home[v] == ci):
-                kk = int(self.card[v])
-                block = np.zeros((c.size, kk))
-                block[np.arange(c.size), self.var_idx[v]] = 1.0
-                cols.append(block)
-                self.marg_cols[v] = (lo, lo + kk)
-                lo += kk
-            self.marg_matrix.append(np.hstack(cols) if cols else np.zeros((c.size, 0)))
-        # family index maps for expected counts (family axes in ascending global order)
+        # family index maps of the clique tables (family axes in ascending global order)
         self.family_idx = [self._sub_index(self.factor_home[v], self.factors[v][0])
                            for v in range(n)]
 
@@ -268,7 +265,23 @@ class Engine:
     @property
     def bytes_per_row(self) -> int:
         """Approximate working memory per batch row, in bytes."""
-        return 3 * 8 * sum(c.size for c in self.cliques)
+        return self._batch_plan().bytes_per_row
+
+    def _batch_plan(self) -> _BatchPlan:
+        """The batch compilation (structure only, so engines from :meth:`with_tables`
+        share it); built on first use."""
+        plan = self.__dict__.get("_bplan")
+        if plan is None:
+            plan = _BatchPlan([fam for fam, _ in self.factors], self.card, _BATCH_MAX_STATES)
+            self.__dict__["_bplan"] = plan
+        return plan
+
+    def _batch_phis(self, do: Mapping[int, int] | None = None) -> list[np.ndarray]:
+        """Clique tables of the batch plan, shape (*clique shape, 1); cached per do()."""
+        key = ("batch", *sorted((do or {}).items()))
+        if key not in self._phi_cache:
+            self._phi_cache[key] = self._batch_plan().phis(self.factors, self.card, do)
+        return self._phi_cache[key]
 
     @property
     def treewidth_states(self) -> int:
@@ -281,7 +294,7 @@ class Engine:
         if key in self._phi_cache:
             return self._phi_cache[key]
         phis = [np.ones(c.size) for c in self.cliques]
-        for v, (fam, arr) in enumerate(self.factors):
+        for v, (_fam, arr) in enumerate(self.factors):
             h = self.factor_home[v]
             if do and v in do:
                 # graph surgery: the node's table becomes a point mass, its parents cut off
@@ -312,29 +325,32 @@ class Engine:
     # ------------------------------------------------------------------ calibration
     def _calibrate(
         self,
-        lam: Mapping[int, np.ndarray],
+        lam: Sequence[tuple[int, np.ndarray]],
         nrows: int,
         do: Mapping[int, int] | None = None,
+        need: set[int] | None = None,
     ) -> tuple[list[np.ndarray], np.ndarray]:
-        """One collect/distribute pass. ``lam``: {var: (nrows, card) likelihoods}.
+        """One collect/distribute pass. ``lam``: (clique, (nrows, clique size)) evidence
+        factors; ``need``: the cliques whose beliefs are wanted (default: all; the
+        downward pass visits only them and the cliques between them and the root).
 
         Returns per-clique beliefs (normalised per row, shape (nrows, *clique shape);
         NaN rows where the evidence is impossible) and log P(evidence) per row.
         """
         phis = self._phis(do)
         pots: list[np.ndarray] = list(phis)
-        for v, lv in lam.items():
-            h = self.var_home[v]
-            pots[h] = pots[h] * lv[:, self.var_idx[v]]
+        for h, x in lam:
+            pots[h] = pots[h] * x
         logz = np.zeros(1)
         up: list[np.ndarray] = [None] * len(self.cliques)  # type: ignore[list-item]
+        raw: list[np.ndarray] = [None] * len(self.cliques)  # type: ignore[list-item]
         with np.errstate(divide="ignore", invalid="ignore"):
             for c in self._collect:
                 pc = pots[c]
                 for ch in self.children[c]:
                     pc = pc * up[ch][:, self.sep_in_parent[ch]]
                 pots[c] = pc
-                msg = self.up_proj[c](pc)  # type: ignore[misc]
+                msg = raw[c] = self.up_proj[c](pc)  # type: ignore[misc]
                 if self._rescale:  # guard against underflow on very large networks
                     s = msg.sum(axis=1)
                     logz = logz + np.log(s)
@@ -351,8 +367,10 @@ class Engine:
             beliefs[r] = pr / z[:, None]
             # Hugin distribution: with a normalised root every belief is P(clique | e)
             for c in self.topdown[1:]:
+                if need is not None and c not in need:
+                    continue
                 m = self.down_proj[c](beliefs[self.parent[c]])  # type: ignore[misc]
-                u = up[c]
+                u = raw[c]  # pots[c] projects to the unscaled message
                 # 0/0 -> 0: where the upward message is 0 the parent's belief is 0 too
                 m = m / np.where(u > 0, u, 1.0)
                 beliefs[c] = pots[c] * m[:, self.sep_in_child[c]]
@@ -360,17 +378,51 @@ class Engine:
 
     def _marginals(self, beliefs: list[np.ndarray], names: Sequence[str]) -> dict[str, np.ndarray]:
         """Marginals of ``names``: one matrix product per clique that holds any of them."""
-        by_clique: dict[int, list[int]] = {}
-        for t in names:
-            v = self.index[t]
-            by_clique.setdefault(self.var_home[v], []).append(v)
         out = {}
-        for c, vs in by_clique.items():
-            res = beliefs[c] @ self.marg_matrix[c]
-            for v in vs:
-                lo, hi = self.marg_cols[v]
-                out[self.variables[v]] = res[:, lo:hi]
+        for c, mat, cols in self._target_plan(tuple(names))[1]:
+            res = beliefs[c] @ mat
+            for name, lo, hi in cols:
+                out[name] = res[:, lo:hi]
         return out
+
+    def _target_plan(self, names: tuple[str, ...]) -> tuple[set[int], list[tuple]]:
+        """For a target list: the cliques the downward pass must visit and, per clique,
+        a 0/1 matrix giving its targets' marginals. Each target is read from the clique
+        nearest the root that holds it (then the smallest), so that the downward pass
+        can skip whole branches; cached per target list."""
+        cache = self.__dict__.setdefault("_tplans", {})
+        hit = cache.get(names)
+        if hit is not None:
+            return hit
+        for t in names:
+            if t not in self.index:
+                raise UnknownNameError.for_name("node", t, self.variables)
+        by_clique: dict[int, list[int]] = {}
+        for t in dict.fromkeys(names):
+            v = self.index[t]
+            h = min((i for i, c in enumerate(self.cliques) if v in c.vars),
+                    key=lambda i: (self.depth[i], self.cliques[i].size))
+            by_clique.setdefault(h, []).append(v)
+        need: set[int] = {self.root}
+        groups = []
+        for h, vs in by_clique.items():
+            c = h
+            while c != -1 and c not in need:
+                need.add(c)
+                c = self.parent[c]
+            blocks, cols, lo = [], [], 0
+            for v in vs:
+                kk = int(self.card[v])
+                block = np.zeros((self.cliques[h].size, kk))
+                block[np.arange(self.cliques[h].size), self._sub_index(h, (v,))[0]] = 1.0
+                blocks.append(block)
+                cols.append((self.variables[v], lo, lo + kk))
+                lo += kk
+            groups.append((h, np.hstack(blocks), cols))
+        if len(cache) >= 256:
+            cache.clear()
+        cache[names] = (need, groups)
+        return need, groups
 
     # ------------------------------------------------------------------ public queries
     def posterior(
@@ -400,23 +452,24 @@ class Engine:
             When the model gives the evidence probability zero.
         """
         lam, do_idx = self._single_lambda(evidence, do, virtual_evidence)
-        beliefs, log_pe = self._calibrate(lam, 1, do_idx)
+        tv = tuple(self.variables if targets is None else targets)
+        need = self._target_plan(tv)[0]
+        beliefs, log_pe = self._calibrate(lam, 1, do_idx, need)
         if not np.isfinite(log_pe[0]):
             raise _impossible(evidence, do)
-        tv = self.variables if targets is None else targets
-        for t in tv:
-            if t not in self.index:
-                raise UnknownNameError.for_name("node", t, self.variables)
-        return {t: m[0] for t, m in self._marginals(beliefs, tv).items()}
+        marg = self._marginals(beliefs, tv)
+        return {t: marg[t][0] for t in tv}
 
     def _single_lambda(self, evidence, do, virtual_evidence):
         ev = self.encode(evidence)
         do_idx = self.encode(do) if do else None
-        lam: dict[int, np.ndarray] = {}
-        for v, s in ev.items():
-            x = np.zeros((1, int(self.card[v])))
-            x[0, s] = 1.0
-            lam[v] = x
+        masks = self.__dict__.setdefault("_masks", {})
+        lam: list[tuple[int, np.ndarray]] = []
+        for v, s in ev.items():  # a hard finding: a cached 0/1 mask over its home clique
+            x = masks.get((v, s))
+            if x is None:
+                x = masks[(v, s)] = (self.var_idx[v] == s).astype(float)[None]
+            lam.append((self.var_home[v], x))
         for var, vec in (virtual_evidence or {}).items():
             if var not in self.index:
                 raise UnknownNameError.for_name("node", var, self.variables)
@@ -426,7 +479,7 @@ class Engine:
                 raise EvidenceError(
                     f"virtual evidence on {var}: expected {int(self.card[v])} non-negative "
                     f"weights (states {self.states[var]}), found {vec!r}")
-            lam[v] = lam.get(v, np.ones((1, int(self.card[v])))) * arr[None]
+            lam.append((self.var_home[v], arr[self.var_idx[v]][None]))
         return lam, do_idx
 
     def log_probability(
@@ -434,7 +487,7 @@ class Engine:
     ) -> float:
         """``log P(evidence)`` (natural log; ``-inf`` when impossible)."""
         lam, do_idx = self._single_lambda(evidence, do, None)
-        _, log_pe = self._calibrate(lam, 1, do_idx)
+        _, log_pe = self._calibrate(lam, 1, do_idx, need={self.root})  # no downward pass
         return float(log_pe[0])
 
     def prior_marginals(self) -> dict[str, np.ndarray]:
@@ -501,18 +554,26 @@ class Engine:
         for t in tv:
             if t not in self.index:
                 raise UnknownNameError.for_name("node", t, self.variables)
+        if on_impossible not in ("raise", "nan"):
+            raise EvidenceError(
+                f"on_impossible: expected 'raise' or 'nan', found {on_impossible!r}")
         do_idx = self.encode(do) if do else None
         n = codes.shape[0]
         out = {t: np.empty((n, int(self.card[self.index[t]]))) for t in tv}
         log_pe = np.empty(n)
+        plan = self._batch_plan()
+        ti = [self.index[t] for t in tv]
+        tree = plan.oriented(tuple(ti))
+        phis = self._batch_phis(do_idx)
         step = self._chunk_rows()
-        for start in range(0, n, step):
-            sl = slice(start, min(n, start + step))
-            lam = self._batch_lambda(codes[sl], col_idx)
-            beliefs, lp = self._calibrate(lam, sl.stop - sl.start, do_idx)
-            log_pe[sl] = lp
-            for t, m in self._marginals(beliefs, tv).items():
-                out[t][sl] = m
+        with np.errstate(divide="ignore", invalid="ignore"):
+            for start in range(0, n, step):
+                sl = slice(start, min(n, start + step))
+                beliefs, lp = tree.calibrate(phis, codes[sl], col_idx, self._rescale)
+                log_pe[sl] = lp
+                marg = tree.marginals(beliefs, ti)
+                for t, v in zip(tv, ti):
+                    out[t][sl] = marg[v]
         bad = ~np.isfinite(log_pe)
         if bad.any():
             if on_impossible == "raise":
@@ -546,16 +607,6 @@ class Engine:
             raise EvidenceError(f"evidence columns: each node once, found {list(columns)}")
         return codes.astype(np.intp, copy=False), col_idx
 
-    def _batch_lambda(self, codes: np.ndarray, col_idx: list[int]) -> dict[int, np.ndarray]:
-        lam = {}
-        for j, v in enumerate(col_idx):
-            col = codes[:, j]
-            if (col < 0).all():
-                continue
-            table = np.vstack([np.eye(int(self.card[v])), np.ones(int(self.card[v]))])
-            lam[v] = table[col]  # -1 picks the all-ones row: missing
-        return lam
-
     def expected_counts(
         self,
         codes: np.ndarray,
@@ -582,33 +633,39 @@ class Engine:
         codes, col_idx = self._check_codes(codes, columns)
         n = codes.shape[0]
         w = np.ones(n) if weights is None else np.asarray(weights, dtype=float)
-        acc = [np.zeros(c.size) for c in self.cliques]
+        if w.shape != (n,):
+            raise EvidenceError(f"weights: expected shape ({n},), found {w.shape}")
+        plan = self._batch_plan()
+        used = sorted(set(plan.factor_home))
+        tree = plan.oriented((), frozenset(used))
+        phis = self._batch_phis(None)
+        acc = {c: np.zeros(plan.shape[c]) for c in used}
         log_pe = np.empty(n)
-        used = sorted(set(self.factor_home))
         step = self._chunk_rows()
-        for start in range(0, n, step):
-            sl = slice(start, min(n, start + step))
-            lam = self._batch_lambda(codes[sl], col_idx)
-            beliefs, lp = self._calibrate(lam, sl.stop - sl.start, None)
-            log_pe[sl] = lp
-            if not np.isfinite(lp).all():
-                rows = np.flatnonzero(~np.isfinite(lp)) + start
-                raise ImpossibleEvidenceError(
-                    f"rows {', '.join(map(str, rows[:5]))} have probability zero under the "
-                    "current parameters: expected rows the model allows; a table has a zero "
-                    "the data contradict (give it a non-zero prior or more strength)")
-            for c in used:
-                b = beliefs[c]
-                if b.shape[0] == 1 and sl.stop - sl.start != 1:  # no evidence reached it
-                    acc[c] += w[sl].sum() * b[0]
-                else:
-                    acc[c] += np.tensordot(w[sl], b, axes=1)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            for start in range(0, n, step):
+                sl = slice(start, min(n, start + step))
+                beliefs, lp = tree.calibrate(phis, codes[sl], col_idx, self._rescale)
+                log_pe[sl] = lp
+                if not np.isfinite(lp).all():
+                    rows = np.flatnonzero(~np.isfinite(lp)) + start
+                    raise ImpossibleEvidenceError(
+                        f"rows {', '.join(map(str, rows[:5]))} have probability zero under the "
+                        "current parameters: expected rows the model allows; a table has a zero "
+                        "the data contradict (give it a non-zero prior or more strength)")
+                for c in used:
+                    b = beliefs[c]
+                    if b.shape[-1] == 1:  # no evidence reached it: the same for every row
+                        acc[c] += w[sl].sum() * b[..., 0]
+                    else:
+                        acc[c] += b @ w[sl]
         counts = {}
         for v, name in enumerate(self.variables):
-            idx, size = self.family_idx[v]
+            h = plan.factor_home[v]
             fam = self.factors[v][0]
-            flat = np.bincount(idx, weights=acc[self.factor_home[v]], minlength=size)
-            fam_counts = flat.reshape([int(self.card[x]) for x in fam])
+            keep = set(fam)
+            fam_counts = acc[h].sum(axis=tuple(a for a, x in enumerate(plan.vars[h])
+                                               if x not in keep))
             order = [self.index[name]] + [self.index[p] for p in self.parents[name]]
             counts[name] = fam_counts.transpose([fam.index(x) for x in order])
         return counts, float(np.dot(w, log_pe)), log_pe
@@ -680,16 +737,24 @@ def _triangulate(adj: dict[int, set[int]], card: np.ndarray) -> list[frozenset[i
 
 
 def _junction_tree(
-    cliques: list[frozenset[int]], card: np.ndarray
+    cliques: list[frozenset[int]], card: np.ndarray, leaves: frozenset[int] | None = None
 ) -> tuple[list[set[int]], list[tuple[int, int]]]:
+    """A maximum spanning tree on separator size (a junction tree).
+
+    With ``leaves`` (the network's childless variables), ties between equally large
+    separators are broken against cliques that hold leaves, so that evidence-only cliques
+    end up as leaves of the tree rather than between the cliques queries need.
+    """
     import networkx as nx
 
     g = nx.Graph()
     g.add_nodes_from(range(len(cliques)))
+    scale = 4.0 * (len(card) + 1)  # total penalty < 1: separator size still decides
     for i, j in itertools.combinations(range(len(cliques)), 2):
         sep = cliques[i] & cliques[j]
         if sep:
-            g.add_edge(i, j, weight=len(sep))
+            pen = 0.0 if leaves is None else len((cliques[i] | cliques[j]) & leaves) / scale
+            g.add_edge(i, j, weight=len(sep) - pen)
     tree = nx.maximum_spanning_tree(g)
     return [set(c) for c in cliques], [tuple(e) for e in tree.edges()]
 
@@ -729,13 +794,292 @@ def _merge_cliques(cliques, edges, card, max_states):
     return [cl[k] for k in keys], [tuple(remap[x] for x in e) for e in ed]
 
 
+# ----------------------------------------------------------------------------- batch plan
+#: cliques of the batch compilation are merged only up to this many entries (measured on
+#: knee_hip and ALARM: 1-8 is best; bigger cliques make every row pay for their size)
+_BATCH_MAX_STATES = 8
+
+
+class _BatchPlan:
+    """The junction tree used for batches (structure only: no tables).
+
+    Clique arrays have shape ``(*clique shape, rows)``: the batch is the last, contiguous
+    axis, so multiplying by a message is a broadcast and projecting onto a separator is a
+    ``sum`` over leading axes, both with long inner loops and without BLAS.
+    """
+
+    def __init__(self, families: Sequence[tuple[int, ...]], card: np.ndarray,
+                 max_states: int) -> None:
+        n = len(card)
+        self.card = card
+        adj: dict[int, set[int]] = {i: set() for i in range(n)}
+        has_child: set[int] = set()
+        for v, fam in enumerate(families):
+            for a, b in itertools.combinations(fam, 2):
+                adj[a].add(b)
+                adj[b].add(a)
+            has_child.update(x for x in fam if x != v)
+        cliques = _triangulate(adj, card)
+        sets, edges = _junction_tree(cliques, card, leaves=frozenset(range(n)) - has_child)
+        sets, edges = _merge_cliques(sets, edges, card, max_states)
+        self.vars = [tuple(sorted(c)) for c in sets]
+        self.shape = [tuple(int(card[v]) for v in c) for c in self.vars]
+        self.size = [math.prod(s) for s in self.shape]
+        k = len(self.vars)
+        self.nbrs: dict[int, list[int]] = {i: [] for i in range(k)}
+        for a, b in edges:
+            self.nbrs[a].append(b)
+            self.nbrs[b].append(a)
+        self.containing: list[list[int]] = [[] for _ in range(n)]
+        for i, c in enumerate(self.vars):
+            for v in c:
+                self.containing[v].append(i)
+        self.factor_home = [min((i for i in self.containing[f[0]] if set(f) <= set(self.vars[i])),
+                                key=lambda i: self.size[i]) for f in families]
+        self.ev_home = [min(self.containing[v], key=lambda i: self.size[i]) for v in range(n)]
+        self.bytes_per_row = 3 * 8 * sum(self.size)
+        self._trees: dict[tuple, _OrientedPlan] = {}
+        # likelihood columns of each code: state k -> one-hot, -1 (missing) -> all ones
+        self._lam = [np.hstack([np.eye(int(c)), np.ones((int(c), 1))]) for c in card]
+
+    def bshape(self, c: int, keep: Sequence[int] | set[int]) -> tuple[int, ...]:
+        """Shape that broadcasts a table over ``keep`` (ascending) into clique ``c``."""
+        return tuple(int(self.card[x]) if x in keep else 1 for x in self.vars[c])
+
+    def phis(self, factors, card, do: Mapping[int, int] | None) -> list[np.ndarray]:
+        out = [np.ones(s) for s in self.shape]
+        for v, (fam, arr) in enumerate(factors):
+            h = self.factor_home[v]
+            if do and v in do:  # graph surgery: a point mass, the parents cut off
+                point = np.zeros(int(card[v]))
+                point[do[v]] = 1.0
+                out[h] = out[h] * point.reshape(self.bshape(h, (v,)))
+            else:
+                out[h] = out[h] * arr.reshape(self.bshape(h, fam))
+        return [p[..., None] for p in out]
+
+    def oriented(self, targets: tuple[int, ...],
+                 cliques: frozenset[int] = frozenset()) -> _OrientedPlan:
+        """The tree oriented for these targets (and cliques whose beliefs are needed)."""
+        key = (frozenset(targets), cliques)
+        tree = self._trees.get(key)
+        if tree is None:
+            if len(self._trees) >= 64:
+                self._trees.clear()
+            tree = self._trees[key] = _OrientedPlan(self, key[0], cliques)
+        return tree
+
+
+class _OrientedPlan:
+    """A root, parent pointers, target homes and the cliques the downward pass visits,
+    chosen (over every root) to minimise the total size of those cliques."""
+
+    def __init__(self, plan: _BatchPlan, targets: frozenset[int], must: frozenset[int]):
+        self.plan = plan
+        k = len(plan.vars)
+        best = None
+        # every clique is a candidate root on small trees; the 32 largest on big ones
+        roots = range(k) if k <= 64 else sorted(range(k), key=lambda i: -plan.size[i])[:32]
+        for root in roots:
+            parent, order = _orient(plan.nbrs, root, k)
+            depth = [0] * k
+            for c in order[1:]:
+                depth[c] = depth[parent[c]] + 1
+            need = set(must) | {root}
+            for v in targets:
+                c = min(plan.containing[v], key=lambda i: (depth[i], plan.size[i]))
+                while c != -1 and c not in need:
+                    need.add(c)
+                    c = parent[c]
+            for c in list(must):
+                while c != -1:
+                    need.add(c)
+                    c = parent[c]
+            cost = sum(plan.size[c] for c in need)
+            if best is None or cost < best[0]:
+                best = (cost, root, parent, order, need)
+        assert best is not None
+        _, self.root, self.parent, order, self.need = best
+        # each target is read from the smallest clique the downward pass visits anyway
+        self.home = {v: min((c for c in plan.containing[v] if c in self.need),
+                            key=lambda c: plan.size[c]) for v in targets}
+        self.topdown = order
+        self.collect = [*reversed(order[1:]), self.root]
+        self.children: list[list[int]] = [[] for _ in range(k)]
+        for c in order[1:]:
+            self.children[self.parent[c]].append(c)
+        self.sum_child: list[tuple[int, ...]] = [()] * k
+        self.sum_parent: list[tuple[int, ...]] = [()] * k
+        self.bs_parent: list[tuple[int, ...]] = [()] * k
+        self.bs_child: list[tuple[int, ...]] = [()] * k
+        for c in order[1:]:
+            p = self.parent[c]
+            sep = set(plan.vars[c]) & set(plan.vars[p])
+            self.sum_child[c] = tuple(a for a, v in enumerate(plan.vars[c]) if v not in sep)
+            self.sum_parent[c] = tuple(a for a, v in enumerate(plan.vars[p]) if v not in sep)
+            self.bs_parent[c] = plan.bshape(p, sep)
+            self.bs_child[c] = plan.bshape(c, sep)
+
+    def calibrate(
+        self, phis: list[np.ndarray], codes: np.ndarray, col_idx: Sequence[int], rescale: bool
+    ) -> tuple[dict[int, np.ndarray], np.ndarray]:
+        """One pass over a chunk of rows: beliefs of the needed cliques, shape
+        ``(*clique shape, rows or 1)`` (normalised per row; NaN where the evidence is
+        impossible) and log P(evidence) per row."""
+        plan = self.plan
+        n = codes.shape[0]
+        observed = codes >= 0
+        at: dict[int, list[int]] = {}
+        for j, v in enumerate(col_idx):
+            if observed[:, j].any():
+                at.setdefault(plan.ev_home[v], []).append(j)
+        radix = [int(plan.card[v]) + 1 for v in col_idx]  # code + 1: 0 is missing
+        bits = [math.log2(r) for r in radix]
+        sub: dict[int, list[int]] = {}  # evidence columns in each clique's subtree
+        up: dict[int, tuple] = {}  # clique -> (scaled msg, raw msg, rows->patterns, log scale)
+        pots: dict[int, np.ndarray] = {}
+        for c in self.collect:
+            cols = list(at.get(c, ()))
+            for ch in self.children[c]:
+                cols += sub[ch]
+            sub[c] = cols
+            # the space the clique's upward pass works in: one column per row (rep and inv
+            # None), or one column per distinct pattern of the subtree's evidence (inv maps
+            # rows to patterns; the upward message depends on nothing else): one pattern
+            # per state (+ missing) of a single column, the distinct keys otherwise (rep: a
+            # row of each), or one pattern without evidence. The downward pass gathers
+            # the patterns back to rows.
+            rows, rep, inv, single = codes, None, None, False
+            if c != self.root:
+                if len(cols) == 1 and 2 * radix[cols[0]] <= n:
+                    j = cols[0]
+                    single, inv = True, codes[:, j] + 1
+                    rows = np.full((radix[j], codes.shape[1]), -1, dtype=codes.dtype)
+                    rows[:, j] = np.arange(-1, radix[j] - 1)
+                elif cols and sum(bits[j] for j in cols) < 62:  # the key fits an int64
+                    key = np.zeros(n, dtype=np.int64)
+                    for j in cols:
+                        key = key * radix[j] + (codes[:, j] + 1)
+                    _, first, inv = np.unique(key, return_index=True, return_inverse=True)
+                    if 2 * len(first) > n:
+                        inv = None
+                    else:
+                        rep, rows = first, codes[first]
+                elif not cols:
+                    rep, inv = np.zeros(1, dtype=np.intp), np.zeros(n, dtype=np.intp)
+                    rows = codes[rep]
+            pc = phis[c]
+            owned = False
+            factors = []
+            for j in at.get(c, ()):
+                v = col_idx[j]
+                lam = plan._lam[v][:, rows[:, j]]
+                factors.append(lam.reshape((*plan.bshape(c, (v,)), lam.shape[-1])))
+            logs = None
+            for ch in self.children[c]:
+                msg, _, inv_ch, logs_ch = up[ch]
+                if single:  # the child sees the same single column (or none): same patterns
+                    idx = None
+                elif rep is None:
+                    idx = inv_ch
+                else:
+                    idx = rep if inv_ch is None else inv_ch[rep]
+                if idx is not None and msg.shape[-1] > 1:
+                    msg = msg[..., idx]
+                    if logs_ch is not None and logs_ch.shape[-1] > 1:
+                        logs_ch = logs_ch[idx]
+                factors.append(msg)
+                if logs_ch is not None:
+                    logs = logs_ch if logs is None else logs + logs_ch
+            for x in factors:
+                if owned and pc.shape[-1] >= x.shape[-1]:
+                    np.multiply(pc, x, out=pc)
+                else:
+                    pc = pc * x
+                    owned = True
+            if c == self.root:
+                break
+            if c in self.need:
+                pots[c] = pc
+            raw = pc.sum(axis=self.sum_child[c]).reshape((*self.bs_parent[c], pc.shape[-1]))
+            msg = raw
+            if rescale:  # guard against underflow on very large networks
+                s = raw.reshape(-1, raw.shape[-1]).sum(axis=0)
+                ls = np.log(s)
+                logs = ls if logs is None else logs + ls
+                msg = raw / np.where(s > 0, s, 1.0)
+            up[c] = (msg, raw, inv, logs)
+        r = self.root
+        z = pc.reshape(-1, pc.shape[-1]).sum(axis=0)
+        log_pe = np.log(z) if logs is None else np.log(z) + logs
+        beliefs = {r: pc / z}
+        for c in self.topdown[1:]:
+            if c not in self.need:
+                continue
+            m = beliefs[self.parent[c]].sum(axis=self.sum_parent[c])
+            m = m.reshape((*self.bs_child[c], m.shape[-1]))
+            _, u, inv, _ = up[c]
+            p = pots[c]
+            if inv is not None:  # patterns -> rows
+                u = u[..., inv] if u.shape[-1] > 1 else u
+                p = p[..., inv] if p.shape[-1] > 1 else p
+            u = u.reshape((*self.bs_child[c], u.shape[-1]))
+            # 0/0 -> 0: where the upward message is 0 the parent's belief is 0 too
+            m = m / np.where(u > 0, u, 1.0)
+            beliefs[c] = p * m
+        return beliefs, np.broadcast_to(log_pe, (n,))
+
+    def marginals(self, beliefs: dict[int, np.ndarray], vs: Sequence[int]) -> dict[int, np.ndarray]:
+        """``{v: (rows or 1, card)}`` marginals; several targets in one clique share one
+        pass over it (the other variables are summed out first)."""
+        groups: dict[int, list[int]] = {}
+        for v in vs:
+            groups.setdefault(self.home[v], []).append(v)
+        out = {}
+        for h, group in groups.items():
+            b, names = beliefs[h], self.plan.vars[h]
+            if len(group) > 1 and len(group) < len(names):
+                b = b.sum(axis=tuple(a for a, x in enumerate(names) if x not in group))
+                names = tuple(x for x in names if x in group)
+            for v in group:
+                m = b.sum(axis=tuple(a for a, x in enumerate(names) if x != v))
+                out[v] = m.reshape(-1, m.shape[-1]).T
+        return out
+
+
+def _orient(nbrs: Mapping[int, list[int]], root: int, k: int) -> tuple[list[int], list[int]]:
+    """Parent pointers and a top-down order from ``root``; other components (a
+    disconnected network) hang from the root through an empty separator."""
+    parent = [-1] * k
+    order = [root]
+    seen = {root}
+    for c in order:
+        for d in nbrs[c]:
+            if d not in seen:
+                seen.add(d)
+                parent[d] = c
+                order.append(d)
+    for c in range(k):
+        if c not in seen:
+            comp = [c]
+            seen.add(c)
+            parent[c] = root
+            for x in comp:
+                for d in nbrs[x]:
+                    if d not in seen:
+                        seen.add(d)
+                        parent[d] = x
+                        comp.append(d)
+            order.extend(comp)
+    return parent, order
+
+
 _ENGINES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _fingerprint(model: Any) -> tuple:
-    return tuple((str(c.variable), id(c), id(c.values)) for c in model.get_cpds()) + (
-        tuple(sorted(map(tuple, model.edges()))),
-    )
+    return (*((str(c.variable), id(c), id(c.values)) for c in model.get_cpds()),
+            tuple(sorted(map(tuple, model.edges()))))
 
 
 def get_engine(model: Any, refresh: bool = False) -> Engine:

@@ -59,6 +59,7 @@ from .audit import (
     AuditCounts,
     EncodedAudit,
     _Encoder,
+    _single_chunk,
     _states_of,
     describe_source,
     encode_audit,
@@ -84,9 +85,6 @@ __all__ = [
 ]
 
 _W_MAX = -math.log(1e-12)  # link/leak probabilities are kept <= 1 - 1e-12
-# rows per engine pass: blocks of ~16 MB stay in cache and run 2-3x faster than the
-# engine's default 256 MB blocks on this model (measured in benchmarks/bench_learn.py)
-_CHUNK_BYTES = 16 * 2**20
 
 
 def _blas_single() -> Any:
@@ -98,14 +96,6 @@ def _blas_single() -> Any:
     except ImportError:  # pragma: no cover
         return contextlib.nullcontext()
     return threadpool_limits(1, user_api="blas")
-
-
-def _engine_copy(engine):
-    """A shallow copy of an engine with cache-friendly batch blocks (the original, possibly
-    shared through get_engine's cache, is left untouched)."""
-    eng = copy.copy(engine)
-    eng.chunk_bytes = _CHUNK_BYTES
-    return eng
 
 
 # ============================================================================ parameters
@@ -321,7 +311,7 @@ def _scan(data, model, mapping, *, table, sql, dataset, holdout, seed, chunksize
         if enc is None:
             enc = _Encoder(chunk.columns, model, mp, source=name)
         codes, diag, _ = enc.encode(chunk, offset)
-        enc.check_chunk()
+        enc.check_chunk(final=_single_chunk(data, chunksize))
         states = _states_of(model, enc.columns)
         mname = _model_name(model)
         parts.append(_counts_from_codes(codes, enc.cards, enc.columns, states, None, len(chunk),
@@ -377,9 +367,14 @@ def _check_possible(engine, counts: AuditCounts, what: str) -> None:
     res = engine.batch(counts.patterns, counts.columns, targets=[], on_impossible="nan")
     bad = np.flatnonzero(~np.isfinite(res.log_evidence))
     if bad.size:
+        _impossible_error(counts, bad, what)
+
+
+def _impossible_error(counts: AuditCounts, bad: np.ndarray, what: str) -> None:
+    if bad.size:
         rows = int(counts.counts[bad].sum())
         shown = []
-        for b in bad[:3]:
+        for b in bad[:2]:
             obs = [f"{c}={counts.states[c][int(x)]}" for c, x in zip(counts.columns, counts.patterns[b])
                    if x >= 0]
             shown.append("{" + ", ".join(obs) + "}")
@@ -387,8 +382,19 @@ def _check_possible(engine, counts: AuditCounts, what: str) -> None:
             f"{rows} audit row(s) in {bad.size} distinct pattern(s) are impossible under the "
             f"{what} (probability zero), e.g. {'; '.join(shown)}: expected findings the model "
             "allows; a structural zero (such as upper_lumbar_root present without "
-            "lumbar_radiculopathy) contradicts these rows: check them, or give that table a "
-            "non-zero prior")
+            "lumbar_radiculopathy) contradicts these rows: check them (batch_posteriors(data, "
+            "on_impossible='nan') marks them with NaN), or give that table a non-zero prior")
+
+
+def _check_possible_complete(counts: AuditCounts, fams: list[_Family]) -> None:
+    """Complete rows are impossible exactly when some family lands on a zero of its table."""
+    col = {c: j for j, c in enumerate(counts.columns)}
+    bad = np.zeros(counts.patterns.shape[0], dtype=bool)
+    for f in fams:
+        idx = tuple(counts.patterns[:, col[x]].astype(np.intp) for x in [f.name, *f.parents])
+        bad |= f.expert[idx] == 0
+    if bad.any():
+        _impossible_error(counts, np.flatnonzero(bad), "expert model")
 
 
 def _family_counts_complete(counts: AuditCounts, fams: list[_Family]) -> dict[str, np.ndarray]:
@@ -418,15 +424,16 @@ def _run_em_inner(spec, fams, counts: AuditCounts, *, max_iter, tol, progress, d
 
     from .engine import Engine
 
-    base = _engine_copy(Engine(spec))
+    base = Engine(spec)
     params = _Params(fams)
     for c in counts.columns:
         if list(base.states[c]) != list(counts.states[c]):
             raise DataError(f"counts column {c}: states {counts.states[c]} differ from the model's "
                             f"{base.states[c]}: expected counts made with this model")
-    _check_possible(base, counts, "expert model")
     complete = set(counts.columns) == set(base.variables) and bool(
         counts.patterns.shape[0] == 0 or (counts.patterns >= 0).all())
+    if complete:
+        _check_possible_complete(counts, fams)
     rows: list[dict[str, float]] = []
     has_nor = any(f.kind == "noisy_or" and not f.frozen for f in fams)
     if complete:
@@ -434,7 +441,9 @@ def _run_em_inner(spec, fams, counts: AuditCounts, *, max_iter, tol, progress, d
         N = _family_counts_complete(counts, fams)
         ll0 = _complete_loglik(N, params)
         rows.append(_hist(0, ll0, params.log_prior(), None, 0.0))
+        t1 = time.perf_counter()
         params.m_step(N)
+        rows[-1]["mstep_seconds"] = time.perf_counter() - t1
         ll = _complete_loglik(N, params)
         lp = ll + params.log_prior()
         rows.append(_hist(1, ll, params.log_prior(), _rel(lp, rows[-1]["log_posterior"]),
@@ -454,8 +463,11 @@ def _run_em_inner(spec, fams, counts: AuditCounts, *, max_iter, tol, progress, d
         eng = base.with_tables(params.table) if it else base
         try:
             N, ll, _ = eng.expected_counts(pats, counts.columns, weights=w)
-        except ImpossibleEvidenceError as exc:  # pragma: no cover - guarded by the M-step
-            raise DataError(f"EM iteration {it}: {exc}") from None
+        except ImpossibleEvidenceError as exc:
+            if it == 0:  # rows the expert model rules out: name them
+                _check_possible(base, counts, "expert model")
+            # later iterations cannot create new zeros where data exist (M-step)
+            raise DataError(f"EM iteration {it}: {exc}") from None  # pragma: no cover
         if ll0 is None:
             ll0 = ll
         lp = ll + params.log_prior()
@@ -467,7 +479,9 @@ def _run_em_inner(spec, fams, counts: AuditCounts, *, max_iter, tol, progress, d
             break
         if it == max_iter:
             break
+        t1 = time.perf_counter()
         params.m_step(N)
+        rows[-1]["mstep_seconds"] = time.perf_counter() - t1
         prev = lp
         bar.update(1)
     bar.close()
@@ -487,7 +501,8 @@ def _rel(new: float, old: float) -> float:
 def _hist(it, ll, lprior, rel, secs) -> dict[str, Any]:
     return {"iteration": it, "loglik": float(ll), "log_prior": float(lprior),
             "log_posterior": float(ll + lprior),
-            "rel_change": float("nan") if rel is None else float(rel), "seconds": float(secs)}
+            "rel_change": float("nan") if rel is None else float(rel), "seconds": float(secs),
+            "mstep_seconds": float("nan")}
 
 
 # ============================================================================ output spec
@@ -591,7 +606,9 @@ class PriorFitter:
     model_ : pgmpy.models.DiscreteBayesianNetwork
         The fitted network.
     history_ : pandas.DataFrame
-        Per iteration: ``loglik``, ``log_prior``, ``log_posterior``, ``rel_change``, ``seconds``.
+        Per iteration: ``loglik``, ``log_prior``, ``log_posterior`` (of the parameters at
+        the start of the iteration), ``rel_change``, ``seconds`` (E-step) and
+        ``mstep_seconds`` (the M-step that follows).
     report_ : FitReport
         Expert vs fitted tables with credible intervals, surprise, held-out accuracy.
     counts_ : AuditCounts
@@ -733,10 +750,11 @@ class PriorFitter:
             name = dataset_name or " + ".join(c.datasets) or "counts"
             import pandas as pd
 
-            from .audit import AuditReport
+            from .audit import PROBLEM_COLUMNS, AuditReport
 
-            rep = AuditReport(pd.DataFrame(columns=["severity", "message"]),
-                              pd.DataFrame(columns=["column"]), c.n_rows, name)
+            rep = AuditReport(pd.DataFrame(columns=PROBLEM_COLUMNS),
+                              pd.DataFrame(columns=["column", "role", "node", "blank",
+                                                    "blank_fraction"]), c.n_rows, name)
             return _Scan(c, None, None, rep, name, [])
         if isinstance(data, EncodedAudit):
             from .audit import audit_counts
@@ -748,8 +766,15 @@ class PriorFitter:
                      progress=bool(self.progress))
 
     # -------------------------------------------------------------- fitted API
+    def __getattr__(self, name: str) -> Any:
+        # only called for missing attributes: fitted ones (trailing "_") before fit()
+        if name.endswith("_") and not name.startswith("__"):
+            raise NotFittedError(f"this PriorFitter is not fitted yet ({name} is set by fit): "
+                                 "call fit(data) first")
+        raise AttributeError(f"'PriorFitter' object has no attribute '{name}'")
+
     def _check_fitted(self) -> None:
-        if not hasattr(self, "spec_"):
+        if "spec_" not in self.__dict__:
             raise NotFittedError("this PriorFitter is not fitted yet: call fit(data) first")
 
     def save(self, path: str | os.PathLike[str], overwrite: bool = False) -> Path:
@@ -772,7 +797,7 @@ class PriorFitter:
         counts = c[0] if c else _scan(data, self.spec_, mapping, table=None, sql=None,
                                       dataset=None, holdout=0.0, seed=0,
                                       chunksize=int(self.chunksize), progress=False).counts
-        res = _engine_copy(Engine(self.spec_)).batch(counts.patterns, counts.columns, targets=[],
+        res = Engine(self.spec_).batch(counts.patterns, counts.columns, targets=[],
                                        on_impossible="nan")
         return float(np.dot(counts.counts, res.log_evidence) / counts.counts.sum())
 
@@ -919,7 +944,7 @@ def batch_posteriors(
 
     m = as_model(model)
     enc = encode_audit(data, m, mapping, table=table, sql=sql, keep=keep)
-    eng = _engine_copy(get_engine(m))
+    eng = get_engine(m)
     if targets is None:
         groups = node_groups(m)
         targets = [n for n in groups if groups[n] == "origin"]
@@ -971,7 +996,7 @@ def write_batch_posteriors(
                               "pass overwrite=True (CLI: --overwrite) to replace it")
     kind = "parquet" if out.name.lower().endswith((".parquet", ".pq")) else "csv"
     m = as_model(model)
-    eng = _engine_copy(get_engine(m))
+    eng = get_engine(m)
     if targets is None:
         groups = node_groups(m)
         targets = [n for n in groups if groups[n] == "origin"]
@@ -987,7 +1012,7 @@ def write_batch_posteriors(
             if enc is None:
                 enc = _Encoder(chunk.columns, m, mp, keep=keep, source=name)
             codes, _, _ = enc.encode(chunk, offset)
-            enc.check_chunk()
+            enc.check_chunk(final=_single_chunk(data, chunksize))
             if len(chunk) == 0:
                 continue
             mat, names = _posterior_matrix(eng, codes, enc.columns, enc.cards, list(targets),

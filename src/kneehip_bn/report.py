@@ -204,7 +204,7 @@ class FitReport:
         t = self.tables[~self.tables["frozen"]]
         t = t.reindex(t["change"].abs().sort_values(ascending=False).index).head(12)
         for _, r in t.iterrows():
-            L.append(f"  {r['node']:<26}{_short(r['parameter'], 46):<47}{r['expert']:7.3f} -> "
+            L.append(f"  {r['node']:<30}{_short(r['parameter'], 64):<65}{r['expert']:7.3f} -> "
                      f"{r['fitted']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]  n={r['n']:.0f}")
         if self.holdout is not None:
             info = self.holdout_info
@@ -460,9 +460,7 @@ def _holdout(spec, fams, holdout, fitter):
 
     train_fit, (pats, diag, cnt), labels = holdout
     origins = labels[:-1]
-    from .learn import _engine_copy
-
-    base = _engine_copy(Engine(spec))
+    base = Engine(spec)
     models = {"expert": base, "fitted": base.with_tables(
         {f.name: train_fit.params.table[f.name] for f in fams})}
     cols = [c for c in fitter.counts_.columns]

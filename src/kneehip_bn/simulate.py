@@ -218,10 +218,10 @@ def _working_diagnosis(spec, codes, origins, noise, rng) -> np.ndarray:
     seen = [k for k, s in spec.nodes.items() if s.group in ("context", "finding", "test")]
     x = np.stack([codes[k] for k in seen], axis=1).astype(np.int64)
     pats, _, inv = group_patterns(x, [len(spec.nodes[k].states) for k in seen])
-    from .learn import _blas_single, _engine_copy
+    from .learn import _blas_single
 
     with _blas_single():
-        res = _engine_copy(eng).batch(pats, seen, targets=origins)
+        res = eng.batch(pats, seen, targets=origins)
     on = [spec.nodes[o].states.index(_on(spec.nodes[o].states)) for o in origins]
     post = np.stack([res.marginals[o][:, i] for o, i in zip(origins, on)], axis=1)[inv]
     present = np.stack([codes[o] == i for o, i in zip(origins, on)], axis=1)
