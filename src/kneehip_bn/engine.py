@@ -701,14 +701,6 @@ def _impossible(evidence, do) -> ImpossibleEvidenceError:
         "findings the model allows; check for contradictory findings or a zero in a table")
 
 
-def _sum_axes(clique: _Clique, keep: set[int]) -> tuple[int, ...]:
-    return tuple(a + 1 for a, x in enumerate(clique.vars) if x not in keep)
-
-
-def _bshape(clique: _Clique, keep: set[int]) -> tuple[int, ...]:
-    return tuple(s if x in keep else 1 for x, s in zip(clique.vars, clique.shape))
-
-
 def _triangulate(adj: dict[int, set[int]], card: np.ndarray) -> list[frozenset[int]]:
     """Greedy min-fill elimination (ties: smallest clique table); the maximal cliques."""
     adj = {v: set(n) for v, n in adj.items()}
