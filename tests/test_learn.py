@@ -482,3 +482,32 @@ def test_write_batch_posteriors_streams_in_input_order(spec, incomplete, tmp_pat
         write_batch_posteriors(tmp_path / "bad.csv", tmp_path / "q.csv", spec, chunksize=128)
     assert not (tmp_path / "q.csv").exists()
     assert not list(tmp_path.glob(".q.csv*"))
+
+
+def test_noisy_or_gradient_and_hessian_match_finite_differences():
+    from kneehip_bn.learn import _nor_grad_hess
+
+    rng = np.random.default_rng(3)
+    configs = np.array(list(itertools.product([0, 1], repeat=2)))
+    D = np.column_stack([np.ones(4), configs]).astype(float)
+    a_on, a_off = rng.uniform(1, 20, 4), rng.uniform(1, 20, 4)
+    w = np.array([0.1, 0.5, 0.3])
+    g, H = _nor_grad_hess(D, a_on, a_off, w)
+    eps = 1e-5
+    for j in range(3):
+        e = np.zeros(3)
+        e[j] = eps
+        fd = (_nor_objective(D, a_on, a_off, w + e) - _nor_objective(D, a_on, a_off, w - e)) / (2 * eps)
+        assert g[j] == pytest.approx(fd, rel=1e-6)
+        gp, _ = _nor_grad_hess(D, a_on, a_off, w + e)
+        gm, _ = _nor_grad_hess(D, a_on, a_off, w - e)
+        np.testing.assert_allclose(H[:, j], (gp - gm) / (2 * eps), rtol=1e-5)
+
+
+def test_fit_reports_every_problem_of_a_dataframe(spec, incomplete):
+    broken = incomplete.rename(columns={"knee_pain": "knee_pian"})
+    broken["fadir_test"] = None
+    with pytest.raises(DataError, match=r"did you mean 'knee_pain'.*and 1 more problem") as ei:
+        PriorFitter(spec, progress=False).fit(broken)
+    kinds = set(ei.value.report.problems["problem"])
+    assert kinds == {"unmapped_column", "all_blank"}

@@ -56,8 +56,8 @@ from .simulate import simulate_audit
 
 # --- teaching: explanations, what-if, next test, conflict, sensitivity (cli_teach) ---
 # isort: split
-from .reasoning import Conflict, Explanation, conflict, explain, next_best_test, what_if
 from .plots import show_inference
+from .reasoning import Conflict, Explanation, conflict, explain, next_best_test, what_if
 from .robustness import credible_intervals, sensitivity
 
 __version__ = "0.1.0"

@@ -256,8 +256,8 @@ def cmd_what_if(args: argparse.Namespace) -> int:
 def cmd_next_test(args: argparse.Namespace) -> int:
     from .cli import DISCLAIMER, emit_json, load_for_cli
     from .errors import EvidenceError
-    from .reasoning import next_best_test
     from .queries import parse_assignments
+    from .reasoning import next_best_test
 
     _check_plot_path(args)
     spec = load_for_cli(args)

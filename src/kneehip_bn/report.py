@@ -292,9 +292,12 @@ class FitReport:
         ax.tick_params(axis="y", labelsize=8)
         ax = axes[1, 0]
         h = self.history
-        ax.plot(h["iteration"], h["log_posterior"], marker=".", label="log-posterior")
-        ax.plot(h["iteration"], h["loglik"], marker=".", label="log-likelihood")
-        ax.set(xlabel="EM iteration", ylabel="nats", title="Fitting history")
+        ax.plot(h["iteration"], h["log_posterior"] - h["log_posterior"].iloc[0], marker=".",
+                label="log-posterior (objective)")
+        ax.plot(h["iteration"], h["loglik"] - h["loglik"].iloc[0], marker=".",
+                label="log-likelihood")
+        ax.set(xlabel="EM iteration", ylabel="gain over the expert model (nats)",
+               title="Fitting history")
         ax.legend(fontsize=8)
         ax = axes[1, 1]
         if self.calibration is not None and len(self.calibration):

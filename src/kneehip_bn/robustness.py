@@ -36,8 +36,8 @@ import numpy as np
 
 from .engine import Engine, get_engine
 from .errors import EvidenceError, ImpossibleEvidenceError, KneeHipError, UnknownNameError
-from .reasoning import _codes, _family_table, _origin_list, _setup, _states_text
 from .queries import Evidence, on_state
+from .reasoning import _codes, _family_table, _origin_list, _setup, _states_text
 
 __all__ = ["credible_intervals", "model_parameters", "sensitivity"]
 
