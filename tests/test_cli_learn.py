@@ -161,3 +161,39 @@ def test_fit_refuses_to_overwrite(audit_csv, tmp_path, capsys):
     assert cli.main(["fit", str(audit_csv), "--output", str(tmp_path / "x.yaml"), "--quiet"]) == 1
     assert "pass --overwrite" in capsys.readouterr().err
     assert (tmp_path / "x.yaml").read_text() == "keep me"
+
+
+def test_ignore_lets_an_id_column_through_and_changes_nothing_else(audit_csv, tmp_path, capsys):
+    df = pd.read_csv(audit_csv)
+    with_id = tmp_path / "with_id.csv"
+    df.insert(0, "patient_id", [f"P{i:05d}" for i in range(len(df))])
+    df.to_csv(with_id, index=False)
+    # without --ignore the extra column is refused, with the way out in the message
+    assert cli.main(["batch", str(with_id), "--output", str(tmp_path / "x.csv")]) == 1
+    assert "column 'patient_id' is not a node of the model" in capsys.readouterr().err
+    # with --ignore: the same posteriors as the file without the column
+    assert cli.main(["batch", str(with_id), "--ignore", "patient_id",
+                     "--output", str(tmp_path / "ignored.csv")]) == 0
+    assert cli.main(["batch", str(audit_csv), "--output", str(tmp_path / "plain.csv")]) == 0
+    a = pd.read_csv(tmp_path / "ignored.csv")
+    b = pd.read_csv(tmp_path / "plain.csv")
+    np.testing.assert_allclose(a.to_numpy(), b.to_numpy(), rtol=0, atol=1e-12)
+    # and fitting: the same fitted numbers
+    for src, out in ((with_id, "f1.yaml"), (audit_csv, "f2.yaml")):
+        extra = ["--ignore", "patient_id"] if src == with_id else []
+        assert cli.main(["fit", str(src), *extra, "--max-iter", "3", "--holdout", "0",
+                         "--output", str(tmp_path / out), "--quiet"]) == 0
+    s1, s2 = load_spec(tmp_path / "f1.yaml"), load_spec(tmp_path / "f2.yaml")
+    for node in ("knee_pain", "knee_pathology", "age_group"):
+        np.testing.assert_allclose(cpd_array(s1, node), cpd_array(s2, node), atol=1e-12)
+
+
+def test_a_mapping_of_only_ignore_reads_node_named_columns(audit_csv, tmp_path):
+    from kneehip_bn.audit import encode_audit
+
+    df = pd.read_csv(audit_csv)
+    df["visit"] = "2025-01-01"
+    enc = encode_audit(df, None, {"format": "kneehip-audit-mapping/1", "ignore": ["visit"]})
+    plain = encode_audit(df.drop(columns="visit"), None, None)
+    assert enc.columns == plain.columns
+    np.testing.assert_array_equal(enc.codes, plain.codes)

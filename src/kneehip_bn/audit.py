@@ -141,6 +141,10 @@ def _norm(x: Any) -> str | None:
 def load_mapping(mapping: Any) -> AuditMapping | None:
     """Read a mapping from a YAML file path, a dict, or pass an :class:`AuditMapping` on.
 
+    Audit columns that are not listed under ``columns:`` but are named exactly like a
+    model node are read as that node (with the model's state labels as codes), so a
+    mapping may consist of ``ignore: [patient_id]`` alone.
+
     The file is read with ``yaml.safe_load`` (no tags, no Python objects). Problems with
     the mapping itself (unknown keys, a column both mapped and ignored) are kept on
     ``mapping.problems`` and reported by :func:`validate_audit` together with the data's.
@@ -200,7 +204,9 @@ def load_mapping(mapping: Any) -> AuditMapping | None:
         ign = []
     m.ignore = [str(c) for c in ign]
     cols = raw.get("columns")
-    if not isinstance(cols, Mapping) or not cols:
+    if cols is None and m.ignore:
+        cols = {}  # only `ignore:`: the other columns are node names already
+    if not isinstance(cols, Mapping) or (not cols and not m.ignore):
         bad(None, f"columns: expected a mapping of audit column -> {{node, codes}}, found {cols!r}")
         cols = {}
     for col, entry in cols.items():
@@ -633,8 +639,17 @@ class _Encoder:
                         + (f"; did you mean '{g}'?" if g else "")))
                     continue
                 self._plan_from_map(cm, variables)
+            mapped_nodes = {cm.node for cm in mapping.columns.values()}
             for c in seen:
                 if c in mapping.columns or c in mapping.ignore or c in self.keep or c == weight_column:
+                    continue
+                if c in self.engine.index and c not in mapped_nodes and seen[c] == 1:
+                    # a column already named like a node (and not mapped from another column)
+                    self._add_plan(_Plan(c, "node", c, list(self.engine.states[c]), None))
+                    continue
+                if c == DIAGNOSIS_COLUMN and seen[c] == 1 and not any(
+                        cm.role == "diagnosis" for cm in mapping.columns.values()):
+                    self._add_plan(_Plan(c, "diagnosis", None, self.diag_labels, None))
                     continue
                 g = closest(c, list(mapping.columns) + variables)
                 self._err("unmapped_column", c, None, None, None,

@@ -31,8 +31,25 @@ def _data_args(p: argparse.ArgumentParser, required: bool = True) -> None:
                    help="audit: a .csv/.parquet file or an SQLAlchemy URL (sqlite:///audit.db)")
     p.add_argument("--mapping", metavar="MAP", default=None,
                    help="YAML mapping of the audit's columns and codes to nodes and states")
+    p.add_argument("--ignore", nargs="+", metavar="COLUMN", default=[],
+                   help="audit columns not used by the model (e.g. a patient id); without this "
+                        "(or a mapping) every column must be a node")
     p.add_argument("--table", default=None, help="table to read (with a database URL)")
     p.add_argument("--sql", default=None, help="SELECT query to run (with a database URL)")
+
+
+def _mapping_arg(args: argparse.Namespace) -> Any:
+    """``--mapping`` with the ``--ignore`` columns added (a mapping object), or the path."""
+    ignore = list(getattr(args, "ignore", None) or [])
+    if not ignore:
+        return args.mapping
+    from .audit import MAPPING_FORMAT, load_mapping
+
+    base = load_mapping(args.mapping)
+    if base is None:
+        return load_mapping({"format": MAPPING_FORMAT, "ignore": ignore})
+    base.ignore = [*base.ignore, *(c for c in ignore if c not in base.ignore)]
+    return base
 
 
 def register(subparsers: Any, parents: dict[str, argparse.ArgumentParser]) -> None:
@@ -184,7 +201,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
         freeze=args.freeze, noisy_or=args.noisy_or, max_iter=args.max_iter, tol=args.tol,
         progress=not args.quiet and sys.stderr.isatty(), holdout=args.holdout, seed=args.seed)
     data = args.counts if args.counts is not None else args.data
-    fitter.fit(data, mapping=args.mapping, dataset_name=args.dataset_name, table=args.table,
+    fitter.fit(data, mapping=_mapping_arg(args), dataset_name=args.dataset_name, table=args.table,
                sql=args.sql)
     fitter.save(args.output, overwrite=args.overwrite)
     rep = fitter.report_
@@ -214,7 +231,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     from .report import check_structure
 
     spec = _spec(args)
-    res = check_structure(args.data, spec, args.mapping, alpha=args.alpha,
+    res = check_structure(args.data, spec, _mapping_arg(args), alpha=args.alpha,
                           max_given=args.max_given, table=args.table, sql=args.sql)
     bad = res[res["violated"]]
     if args.json:
@@ -246,7 +263,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
 
     spec = _spec(args)
     path, n = write_batch_posteriors(
-        args.data, args.output, spec, args.mapping, args.targets,
+        args.data, args.output, spec, _mapping_arg(args), args.targets,
         on_impossible=args.on_impossible, keep=args.keep, table=args.table, sql=args.sql,
         overwrite=args.overwrite, chunksize=args.chunksize,
         progress=sys.stderr.isatty())
@@ -308,7 +325,7 @@ def cmd_counts(args: argparse.Namespace) -> int:
 
     spec = _spec(args)
     _check_out(args.output, args.overwrite)
-    c = audit_counts(args.data, spec, args.mapping, table=args.table, sql=args.sql,
+    c = audit_counts(args.data, spec, _mapping_arg(args), table=args.table, sql=args.sql,
                      dataset=args.dataset_name, progress=sys.stderr.isatty())
     c.save(args.output, overwrite=args.overwrite)
     print(f"wrote {args.output}: {c.n_rows} rows as {c.patterns.shape[0]} distinct patterns over "
