@@ -197,3 +197,16 @@ def test_a_mapping_of_only_ignore_reads_node_named_columns(audit_csv, tmp_path):
     plain = encode_audit(df.drop(columns="visit"), None, None)
     assert enc.columns == plain.columns
     np.testing.assert_array_equal(enc.codes, plain.codes)
+
+
+def test_cli_lists_every_audit_problem_not_only_the_first(tmp_path, capsys):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("knee_pain,hip_pian\nyes,present\n,absent\n")
+    assert cli.main(["fit", str(bad), "--output", str(tmp_path / "o.yaml")]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("error: ") and "more problem(s)" in err[0]
+    also = [line for line in err if line.startswith("  also: ")]
+    assert len(also) >= 1
+    text = "\n".join(err)
+    assert "unknown code 'yes'" in text and "did you mean 'hip_pain'" in text
+    assert not (tmp_path / "o.yaml").exists()  # nothing written on bad input

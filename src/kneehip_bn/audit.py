@@ -563,7 +563,8 @@ class AuditReport:
             return
         errs = self.errors
         first = errs.iloc[0]["message"]
-        more = f" (and {len(errs) - 1} more problem(s): see err.report)" if len(errs) > 1 else ""
+        more = (f" (and {len(errs) - 1} more problem(s): the error's .report lists them all)"
+                if len(errs) > 1 else "")
         raise DataError(f"audit {self.source or 'data'}: {first}{more}", report=self)
 
 

@@ -270,6 +270,16 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+def _print_other_problems(exc: Exception) -> None:
+    """After the first line, list the other errors an audit report holds (one per line)."""
+    report = getattr(exc, "report", None)
+    errors = getattr(report, "errors", None)
+    if errors is None or len(errors) < 2:
+        return
+    for msg in list(errors["message"])[1:]:
+        print(f"  also: {msg}", file=sys.stderr)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``kneehip`` command; returns the exit status."""
     from .errors import KneeHipError
@@ -282,6 +292,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if os.environ.get("KNEEHIP_DEBUG"):
             raise
         print(f"error: {exc}", file=sys.stderr)
+        _print_other_problems(exc)
         return 1
     except (FileExistsError, FileNotFoundError, PermissionError, IsADirectoryError) as exc:
         if os.environ.get("KNEEHIP_DEBUG"):
