@@ -4,7 +4,8 @@ Round trips measured in the tests: BIF (written with full precision) and XMLBIF 
 bit-exact; GeNIe XDSL to ~1e-16; Hugin NET keeps 8 decimals (~5e-9). Provenance lives only
 in the YAML model file: these formats have no place for it.
 
-For pyAgrum use BIF, XMLBIF or NET: they give pyAgrum the same posteriors as this package.
+For pyAgrum use XMLBIF saved as ``.bifxml`` (exact), or BIF or NET (pyAgrum parses their
+numbers to ~1e-8): they give pyAgrum the same posteriors as this package.
 XDSL tables are written in GeNIe's layout (the last parent varies fastest), but pyAgrum
 3.3's XDSL reader orders multi-parent tables differently, so an XDSL file opened in
 pyAgrum gives different answers (measured, not a problem of the file's numbers).
