@@ -644,14 +644,13 @@ class _Encoder:
             for c in seen:
                 if c in mapping.columns or c in mapping.ignore or c in self.keep or c == weight_column:
                     continue
-                if c in self.engine.index and c not in mapped_nodes and seen[c] == 1:
-                    # a column already named like a node (and not mapped from another column)
-                    self._add_plan(_Plan(c, "node", c, list(self.engine.states[c]), None))
-                    continue
-                if c == DIAGNOSIS_COLUMN and seen[c] == 1 and not any(
-                        cm.role == "diagnosis" for cm in mapping.columns.values()):
-                    self._add_plan(_Plan(c, "diagnosis", None, self.diag_labels, None))
-                    continue
+                # a column already named like a node (or the working diagnosis) that no
+                # other column is mapped to is read as it is
+                if seen[c] == 1 and c not in mapped_nodes and not (
+                        c == DIAGNOSIS_COLUMN and any(cm.role == "diagnosis"
+                                                      for cm in mapping.columns.values())):
+                    if self._plan_as_named(c):
+                        continue
                 g = closest(c, list(mapping.columns) + variables)
                 self._err("unmapped_column", c, None, None, None,
                           f"column '{c}' is not in the mapping: expected every audit column "
@@ -665,11 +664,7 @@ class _Encoder:
             for c in seen:
                 if c in self.keep or c == weight_column or seen[c] > 1:
                     continue
-                if c in self.engine.index:
-                    self._add_plan(_Plan(c, "node", c, list(self.engine.states[c]), None))
-                elif c == DIAGNOSIS_COLUMN:
-                    self._add_plan(_Plan(c, "diagnosis", None, self.diag_labels, None))
-                else:
+                if not self._plan_as_named(c):
                     g = closest(c, [*variables, DIAGNOSIS_COLUMN])
                     self._err("unmapped_column", c, None, None, None,
                               f"column '{c}' is not a node of the model: expected node names as "
@@ -698,6 +693,18 @@ class _Encoder:
         self.unknown_seen: dict[tuple[str, str], list] = {}
         self.n_rows = 0
         self.encoded = False
+
+    def _plan_as_named(self, c: str) -> bool:
+        """Plan column ``c`` under its own name (a node, or the working diagnosis)."""
+        from .simulate import DIAGNOSIS_COLUMN
+
+        if c in self.engine.index:
+            self._add_plan(_Plan(c, "node", c, list(self.engine.states[c]), None))
+        elif c == DIAGNOSIS_COLUMN:
+            self._add_plan(_Plan(c, "diagnosis", None, self.diag_labels, None))
+        else:
+            return False
+        return True
 
     def _err(self, kind, column, node, values, count, msg, suggestion=None, rows=None):
         self.problems.append(_problem("error", kind, column, node, values, count, rows,
