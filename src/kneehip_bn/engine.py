@@ -38,7 +38,7 @@ from __future__ import annotations
 import itertools
 import math
 import weakref
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -534,8 +534,16 @@ class Engine:
         targets: Sequence[str] | None = None,
         do: Mapping[str, str] | None = None,
         on_impossible: str = "raise",
+        progress: Callable[[int], None] | None = None,
     ) -> BatchResult:
         """Posterior marginals for many evidence patterns at once.
+
+        Messages are shared between rows: each clique's upward message is computed once
+        per distinct evidence sub-pattern of its subtree over the whole batch, each
+        needed downward message once per distinct pattern outside it, and only the root
+        and a short inside-outside join work per row (:mod:`kneehip_bn._memo`). When the
+        shared tables would exceed 768 MB the rows go through the junction tree in blocks
+        instead (:attr:`bytes_per_row` each). Duplicate rows cost little either way.
 
         Parameters
         ----------
@@ -548,6 +556,9 @@ class Engine:
         on_impossible : {"raise", "nan"}
             Rows with probability-zero evidence raise :class:`ImpossibleEvidenceError`
             (naming the first rows) or get NaN marginals and ``-inf`` log-evidence.
+        progress : callable, optional
+            Called with a number of rows each time that many are done (e.g. a tqdm
+            bar's ``update``).
         """
         codes, col_idx = self._check_codes(codes, columns)
         tv = list(self.variables if targets is None else targets)
@@ -559,21 +570,41 @@ class Engine:
                 f"on_impossible: expected 'raise' or 'nan', found {on_impossible!r}")
         do_idx = self.encode(do) if do else None
         n = codes.shape[0]
-        out = {t: np.empty((n, int(self.card[self.index[t]]))) for t in tv}
-        log_pe = np.empty(n)
         plan = self._batch_plan()
         ti = [self.index[t] for t in tv]
-        tree = plan.oriented(tuple(ti))
         phis = self._batch_phis(do_idx)
-        step = self._chunk_rows()
-        with np.errstate(divide="ignore", invalid="ignore"):
-            for start in range(0, n, step):
-                sl = slice(start, min(n, start + step))
-                beliefs, lp = tree.calibrate(phis, codes[sl], col_idx, self._rescale)
-                log_pe[sl] = lp
-                marg = tree.marginals(beliefs, ti)
-                for t, v in zip(tv, ti):
-                    out[t][sl] = marg[v]
+        memo = None
+        if n >= 4096:
+            from ._memo import MemoPlan
+
+            observed = tuple((codes >= 0).any(axis=0).tolist())
+            key = ("memo", tuple(ti), tuple(col_idx), observed, n.bit_length())
+            memo = plan._trees.get(key)
+            if memo is None:
+                if len(plan._trees) >= 64:
+                    plan._trees.clear()
+                memo = plan._trees[key] = MemoPlan(plan, tuple(ti), col_idx, observed, n)
+            if not memo.worth_it(n):
+                memo = None  # few rows, or little to share: the junction tree in row blocks
+        if memo is not None:
+            with np.errstate(divide="ignore", invalid="ignore"):
+                marg, log_pe = memo.run(phis, codes, col_idx, progress)
+            out = {t: marg[v] for t, v in zip(tv, ti)}
+        else:
+            out = {t: np.empty((n, int(self.card[self.index[t]]))) for t in tv}
+            log_pe = np.empty(n)
+            tree = plan.oriented(tuple(ti))
+            step = self._chunk_rows()
+            with np.errstate(divide="ignore", invalid="ignore"):
+                for start in range(0, n, step):
+                    sl = slice(start, min(n, start + step))
+                    beliefs, lp = tree.calibrate(phis, codes[sl], col_idx, self._rescale)
+                    log_pe[sl] = lp
+                    marg = tree.marginals(beliefs, ti)
+                    for t, v in zip(tv, ti):
+                        out[t][sl] = marg[v]
+                    if progress is not None:
+                        progress(sl.stop - sl.start)
         bad = ~np.isfinite(log_pe)
         if bad.any():
             if on_impossible == "raise":

@@ -867,18 +867,14 @@ def _posterior_matrix_inner(engine, enc_codes, columns, cards, targets, on_impos
     pats, _, inv = group_patterns(enc_codes, cards)
     m = pats.shape[0]
     out = np.empty((m, len(tcols)))
-    logev = np.empty(m)
-    step = max(1, min(m, 20_000))
     nodes = sorted({t[1] for t in tcols})
     with tqdm(total=m, desc="posteriors", unit="patterns", leave=False,
-              disable=not (progress if progress is not None else m > 50_000)) as bar:
-        for s in range(0, m, step):
-            sl = slice(s, min(m, s + step))
-            res = engine.batch(pats[sl], columns, targets=nodes, on_impossible="nan")
-            for j, (_, node, k) in enumerate(tcols):
-                out[sl, j] = res.marginals[node][:, k]
-            logev[sl] = res.log_evidence
-            bar.update(sl.stop - sl.start)
+              disable=not (progress if progress is not None else m > 200_000)) as bar:
+        # one call: messages are shared between all the distinct patterns
+        res = engine.batch(pats, columns, targets=nodes, on_impossible="nan", progress=bar.update)
+    for j, (_, node, k) in enumerate(tcols):
+        out[:, j] = res.marginals[node][:, k]
+    logev = res.log_evidence
     bad = ~np.isfinite(logev)
     if bad.any() and on_impossible == "raise":
         bad_rows = np.flatnonzero(bad[inv])

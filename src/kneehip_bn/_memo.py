@@ -1,0 +1,379 @@
+"""Batch posteriors with messages shared between evidence patterns (memoised propagation).
+
+An audit's rows differ in many findings, but any one clique of the junction tree sees
+only the findings recorded below it (its *subtree*) or only those outside it. A message
+passed upward from a clique depends on its subtree's findings alone, so it is computed
+once per distinct sub-pattern *of the whole batch* and gathered to the rows by an index;
+the same holds downward for the findings outside a clique. Only the root, and the final
+step that joins an inside table with an outside table for each target, work per row, and
+both are small: on the shipped model 575,000 distinct audit patterns need the inside
+tables of one 96-entry clique for 161,000 distinct sub-patterns, every other upward
+message for at most a few hundred, the outside messages for at most a few hundred, and
+per row a 12-entry root and a 12-term dot product per origin.
+
+Layout: every table keeps the batch (distinct sub-patterns or rows) as its *last* axis, so
+products and sums run long contiguous inner loops, and gathers are ``np.take`` along it.
+Each upward message is normalised per sub-pattern and its log scale carried (no
+underflow on large networks); probability-zero evidence gives a zero message, ``-inf``
+log scale and NaN marginals.
+
+The plan is checked against brute-force enumeration, pgmpy and the clique-by-clique
+batch pass (:meth:`kneehip_bn.engine._OrientedPlan.calibrate`) in ``tests/test_engine.py``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+
+# tables of distinct sub-patterns are built in blocks of about this many bytes
+_BLOCK_BYTES = 4 * 2**20
+# above this many bytes of shared tables the caller falls back to the row-by-row pass
+MAX_TABLE_BYTES = 768 * 2**20
+
+
+def dense_ids(parts: Sequence[tuple[np.ndarray, int]], n: int) -> tuple[np.ndarray, np.ndarray]:
+    """Number the distinct combinations of several small-integer columns.
+
+    Parameters
+    ----------
+    parts : list of (array of shape (n,), radix)
+        Columns with values ``0 .. radix - 1``.
+    n : int
+        Number of rows.
+
+    Returns
+    -------
+    ids : ndarray of intp, shape (n,)
+        ``0 .. m - 1``: equal rows share an id.
+    rep : ndarray of intp, shape (m,)
+        A row of each id (``ids[rep] == arange(m)``).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> ids, rep = dense_ids([(np.array([0, 2, 0, 1]), 3), (np.array([1, 1, 1, 0]), 2)], 4)
+    >>> ids.tolist(), sorted(ids[rep].tolist())
+    ([1, 2, 1, 0], [0, 1, 2])
+    """
+    if n == 0:
+        return np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.intp)
+    if not parts:
+        return np.zeros(n, dtype=np.intp), np.zeros(1, dtype=np.intp)
+    key: np.ndarray | None = None
+    space = 1
+    for arr, radix in parts:
+        radix = max(int(radix), 1)
+        if key is not None and space * radix >= 2**62:  # compress the prefix to its ranks
+            _, key = np.unique(key, return_inverse=True)
+            key = key.reshape(-1).astype(np.int64)
+            space = int(key.max()) + 1
+        a = np.asarray(arr, dtype=np.int64)
+        key = a if key is None else key * radix + a
+        space *= radix
+    assert key is not None
+    if space <= max(1 << 22, 4 * n):  # a direct table: linear time, no sort
+        seen = np.zeros(space, dtype=np.int32)
+        seen[key] = 1
+        remap = np.cumsum(seen, dtype=np.int64) - 1
+        ids = remap[key].astype(np.intp)
+        m = int(remap[-1]) + 1
+    else:
+        _, ids = np.unique(key, return_inverse=True)
+        ids = ids.reshape(-1).astype(np.intp)
+        m = int(ids.max()) + 1
+    rep = np.empty(m, dtype=np.intp)
+    rep[ids] = np.arange(n, dtype=np.intp)
+    return ids, rep
+
+
+class MemoPlan:
+    """A tree orientation and the work it implies, for one set of targets and columns.
+
+    Parameters
+    ----------
+    plan : kneehip_bn.engine._BatchPlan
+        The batch junction tree (cliques with ascending variables, neighbours, homes).
+    targets : tuple of int
+        Variables whose marginals are wanted.
+    col_idx : sequence of int
+        The variable each evidence column observes.
+    observed : sequence of bool
+        Whether each column has any non-blank value in this batch (blank columns are
+        ignored).
+    n : int
+        Number of rows (used to estimate how many distinct sub-patterns there can be).
+    """
+
+    def __init__(self, plan: Any, targets: tuple[int, ...], col_idx: Sequence[int],
+                 observed: Sequence[bool], n: int) -> None:
+        self.plan = plan
+        k = len(plan.vars)
+        self.targets = tuple(targets)
+        self.cols = [j for j, ok in enumerate(observed) if ok]
+        self.radix = {j: int(plan.card[col_idx[j]]) + 1 for j in self.cols}
+        own: dict[int, list[int]] = {}
+        for j in self.cols:
+            own.setdefault(plan.ev_home[col_idx[j]], []).append(j)
+        self.own = [own.get(c, []) for c in range(k)]
+        bits_own = [sum(math.log2(self.radix[j]) for j in self.own[c]) for c in range(k)]
+        total = sum(bits_own)
+        cap = math.log2(max(n, 2))
+        best = None
+        roots = range(k) if k <= 256 else sorted(range(k), key=lambda i: plan.size[i])[:64]
+        from .engine import _orient
+
+        for root in roots:
+            parent, order = _orient(plan.nbrs, root, k)
+            depth = [0] * k
+            for c in order[1:]:
+                depth[c] = depth[parent[c]] + 1
+            bits_in = list(bits_own)
+            for c in reversed(order[1:]):
+                bits_in[parent[c]] += bits_in[c]
+            home = {v: min(plan.containing[v], key=lambda i: (depth[i], plan.size[i]))
+                    for v in targets}
+            need = {root}
+            for c in home.values():
+                while c != -1 and c not in need:
+                    need.add(c)
+                    c = parent[c]
+            nchild = [0] * k
+            for c in order[1:]:
+                nchild[parent[c]] += 1
+            cost = n * plan.size[root] * (1 + nchild[root] + len(self.own[root]))
+            for c in order[1:]:
+                d = 2 ** min(bits_in[c], cap)
+                cost += d * plan.size[c] * (1 + nchild[c] + len(self.own[c]))
+                if c in need:
+                    q = parent[c]
+                    e = 2 ** min(total - bits_in[c], cap)
+                    cost += e * plan.size[q] * (1 + nchild[q] + len(self.own[q]))
+                    s = math.prod(int(plan.card[x]) for x in plan.vars[c] if x in plan.vars[q])
+                    cost += n * s * sum(int(plan.card[v]) for v in targets if home[v] == c)
+            if best is None or cost < best[0]:
+                best = (cost, root, parent, order, home, need, bits_in, nchild)
+        assert best is not None
+        self.cost, self.root, self.parent, self.order, self.home, self.need, bits_in, nchild = best
+        # the same work row by row (upward everywhere, downward along the targets' paths)
+        self.row_cost = n * sum(plan.size[c] * (1 + nchild[c] + len(self.own[c])) for c in range(k))
+        self.row_cost += 2 * n * sum(plan.size[c] for c in self.need)
+        # estimated distinct sub-patterns inside / outside each clique
+        self.est_in = [min(n, 2 ** min(b, 62)) for b in bits_in]
+        self.est_out = [min(n, 2 ** min(total - b, 62)) for b in bits_in]
+        self.children: list[list[int]] = [[] for _ in range(k)]
+        for c in self.order[1:]:
+            self.children[self.parent[c]].append(c)
+        self.at: dict[int, list[int]] = {}
+        for v in targets:
+            self.at.setdefault(self.home[v], []).append(v)
+        # separator of each non-root clique with its parent (ascending variables)
+        self.sep: list[tuple[int, ...]] = [()] * k
+        for c in self.order[1:]:
+            q = self.parent[c]
+            self.sep[c] = tuple(x for x in plan.vars[c] if x in plan.vars[q])
+
+    # ------------------------------------------------------------------ helpers
+    def _bshape(self, c: int, keep: Sequence[int], m: int) -> tuple[int, ...]:
+        return (*self.plan.bshape(c, keep), m)
+
+    def _sum_to(self, arr: np.ndarray, c: int, keep: Sequence[int]) -> np.ndarray:
+        """Sum a clique array (``(*shape, m)``) onto the variables ``keep``: ``(|keep|, m)``
+        flattened in ascending variable order."""
+        vs = self.plan.vars[c]
+        axes = tuple(a for a, x in enumerate(vs) if x not in keep)
+        out = arr.sum(axis=axes) if axes else arr
+        return out.reshape(-1, arr.shape[-1])
+
+    def _block(self, c: int) -> int:
+        return max(256, _BLOCK_BYTES // (8 * self.plan.size[c]))
+
+    def _product(self, c: int, phi: np.ndarray, codes: np.ndarray, col_idx: Sequence[int],
+                 rows: np.ndarray, msgs: Sequence[tuple[int, np.ndarray, np.ndarray]]
+                 ) -> np.ndarray:
+        """phi times the evidence homed at ``c`` times gathered messages, for ``rows``.
+
+        ``codes`` is transposed (one row per column); ``msgs``: (clique whose separator the
+        message is over, table (S, m), ids of rows).
+        """
+        plan = self.plan
+        m = rows.shape[0]
+        out = None
+        for j in self.own[c]:
+            v = col_idx[j]
+            lam = np.take(plan._lam[v], codes[j][rows], axis=1).reshape(self._bshape(c, (v,), m))
+            out = phi * lam if out is None else _imul(out, lam)
+        for sc, table, ids in msgs:
+            g = np.take(table, ids[rows], axis=1).reshape(self._bshape(c, self.sep[sc], m))
+            out = phi * g if out is None else _imul(out, g)
+        if out is None:
+            out = np.broadcast_to(phi, (*phi.shape[:-1], m))
+        return out
+
+    def _inside(self, b: np.ndarray, c: int, vs: Sequence[int], s: np.ndarray) -> np.ndarray:
+        """(m, T, S): for each target of clique ``c`` its joint with the separator, from the
+        clique array ``b`` (``(*shape, m)``), divided by the message scale ``s``."""
+        plan = self.plan
+        sep = self.sep[c]
+        parts = []
+        for v in vs:
+            if v in sep:  # the separator table, kept only where v has state x
+                w = self._sum_to(b, c, sep)
+                grid = np.indices([int(plan.card[x]) for x in sep]).reshape(len(sep), -1)
+                hot = grid[sep.index(v)][None, :] == np.arange(int(plan.card[v]))[:, None]
+                parts.append(hot[:, :, None] * w[None])
+            else:
+                kv = tuple(sorted({v, *sep}))
+                w = self._sum_to(b, c, kv).reshape(*(int(plan.card[x]) for x in kv), -1)
+                parts.append(np.moveaxis(w, kv.index(v), 0).reshape(int(plan.card[v]), -1,
+                                                                    w.shape[-1]))
+        out = np.concatenate(parts, axis=0) / s
+        return out.transpose(2, 0, 1)
+
+    # ------------------------------------------------------------------ the pass
+    def run(self, phis: Sequence[np.ndarray], codes: np.ndarray, col_idx: Sequence[int],
+            progress: Callable[[int], None] | None = None
+            ) -> tuple[dict[int, np.ndarray], np.ndarray]:
+        """Marginals ``{v: (n, card)}`` of the targets and log P(evidence) per row."""
+        plan = self.plan
+        n = codes.shape[0]
+        k = len(plan.vars)
+        codes = np.ascontiguousarray(codes.T)  # one contiguous row per column
+        ev = {j: codes[j] + 1 for j in self.cols}
+        ids: list[np.ndarray | None] = [None] * k      # row -> distinct inside sub-pattern
+        up: list[np.ndarray | None] = [None] * k       # (S, m) normalised upward messages
+        logs: list[np.ndarray | None] = [None] * k     # (m,) their log scales
+        # clique -> (m, T, S) inside tables of its targets (T: their states, stacked)
+        wt: dict[int, np.ndarray] = {}
+        # ---- upward: one message per distinct sub-pattern of each subtree
+        for c in reversed(self.order[1:]):
+            parts = [(ev[j], self.radix[j]) for j in self.own[c]]
+            parts += [(ids[ch], up[ch].shape[1]) for ch in self.children[c]]  # type: ignore[union-attr]
+            ids[c], rep = dense_ids(parts, n)
+            m = rep.shape[0]
+            sep = self.sep[c]
+            s_size = math.prod(int(plan.card[x]) for x in sep)
+            msg = np.empty((s_size, m))
+            lg = np.zeros(m)
+            tv = self.at.get(c, [])
+            if tv:
+                wt[c] = np.empty((m, sum(int(plan.card[v]) for v in tv), s_size))
+            step = self._block(c)
+            for a in range(0, m, step):
+                r = rep[a:a + step]
+                msgs = [(ch, up[ch], ids[ch]) for ch in self.children[c]]
+                b = self._product(c, phis[c], codes, col_idx, r, msgs)  # type: ignore[arg-type]
+                for ch in self.children[c]:
+                    lg[a:a + step] += logs[ch][ids[ch][r]]  # type: ignore[index]
+                raw = self._sum_to(b, c, sep)
+                s = raw.sum(axis=0)
+                with np.errstate(divide="ignore"):
+                    lg[a:a + step] += np.log(s)
+                s = np.where(s > 0, s, 1.0)
+                msg[:, a:a + step] = raw / s
+                if tv:
+                    wt[c][a:a + step] = self._inside(b, c, tv, s)
+            up[c], logs[c] = msg, lg
+        # ---- root: per row
+        r0 = self.root
+        marg = {v: np.empty((n, int(plan.card[v]))) for v in self.targets}
+        log_pe = np.empty(n)
+        step = self._block(r0)
+        kids = self.children[r0]
+        for a in range(0, n, step):
+            rows = np.arange(a, min(n, a + step))
+            b = self._product(r0, phis[r0], codes, col_idx, rows,
+                              [(ch, up[ch], ids[ch]) for ch in kids])  # type: ignore[misc]
+            z = b.reshape(-1, b.shape[-1]).sum(axis=0)
+            lg = np.zeros(rows.shape[0])
+            for ch in kids:
+                lg += logs[ch][ids[ch][rows]]  # type: ignore[index]
+            with np.errstate(divide="ignore"):
+                log_pe[a:a + step] = np.log(z) + lg
+            zz = np.where(z > 0, z, np.nan)
+            for v in self.at.get(r0, ()):
+                marg[v][a:a + step] = (self._sum_to(b, r0, (v,)) / zz).T
+            if progress is not None:
+                progress(rows.shape[0])
+        # ---- downward: outside messages of the cliques the targets need
+        eids: list[np.ndarray | None] = [None] * k
+        out: list[np.ndarray | None] = [None] * k
+        for c in self.order[1:]:
+            if c not in self.need:
+                continue
+            q = self.parent[c]
+            sibs = [s for s in self.children[q] if s != c]
+            parts = [] if q == r0 else [(eids[q], out[q].shape[1])]  # type: ignore[union-attr]
+            parts += [(ev[j], self.radix[j]) for j in self.own[q]]
+            parts += [(ids[s], up[s].shape[1]) for s in sibs]  # type: ignore[union-attr]
+            eids[c], rep = dense_ids(parts, n)
+            m = rep.shape[0]
+            s_size = math.prod(int(plan.card[x]) for x in self.sep[c])
+            o = np.empty((s_size, m))
+            step = self._block(q)
+            for a in range(0, m, step):
+                r = rep[a:a + step]
+                msgs = [(s, up[s], ids[s]) for s in sibs]
+                if q != r0:
+                    msgs.append((q, out[q], eids[q]))  # type: ignore[arg-type]
+                b = self._product(q, phis[q], codes, col_idx, r, msgs)  # type: ignore[arg-type]
+                raw = self._sum_to(b, q, self.sep[c])
+                mx = raw.max(axis=0)  # any positive scale: marginals are normalised per row
+                o[:, a:a + step] = raw / np.where(mx > 0, mx, 1.0)
+            out[c] = o
+        # ---- per row: inside tables of the targets joined with their clique's outside message
+        for c, vs in self.at.items():
+            if c == r0:
+                continue
+            w, o = wt.pop(c), out[c]
+            offs = np.cumsum([0, *(int(plan.card[v]) for v in vs)])
+            step = max(256, 4 * _BLOCK_BYTES // (8 * w[0].size))
+            for a in range(0, n, step):
+                rows = slice(a, min(n, a + step))
+                wg = w.take(ids[c][rows], axis=0)  # type: ignore[index]
+                og = np.take(o, eids[c][rows], axis=1).T  # type: ignore[arg-type,index]
+                p = np.matmul(wg, og[:, :, None])[:, :, 0]
+                for i, v in enumerate(vs):
+                    pv = p[:, offs[i]:offs[i + 1]]
+                    tot = pv.sum(axis=1, keepdims=True)
+                    marg[v][rows] = pv / np.where(tot > 0, tot, np.nan)
+        bad = ~np.isfinite(log_pe)
+        if bad.any():
+            for v in self.targets:
+                marg[v][bad] = np.nan
+        return marg, log_pe
+
+    def worth_it(self, n: int) -> bool:
+        """Whether sharing messages should beat the row-by-row pass: its estimated work is
+        at most the row pass's (measured on the shipped model and ALARM: the estimate is
+        conservative for few targets, and with every node a target the row pass can win),
+        and there are enough rows to pay for numbering the patterns."""
+        return n >= 4096 and self.cost <= self.row_cost and \
+            self.table_bytes(n) <= MAX_TABLE_BYTES
+
+    def table_bytes(self, n: int) -> int:
+        """Estimated memory (bytes) of the shared tables and row indices for ``n`` rows
+        (distinct sub-patterns bounded by the number of value combinations)."""
+        plan = self.plan
+        total = 8 * n * (len(plan.vars) + len(self.need) + 2)
+        for c in self.order[1:]:
+            s = math.prod(int(plan.card[x]) for x in self.sep[c])
+            total += 16 * self.est_in[c] * s
+            if c in self.need:
+                total += 8 * self.est_out[c] * s
+            for v in self.at.get(c, ()):
+                kv = {v, *self.sep[c]}
+                total += 8 * self.est_in[c] * math.prod(int(plan.card[x]) for x in kv)
+        return total
+
+
+def _imul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a * b``, in place when ``a`` is already full size."""
+    if a.flags.writeable and a.shape == np.broadcast_shapes(a.shape, b.shape) and \
+            a.base is None:
+        np.multiply(a, b, out=a)
+        return a
+    return a * b
