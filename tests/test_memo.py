@@ -192,33 +192,39 @@ def test_engine_batch_memo_impossible_rows(shipped_engine):
 
 
 # ----------------------------------------------------------------------------- dense_ids
-@given(seed=SEEDS, big=st.booleans())
-def test_dense_ids_numbers_distinct_rows(seed, big):
+@given(seed=SEEDS, big=st.booleans(), n=st.sampled_from([1, 7, 400, 40_000]))
+def test_dense_ids_numbers_distinct_rows(seed, big, n):
+    """Every path: all combinations enumerated (few), a direct table, a sort (big radices)
+    and the int64 overflow compression (radices whose product exceeds 2**62)."""
     rng = np.random.default_rng(seed)
-    n = int(rng.integers(1, 400))
     k = int(rng.integers(1, 6))
-    # big radices force the sort path and the int64 overflow compression
     radices = [int(rng.integers(2, 2**20 if big else 5)) for _ in range(k)]
     hi = [min(r, 6) for r in radices]  # few distinct values so rows repeat
     cols = [rng.integers(0, h, n) for h in hi]
     if big and k > 1:
         cols[0] = rng.integers(0, radices[0], n)
-    ids, rep = dense_ids(list(zip(cols, radices)), n)
+    ids, vals = dense_ids(list(zip(cols, radices)), n)
+    assert len(vals) == k and ids.shape == (n,)
+    m = vals[0].shape[0]
+    assert ids.min() >= 0 and ids.max() < m
+    for v, col in zip(vals, cols):
+        np.testing.assert_array_equal(v[ids], col)  # ids determine the rows
     rows = np.column_stack(cols)
-    m = len({tuple(r) for r in rows.tolist()})
-    assert rep.shape == (m,) and ids.min() == 0 and ids.max() == m - 1
-    np.testing.assert_array_equal(ids[rep], np.arange(m))
-    np.testing.assert_array_equal(rows[rep][ids], rows)  # equal ids <=> equal rows
+    distinct = {tuple(r) for r in rows.tolist()}
+    assert len(set(ids.tolist())) == len(distinct)  # ... and equal rows share an id
+    if math.prod(radices) > max(4096, n // 8):
+        assert m == len(distinct)  # numbered densely: no unused ids
 
 
 def test_dense_ids_edge_cases():
-    ids, rep = dense_ids([], 5)
-    assert ids.tolist() == [0] * 5 and rep.tolist() == [0]
-    ids, rep = dense_ids([(np.array([], dtype=int), 3)], 0)
-    assert ids.size == 0 and rep.size == 0
+    ids, vals = dense_ids([], 5)
+    assert ids.tolist() == [0] * 5 and vals == []
+    ids, vals = dense_ids([(np.array([], dtype=int), 3)], 0)
+    assert ids.size == 0
     many = [(np.array([1, 0, 1]), 2**40)] * 4  # 2**160 combinations: compressed on the way
-    ids, rep = dense_ids(many, 3)
+    ids, vals = dense_ids(many, 3)
     assert ids.tolist()[0] == ids.tolist()[2] != ids.tolist()[1]
+    assert [v.tolist() for v in vals] == [[0, 1]] * 4
 
 
 def test_memo_plan_prefers_small_root_and_estimates_memory(shipped_engine):

@@ -35,8 +35,9 @@ _BLOCK_BYTES = 4 * 2**20
 MAX_TABLE_BYTES = 768 * 2**20
 
 
-def dense_ids(parts: Sequence[tuple[np.ndarray, int]], n: int) -> tuple[np.ndarray, np.ndarray]:
-    """Number the distinct combinations of several small-integer columns.
+def dense_ids(parts: Sequence[tuple[np.ndarray, int]], n: int
+              ) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Number the combinations of several small-integer columns that occur.
 
     Parameters
     ----------
@@ -47,26 +48,36 @@ def dense_ids(parts: Sequence[tuple[np.ndarray, int]], n: int) -> tuple[np.ndarr
 
     Returns
     -------
-    ids : ndarray of intp, shape (n,)
+    ids : ndarray of shape (n,)
         ``0 .. m - 1``: equal rows share an id.
-    rep : ndarray of intp, shape (m,)
-        A row of each id (``ids[rep] == arange(m)``).
+    values : list of ndarray, each of shape (m,)
+        For each part, its value under each id (so ``values[i][ids] == parts[i][0]``).
+        When the parts have few combinations (at most 4096, or an eighth of the rows)
+        every combination gets an id, occurring or not: numbering them costs no pass over
+        the rows beyond forming the key.
 
     Examples
     --------
     >>> import numpy as np
-    >>> ids, rep = dense_ids([(np.array([0, 2, 0, 1]), 3), (np.array([1, 1, 1, 0]), 2)], 4)
-    >>> ids.tolist(), sorted(ids[rep].tolist())
-    ([1, 2, 1, 0], [0, 1, 2])
+    >>> a, b = np.array([0, 2, 0, 1] * 3000), np.array([1, 1, 1, 0] * 3000)
+    >>> ids, (va, vb) = dense_ids([(a, 3), (b, 2)], a.size)
+    >>> bool((va[ids] == a).all() and (vb[ids] == b).all()), int(ids.max()) + 1
+    (True, 6)
     """
-    if n == 0:
-        return np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.intp)
     if not parts:
-        return np.zeros(n, dtype=np.intp), np.zeros(1, dtype=np.intp)
-    key: np.ndarray | None = None
+        return np.zeros(n, dtype=np.intp), []
+    radices = [max(int(r), 1) for _, r in parts]
+    space = math.prod(radices)
+    if space <= max(4096, n // 8) or n == 0:
+        key = np.zeros(n, dtype=np.int32 if space < 2**31 else np.int64)
+        for (arr, _), r in zip(parts, radices):
+            key *= r
+            key += arr
+        grid = np.unravel_index(np.arange(space), radices) if space else []
+        return key, [np.asarray(g) for g in grid]
+    key = None
     space = 1
-    for arr, radix in parts:
-        radix = max(int(radix), 1)
+    for (arr, _), radix in zip(parts, radices):
         if key is not None and space * radix >= 2**62:  # compress the prefix to its ranks
             _, key = np.unique(key, return_inverse=True)
             key = key.reshape(-1).astype(np.int64)
@@ -78,16 +89,16 @@ def dense_ids(parts: Sequence[tuple[np.ndarray, int]], n: int) -> tuple[np.ndarr
     if space <= max(1 << 22, 4 * n):  # a direct table: linear time, no sort
         seen = np.zeros(space, dtype=np.int32)
         seen[key] = 1
-        remap = np.cumsum(seen, dtype=np.int64) - 1
-        ids = remap[key].astype(np.intp)
+        remap = np.cumsum(seen, dtype=np.int32) - 1
+        ids = remap[key]
         m = int(remap[-1]) + 1
     else:
         _, ids = np.unique(key, return_inverse=True)
-        ids = ids.reshape(-1).astype(np.intp)
+        ids = ids.reshape(-1)
         m = int(ids.max()) + 1
     rep = np.empty(m, dtype=np.intp)
     rep[ids] = np.arange(n, dtype=np.intp)
-    return ids, rep
+    return ids, [np.asarray(arr)[rep] for arr, _ in parts]
 
 
 class MemoPlan:
@@ -191,23 +202,21 @@ class MemoPlan:
     def _block(self, c: int) -> int:
         return max(256, _BLOCK_BYTES // (8 * self.plan.size[c]))
 
-    def _product(self, c: int, phi: np.ndarray, codes: np.ndarray, col_idx: Sequence[int],
-                 rows: np.ndarray, msgs: Sequence[tuple[int, np.ndarray, np.ndarray]]
-                 ) -> np.ndarray:
-        """phi times the evidence homed at ``c`` times gathered messages, for ``rows``.
+    def _product(self, c: int, phi: np.ndarray, own: Sequence[tuple[int, np.ndarray]],
+                 msgs: Sequence[tuple[int, np.ndarray, np.ndarray]]) -> np.ndarray:
+        """``phi`` times evidence indicators times gathered messages: ``(*shape, m)``.
 
-        ``codes`` is transposed (one row per column); ``msgs``: (clique whose separator the
-        message is over, table (S, m), ids of rows).
+        ``own``: (variable, its codes + 1 per column of the result); ``msgs``: (clique whose
+        separator the message is over, table ``(S, m')``, index into it per column).
         """
         plan = self.plan
-        m = rows.shape[0]
+        m = own[0][1].shape[0] if own else msgs[0][2].shape[0] if msgs else 1
         out = None
-        for j in self.own[c]:
-            v = col_idx[j]
-            lam = np.take(plan._lam[v], codes[j][rows], axis=1).reshape(self._bshape(c, (v,), m))
+        for v, code1 in own:
+            lam = np.take(plan._lam1[v], code1, axis=1).reshape(self._bshape(c, (v,), m))
             out = phi * lam if out is None else _imul(out, lam)
-        for sc, table, ids in msgs:
-            g = np.take(table, ids[rows], axis=1).reshape(self._bshape(c, self.sep[sc], m))
+        for sc, table, idx in msgs:
+            g = np.take(table, idx, axis=1).reshape(self._bshape(c, self.sep[sc], m))
             out = phi * g if out is None else _imul(out, g)
         if out is None:
             out = np.broadcast_to(phi, (*phi.shape[:-1], m))
@@ -241,19 +250,21 @@ class MemoPlan:
         plan = self.plan
         n = codes.shape[0]
         k = len(plan.vars)
-        codes = np.ascontiguousarray(codes.T)  # one contiguous row per column
-        ev = {j: codes[j] + 1 for j in self.cols}
-        ids: list[np.ndarray | None] = [None] * k      # row -> distinct inside sub-pattern
-        up: list[np.ndarray | None] = [None] * k       # (S, m) normalised upward messages
-        logs: list[np.ndarray | None] = [None] * k     # (m,) their log scales
-        # clique -> (m, T, S) inside tables of its targets (T: their states, stacked)
-        wt: dict[int, np.ndarray] = {}
+        small = np.int16 if int(plan.card.max()) < 2**15 - 1 else np.int32
+        ct = np.ascontiguousarray(codes.T, dtype=small)  # one contiguous row per column
+        ev = {j: ct[j] + 1 for j in self.cols}
+        ids: list[Any] = [None] * k    # row -> distinct inside sub-pattern
+        up: list[Any] = [None] * k     # (S, m) normalised upward messages
+        logs: list[Any] = [None] * k   # (m,) their log scales
+        wt: dict[int, np.ndarray] = {}  # clique -> (m, T, S) inside tables of its targets
         # ---- upward: one message per distinct sub-pattern of each subtree
         for c in reversed(self.order[1:]):
+            kids = self.children[c]
             parts = [(ev[j], self.radix[j]) for j in self.own[c]]
-            parts += [(ids[ch], up[ch].shape[1]) for ch in self.children[c]]  # type: ignore[union-attr]
-            ids[c], rep = dense_ids(parts, n)
-            m = rep.shape[0]
+            parts += [(ids[ch], up[ch].shape[1]) for ch in kids]
+            ids[c], vals = dense_ids(parts, n)
+            m = vals[0].shape[0] if vals else 1
+            nown = len(self.own[c])
             sep = self.sep[c]
             s_size = math.prod(int(plan.card[x]) for x in sep)
             msg = np.empty((s_size, m))
@@ -263,19 +274,20 @@ class MemoPlan:
                 wt[c] = np.empty((m, sum(int(plan.card[v]) for v in tv), s_size))
             step = self._block(c)
             for a in range(0, m, step):
-                r = rep[a:a + step]
-                msgs = [(ch, up[ch], ids[ch]) for ch in self.children[c]]
-                b = self._product(c, phis[c], codes, col_idx, r, msgs)  # type: ignore[arg-type]
-                for ch in self.children[c]:
-                    lg[a:a + step] += logs[ch][ids[ch][r]]  # type: ignore[index]
+                sl = slice(a, a + step)
+                own = [(col_idx[j], vals[i][sl]) for i, j in enumerate(self.own[c])]
+                msgs = [(ch, up[ch], vals[nown + i][sl]) for i, ch in enumerate(kids)]
+                b = self._product(c, phis[c], own, msgs)
+                for ch, _, idx in msgs:
+                    lg[sl] += logs[ch][idx]
                 raw = self._sum_to(b, c, sep)
-                s = raw.sum(axis=0)
+                tot = raw.sum(axis=0)
                 with np.errstate(divide="ignore"):
-                    lg[a:a + step] += np.log(s)
-                s = np.where(s > 0, s, 1.0)
-                msg[:, a:a + step] = raw / s
+                    lg[sl] += np.log(tot)
+                tot = np.where(tot > 0, tot, 1.0)
+                msg[:, sl] = raw / tot
                 if tv:
-                    wt[c][a:a + step] = self._inside(b, c, tv, s)
+                    wt[c][sl] = self._inside(b, c, tv, tot)
             up[c], logs[c] = msg, lg
         # ---- root: per row
         r0 = self.root
@@ -284,45 +296,49 @@ class MemoPlan:
         step = self._block(r0)
         kids = self.children[r0]
         for a in range(0, n, step):
-            rows = np.arange(a, min(n, a + step))
-            b = self._product(r0, phis[r0], codes, col_idx, rows,
-                              [(ch, up[ch], ids[ch]) for ch in kids])  # type: ignore[misc]
+            sl = slice(a, min(n, a + step))
+            own = [(col_idx[j], ev[j][sl]) for j in self.own[r0]]
+            msgs = [(ch, up[ch], ids[ch][sl]) for ch in kids]
+            b = self._product(r0, phis[r0], own, msgs)
             z = b.reshape(-1, b.shape[-1]).sum(axis=0)
-            lg = np.zeros(rows.shape[0])
-            for ch in kids:
-                lg += logs[ch][ids[ch][rows]]  # type: ignore[index]
+            lg = np.zeros(sl.stop - sl.start)
+            for ch, _, idx in msgs:
+                lg += logs[ch][idx]
             with np.errstate(divide="ignore"):
-                log_pe[a:a + step] = np.log(z) + lg
+                log_pe[sl] = np.log(z) + lg
             zz = np.where(z > 0, z, np.nan)
             for v in self.at.get(r0, ()):
-                marg[v][a:a + step] = (self._sum_to(b, r0, (v,)) / zz).T
+                marg[v][sl] = (self._sum_to(b, r0, (v,)) / zz).T
             if progress is not None:
-                progress(rows.shape[0])
+                progress(sl.stop - sl.start)
         # ---- downward: outside messages of the cliques the targets need
-        eids: list[np.ndarray | None] = [None] * k
-        out: list[np.ndarray | None] = [None] * k
+        eids: list[Any] = [None] * k
+        out: list[Any] = [None] * k
         for c in self.order[1:]:
             if c not in self.need:
                 continue
             q = self.parent[c]
-            sibs = [s for s in self.children[q] if s != c]
-            parts = [] if q == r0 else [(eids[q], out[q].shape[1])]  # type: ignore[union-attr]
-            parts += [(ev[j], self.radix[j]) for j in self.own[q]]
-            parts += [(ids[s], up[s].shape[1]) for s in sibs]  # type: ignore[union-attr]
-            eids[c], rep = dense_ids(parts, n)
-            m = rep.shape[0]
+            sibs = [x for x in self.children[q] if x != c]
+            parts = [(ev[j], self.radix[j]) for j in self.own[q]]
+            parts += [(ids[x], up[x].shape[1]) for x in sibs]
+            if q != r0:
+                parts.append((eids[q], out[q].shape[1]))
+            eids[c], vals = dense_ids(parts, n)
+            m = vals[0].shape[0] if vals else 1
+            nown = len(self.own[q])
             s_size = math.prod(int(plan.card[x]) for x in self.sep[c])
             o = np.empty((s_size, m))
             step = self._block(q)
             for a in range(0, m, step):
-                r = rep[a:a + step]
-                msgs = [(s, up[s], ids[s]) for s in sibs]
+                sl = slice(a, a + step)
+                own = [(col_idx[j], vals[i][sl]) for i, j in enumerate(self.own[q])]
+                msgs = [(x, up[x], vals[nown + i][sl]) for i, x in enumerate(sibs)]
                 if q != r0:
-                    msgs.append((q, out[q], eids[q]))  # type: ignore[arg-type]
-                b = self._product(q, phis[q], codes, col_idx, r, msgs)  # type: ignore[arg-type]
+                    msgs.append((q, out[q], vals[-1][sl]))
+                b = self._product(q, phis[q], own, msgs)
                 raw = self._sum_to(b, q, self.sep[c])
                 mx = raw.max(axis=0)  # any positive scale: marginals are normalised per row
-                o[:, a:a + step] = raw / np.where(mx > 0, mx, 1.0)
+                o[:, sl] = raw / np.where(mx > 0, mx, 1.0)
             out[c] = o
         # ---- per row: inside tables of the targets joined with their clique's outside message
         for c, vs in self.at.items():
@@ -332,14 +348,14 @@ class MemoPlan:
             offs = np.cumsum([0, *(int(plan.card[v]) for v in vs)])
             step = max(256, 4 * _BLOCK_BYTES // (8 * w[0].size))
             for a in range(0, n, step):
-                rows = slice(a, min(n, a + step))
-                wg = w.take(ids[c][rows], axis=0)  # type: ignore[index]
-                og = np.take(o, eids[c][rows], axis=1).T  # type: ignore[arg-type,index]
+                sl = slice(a, min(n, a + step))
+                wg = w.take(ids[c][sl], axis=0)
+                og = np.take(o, eids[c][sl], axis=1).T
                 p = np.matmul(wg, og[:, :, None])[:, :, 0]
                 for i, v in enumerate(vs):
                     pv = p[:, offs[i]:offs[i + 1]]
                     tot = pv.sum(axis=1, keepdims=True)
-                    marg[v][rows] = pv / np.where(tot > 0, tot, np.nan)
+                    marg[v][sl] = pv / np.where(tot > 0, tot, np.nan)
         bad = ~np.isfinite(log_pe)
         if bad.any():
             for v in self.targets:

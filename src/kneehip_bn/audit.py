@@ -433,6 +433,126 @@ def iter_audit(
         raise DataError(f"audit file {path}: cannot read it as {kind}: {_one_line(exc)}") from None
 
 
+@dataclass
+class CodedColumn:
+    """A text column read already factorised: ``codes`` index ``labels`` (no nulls)."""
+
+    codes: np.ndarray
+    labels: list[Any]
+
+
+class CodedFrame:
+    """A chunk of a CSV read by pyarrow: node columns factorised (:class:`CodedColumn`),
+    other columns as pyarrow arrays; enough of a DataFrame for the encoder."""
+
+    def __init__(self, columns: list[str], data: dict[str, Any], n_rows: int) -> None:
+        self.columns = columns
+        self.data = data
+        self.n_rows = n_rows
+
+    def __len__(self) -> int:
+        return self.n_rows
+
+    def __getitem__(self, c: str) -> Any:
+        return self.data[c]
+
+    def __contains__(self, c: object) -> bool:
+        return c in self.data
+
+
+_INT = None
+_FLOAT = None
+_BOOL = {"True": True, "TRUE": True, "true": True, "False": False, "FALSE": False,
+         "false": False}
+
+
+def _labels_like_pandas(values: list[str]) -> list[Any]:
+    """Text values typed the way ``pandas.read_csv`` would type their column (all
+    integers, all numbers, or all booleans; blanks aside), so codes normalise alike."""
+    global _INT, _FLOAT
+    if _INT is None:
+        import re
+
+        _INT = re.compile(r"\s*[+-]?\d+\s*")
+        _FLOAT = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*")
+    filled = [v for v in values if v != ""]
+    if not filled:
+        return values
+    if all(_INT.fullmatch(v) for v in filled):
+        return [int(v) if v != "" else v for v in values]
+    if all(_FLOAT.fullmatch(v) for v in filled):  # type: ignore[union-attr]
+        return [float(v) if v != "" else v for v in values]
+    if all(v in _BOOL for v in filled):
+        return [_BOOL[v] if v != "" else v for v in values]
+    return values
+
+
+def iter_csv_coded(path: str | os.PathLike[str], *, chunksize: int, text: Sequence[str] = (),
+                   sep: str = ",") -> Iterator[CodedFrame]:
+    """Stream a CSV with pyarrow's multithreaded reader, every column dictionary-encoded.
+
+    The fast path of :func:`iter_audit` for batch posteriors: the reader hands over each
+    column's distinct values and an index per row, so encoding costs one small lookup
+    per distinct value instead of hashing every cell. Values read as in
+    :func:`read_audit` (empty cells blank, text kept as text, columns of numbers or
+    booleans typed as pandas would). Columns in ``text`` (carried to the output) stay
+    pyarrow strings. Chunks hold about ``chunksize`` rows.
+
+    Raises ``pyarrow.ArrowInvalid`` (or ``ValueError``) on anything pandas might read
+    differently (quoted newlines, duplicate headers, encodings); the caller then reads
+    the file with pandas instead.
+    """
+    import csv
+
+    import pyarrow as pa
+    import pyarrow.csv as pacsv
+
+    with open(path, newline="", encoding="utf-8") as f:
+        header = next(csv.reader(f, delimiter=sep), None)
+    if not header or len(set(header)) != len(header) or any(h == "" for h in header):
+        raise ValueError("header: empty or duplicate column names")
+    size = max(1, os.path.getsize(path))
+    types = {h: (pa.string() if h in text else pa.dictionary(pa.int32(), pa.string()))
+             for h in header}
+    reader = pacsv.open_csv(
+        path,
+        read_options=pacsv.ReadOptions(block_size=int(min(max(size // 4, 1 << 20), 1 << 26))),
+        parse_options=pacsv.ParseOptions(delimiter=sep),
+        convert_options=pacsv.ConvertOptions(column_types=types, strings_can_be_null=False,
+                                             quoted_strings_can_be_null=False))
+    if reader.schema.names != header:
+        raise ValueError("header: pyarrow read different column names")
+    pending: list[Any] = []
+    rows = 0
+
+    def frame(batches: list[Any]) -> CodedFrame:
+        tbl = pa.Table.from_batches(batches, schema=reader.schema)
+        data: dict[str, Any] = {}
+        n = tbl.num_rows
+        for name, col in zip(header, tbl.columns):
+            if name in text:
+                data[name] = col.combine_chunks()
+                continue
+            if col.num_chunks == 1:
+                arr = col.chunk(0)
+            else:
+                arr = col.unify_dictionaries().combine_chunks()
+            labels = _labels_like_pandas(arr.dictionary.to_pylist())
+            data[name] = CodedColumn(np.asarray(arr.indices), labels)
+        return CodedFrame(list(header), data, n)
+
+    empty = True
+    for batch in reader:
+        pending.append(batch)
+        rows += batch.num_rows
+        if rows >= chunksize:
+            empty = False
+            yield frame(pending)
+            pending, rows = [], 0
+    if pending or empty:
+        yield frame(pending)
+
+
 def _single_chunk(data: Any, chunksize: int) -> bool:
     """True when ``data`` is a DataFrame read in one chunk (so a chunk is the whole table)."""
     import pandas as pd
@@ -780,7 +900,9 @@ class _Encoder:
     def _encode_column(self, s: Any, p: _Plan, offset: int) -> np.ndarray:
         import pandas as pd
 
-        if isinstance(s.dtype, pd.CategoricalDtype):
+        if isinstance(s, CodedColumn):
+            cc, cats = s.codes, s.labels
+        elif isinstance(s.dtype, pd.CategoricalDtype):
             cc, cats = np.asarray(s.cat.codes), list(s.cat.categories)
         else:  # factorize is vectorised (pyarrow-accelerated for text columns)
             cc, uniq = pd.factorize(s, use_na_sentinel=True)

@@ -508,6 +508,40 @@ def _parse_noisy_or(raw: Any, node: NodeSpec, where: str, c: _Collector) -> Nois
 
 
 # ----------------------------------------------------------------------------- validation
+def find_cycle(parents: Mapping[str, Sequence[str]]) -> list[str]:
+    """A directed cycle (nodes in edge order, parent to child) or ``[]``.
+
+    Examples
+    --------
+    >>> find_cycle({"a": ["c"], "b": ["a"], "c": ["b"]})
+    ['a', 'b', 'c']
+    >>> find_cycle({"a": [], "b": ["a"]})
+    []
+    """
+    kids: dict[str, list[str]] = {n: [] for n in parents}
+    for n, ps in parents.items():
+        for p in ps:
+            kids.setdefault(p, []).append(n)
+    state: dict[str, int] = {}  # 1: on the current path, 2: done
+    for start in kids:
+        if state.get(start):
+            continue
+        path, stack = [start], [iter(kids[start])]
+        state[start] = 1
+        while stack:
+            nxt = next(stack[-1], None)
+            if nxt is None:
+                state[path.pop()] = 2
+                stack.pop()
+            elif state.get(nxt) == 1:
+                return path[path.index(nxt):]
+            elif not state.get(nxt):
+                state[nxt] = 1
+                path.append(nxt)
+                stack.append(iter(kids.get(nxt, ())))
+    return []
+
+
 def validate_spec(spec: ModelSpec, source: str | None = None) -> ModelSpec:
     """Check a specification's consistency; raise one :class:`ModelFileError` listing all problems.
 
@@ -528,18 +562,12 @@ def validate_spec(spec: ModelSpec, source: str | None = None) -> ModelSpec:
             if p == name:
                 c.add(f"{where}.parents", "no self-loop", p)
     # cycles
-    import networkx as nx
-
-    g = nx.DiGraph()
-    g.add_nodes_from(spec.nodes)
-    g.add_edges_from((p, n) for n, s in spec.nodes.items() for p in s.parents if p in spec.nodes)
-    try:
-        cyc = nx.find_cycle(g)
-        path = " -> ".join([e[0] for e in cyc] + [cyc[0][0]])
+    cyc = find_cycle({n: [p for p in s.parents if p in spec.nodes]
+                      for n, s in spec.nodes.items()})
+    if cyc:
+        path = " -> ".join([*cyc, cyc[0]])
         c.add("nodes (parents)", "a directed acyclic graph", f"the cycle {path}",
               "remove one of these parent links")
-    except nx.NetworkXNoCycle:
-        pass
     for node in spec.nodes.values():
         if any(p not in spec.nodes for p in node.parents):
             continue
