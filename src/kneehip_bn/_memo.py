@@ -222,9 +222,12 @@ class MemoPlan:
             out = np.broadcast_to(phi, (*phi.shape[:-1], m))
         return out
 
-    def _inside(self, b: np.ndarray, c: int, vs: Sequence[int], s: np.ndarray) -> np.ndarray:
-        """(m, T, S): for each target of clique ``c`` its joint with the separator, from the
-        clique array ``b`` (``(*shape, m)``), divided by the message scale ``s``."""
+    def _inside(self, b: np.ndarray, c: int, vs: Sequence[int], msg: np.ndarray,
+                s: np.ndarray) -> np.ndarray:
+        """(m, T, S): for each target of clique ``c`` its joint with the separator in
+        states 1.. (state 0 is the total minus the others), then the total (the upward
+        message ``msg``, shape (S, m)), from the clique array ``b`` (``(*shape, m)``),
+        divided by the message scale ``s``."""
         plan = self.plan
         sep = self.sep[c]
         parts = []
@@ -232,14 +235,15 @@ class MemoPlan:
             if v in sep:  # the separator table, kept only where v has state x
                 w = self._sum_to(b, c, sep)
                 grid = np.indices([int(plan.card[x]) for x in sep]).reshape(len(sep), -1)
-                hot = grid[sep.index(v)][None, :] == np.arange(int(plan.card[v]))[:, None]
+                hot = grid[sep.index(v)][None, :] == np.arange(1, int(plan.card[v]))[:, None]
                 parts.append(hot[:, :, None] * w[None])
             else:
                 kv = tuple(sorted({v, *sep}))
                 w = self._sum_to(b, c, kv).reshape(*(int(plan.card[x]) for x in kv), -1)
-                parts.append(np.moveaxis(w, kv.index(v), 0).reshape(int(plan.card[v]), -1,
-                                                                    w.shape[-1]))
+                w = np.moveaxis(w, kv.index(v), 0)[1:]
+                parts.append(w.reshape(w.shape[0], -1, w.shape[-1]))
         out = np.concatenate(parts, axis=0) / s
+        out = np.concatenate([out, msg[None]], axis=0)
         return out.transpose(2, 0, 1)
 
     # ------------------------------------------------------------------ the pass
@@ -271,7 +275,7 @@ class MemoPlan:
             lg = np.zeros(m)
             tv = self.at.get(c, [])
             if tv:
-                wt[c] = np.empty((m, sum(int(plan.card[v]) for v in tv), s_size))
+                wt[c] = np.empty((m, sum(int(plan.card[v]) - 1 for v in tv) + 1, s_size))
             step = self._block(c)
             for a in range(0, m, step):
                 sl = slice(a, a + step)
@@ -287,7 +291,7 @@ class MemoPlan:
                 tot = np.where(tot > 0, tot, 1.0)
                 msg[:, sl] = raw / tot
                 if tv:
-                    wt[c][sl] = self._inside(b, c, tv, tot)
+                    wt[c][sl] = self._inside(b, c, tv, msg[:, sl], tot)
             up[c], logs[c] = msg, lg
         # ---- root: per row
         r0 = self.root
@@ -345,17 +349,19 @@ class MemoPlan:
             if c == r0:
                 continue
             w, o = wt.pop(c), out[c]
-            offs = np.cumsum([0, *(int(plan.card[v]) for v in vs)])
+            offs = np.cumsum([0, *(int(plan.card[v]) - 1 for v in vs)])
             step = max(256, 4 * _BLOCK_BYTES // (8 * w[0].size))
             for a in range(0, n, step):
                 sl = slice(a, min(n, a + step))
                 wg = w.take(ids[c][sl], axis=0)
                 og = np.take(o, eids[c][sl], axis=1).T
                 p = np.matmul(wg, og[:, :, None])[:, :, 0]
+                tot = p[:, -1:]
+                tot = np.where(tot > 0, tot, np.nan)
                 for i, v in enumerate(vs):
-                    pv = p[:, offs[i]:offs[i + 1]]
-                    tot = pv.sum(axis=1, keepdims=True)
-                    marg[v][sl] = pv / np.where(tot > 0, tot, np.nan)
+                    mv = marg[v][sl]
+                    mv[:, 1:] = p[:, offs[i]:offs[i + 1]] / tot
+                    mv[:, 0] = 1.0 - mv[:, 1:].sum(axis=1)  # the total minus the others
         bad = ~np.isfinite(log_pe)
         if bad.any():
             for v in self.targets:

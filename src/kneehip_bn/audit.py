@@ -40,6 +40,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -298,11 +299,20 @@ def _mask_url(url: str) -> str:
         return url
 
 
+def _is_dataframe(x: Any) -> bool:
+    """True for a pandas DataFrame (without importing pandas when nobody has)."""
+    pd = sys.modules.get("pandas")
+    return pd is not None and isinstance(x, pd.DataFrame)
+
+
+def _is_categorical(s: Any) -> bool:
+    pd = sys.modules.get("pandas")
+    return pd is not None and isinstance(getattr(s, "dtype", None), pd.CategoricalDtype)
+
+
 def describe_source(source: Any, table: str | None = None, sql: str | None = None) -> str:
     """A short name of a data source for reports (passwords in URLs masked)."""
-    import pandas as pd
-
-    if isinstance(source, pd.DataFrame):
+    if _is_dataframe(source):
         return "DataFrame"
     if _is_url(source):
         url = _mask_url(source)
@@ -433,6 +443,10 @@ def iter_audit(
         raise DataError(f"audit file {path}: cannot read it as {kind}: {_one_line(exc)}") from None
 
 
+class NotFastError(Exception):
+    """A file the pyarrow reader does not read exactly like pandas (use pandas instead)."""
+
+
 @dataclass
 class CodedColumn:
     """A text column read already factorised: ``codes`` index ``labels`` (no nulls)."""
@@ -498,9 +512,9 @@ def iter_csv_coded(path: str | os.PathLike[str], *, chunksize: int, text: Sequen
     booleans typed as pandas would). Columns in ``text`` (carried to the output) stay
     pyarrow strings. Chunks hold about ``chunksize`` rows.
 
-    Raises ``pyarrow.ArrowInvalid`` (or ``ValueError``) on anything pandas might read
-    differently (quoted newlines, duplicate headers, encodings); the caller then reads
-    the file with pandas instead.
+    Raises :class:`NotFastError`, ``pyarrow.ArrowInvalid`` or ``UnicodeDecodeError`` on
+    anything pandas might read differently (duplicate or empty headers, quoted line
+    breaks, other encodings); the caller then reads the file with pandas instead.
     """
     import csv
 
@@ -510,54 +524,74 @@ def iter_csv_coded(path: str | os.PathLike[str], *, chunksize: int, text: Sequen
     with open(path, newline="", encoding="utf-8") as f:
         header = next(csv.reader(f, delimiter=sep), None)
     if not header or len(set(header)) != len(header) or any(h == "" for h in header):
-        raise ValueError("header: empty or duplicate column names")
+        raise NotFastError("header: empty or duplicate column names")
     size = max(1, os.path.getsize(path))
     types = {h: (pa.string() if h in text else pa.dictionary(pa.int32(), pa.string()))
              for h in header}
-    reader = pacsv.open_csv(
-        path,
-        read_options=pacsv.ReadOptions(block_size=int(min(max(size // 4, 1 << 20), 1 << 26))),
-        parse_options=pacsv.ParseOptions(delimiter=sep),
-        convert_options=pacsv.ConvertOptions(column_types=types, strings_can_be_null=False,
-                                             quoted_strings_can_be_null=False))
-    if reader.schema.names != header:
-        raise ValueError("header: pyarrow read different column names")
-    pending: list[Any] = []
-    rows = 0
+    convert = pacsv.ConvertOptions(column_types=types, strings_can_be_null=False,
+                                   quoted_strings_can_be_null=False)
+    parse = pacsv.ParseOptions(delimiter=sep)
 
-    def frame(batches: list[Any]) -> CodedFrame:
-        tbl = pa.Table.from_batches(batches, schema=reader.schema)
+    def frame(tbl: Any) -> CodedFrame:
+        if tbl.schema.names != header:
+            raise NotFastError("header: pyarrow read different column names")
         data: dict[str, Any] = {}
-        n = tbl.num_rows
         for name, col in zip(header, tbl.columns):
             if name in text:
                 data[name] = col.combine_chunks()
                 continue
             if col.num_chunks == 1:
                 arr = col.chunk(0)
+            elif col.num_chunks == 0:
+                arr = pa.array([], type=pa.string()).dictionary_encode()
             else:
                 arr = col.unify_dictionaries().combine_chunks()
             labels = _labels_like_pandas(arr.dictionary.to_pylist())
-            data[name] = CodedColumn(np.asarray(arr.indices), labels)
-        return CodedFrame(list(header), data, n)
+            data[name] = CodedColumn(_int32_values(arr.indices), labels)
+        return CodedFrame(list(header), data, tbl.num_rows)
 
+    if size <= _WHOLE_FILE_BYTES:  # one multithreaded read (about 4 bytes per cell)
+        tbl = pacsv.read_csv(path, read_options=pacsv.ReadOptions(block_size=4 << 20),
+                             parse_options=parse, convert_options=convert)
+        if tbl.num_rows == 0:
+            yield frame(tbl)
+        for a in range(0, tbl.num_rows, chunksize):
+            yield frame(tbl.slice(a, chunksize))
+        return
+    reader = pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=16 << 20),
+                            parse_options=parse, convert_options=convert)
+    pending: list[Any] = []
+    rows = 0
     empty = True
     for batch in reader:
         pending.append(batch)
         rows += batch.num_rows
         if rows >= chunksize:
             empty = False
-            yield frame(pending)
+            yield frame(pa.Table.from_batches(pending, schema=reader.schema))
             pending, rows = [], 0
     if pending or empty:
-        yield frame(pending)
+        yield frame(pa.Table.from_batches(pending, schema=reader.schema))
+
+
+def _int32_values(ind: Any) -> np.ndarray:
+    """The values of a null-free pyarrow int32 array as a numpy view (``to_numpy`` would
+    import pandas: 0.45 s)."""
+    if ind.null_count:
+        raise NotFastError("dictionary indices with nulls")
+    buf = ind.buffers()[1]
+    if buf is None:
+        return np.zeros(0, dtype=np.int32)
+    return np.frombuffer(buf, dtype=np.int32, count=ind.offset + len(ind))[ind.offset:]
+
+
+# CSV files up to this size are read whole by pyarrow (in parallel), larger ones streamed
+_WHOLE_FILE_BYTES = 2 << 30
 
 
 def _single_chunk(data: Any, chunksize: int) -> bool:
     """True when ``data`` is a DataFrame read in one chunk (so a chunk is the whole table)."""
-    import pandas as pd
-
-    return isinstance(data, pd.DataFrame) and len(data) <= chunksize
+    return _is_dataframe(data) and len(data) <= chunksize
 
 
 def _iter_sql(url: str, table: str | None, sql: str | None, chunksize: int | None):
@@ -868,7 +902,7 @@ class _Encoder:
         n = len(df)
         self.n_rows += n
         self.encoded = True
-        codes = np.empty((n, len(self.node_plans)), dtype=np.int8)
+        codes = np.empty((n, len(self.node_plans)), dtype=np.int8, order="F")  # columns contiguous
         diag = None
         pos = {p.column: i for i, p in enumerate(self.plans)}
         for j, p in enumerate(self.node_plans):
@@ -898,13 +932,13 @@ class _Encoder:
         return w
 
     def _encode_column(self, s: Any, p: _Plan, offset: int) -> np.ndarray:
-        import pandas as pd
-
         if isinstance(s, CodedColumn):
             cc, cats = s.codes, s.labels
-        elif isinstance(s.dtype, pd.CategoricalDtype):
+        elif _is_categorical(s):
             cc, cats = np.asarray(s.cat.codes), list(s.cat.categories)
         else:  # factorize is vectorised (pyarrow-accelerated for text columns)
+            import pandas as pd
+
             cc, uniq = pd.factorize(s, use_na_sentinel=True)
             cats = list(uniq)
         index = {lab: i for i, lab in enumerate(p.labels)}
@@ -927,6 +961,8 @@ class _Encoder:
         out = lut[cc]
         if unknown:
             counts = np.bincount(cc[cc >= 0], minlength=len(cats))
+            # a dictionary (categorical, pyarrow) may list values no row of this chunk has
+            unknown = [i for i in unknown if counts[i] > 0]
             valid = list(p.codes) if p.codes is not None else p.labels
             for i in unknown:
                 lab = _norm(cats[i])
@@ -962,9 +998,22 @@ class _Encoder:
         """
         import pandas as pd
 
-        if not final:
-            pass
-        elif self.n_rows == 0:
+        if final:
+            self._final_checks()
+        return self._report(pd)
+
+    def raise_if_errors(self) -> None:
+        """The whole-table checks; raise :class:`DataError` with the full report if any
+        problem is an error (the report, and pandas, are only built then)."""
+        self._final_checks()
+        if self.problems:
+            self._report(None).raise_if_errors()
+
+    def _final_checks(self) -> None:
+        if getattr(self, "_checked", False):
+            return
+        self._checked = True
+        if self.n_rows == 0:
             self._err("empty_table", None, None, None, 0,
                       f"the audit table {self.source or ''} has no rows: expected at least one "
                       "patient row".replace("  ", " "))
@@ -981,6 +1030,10 @@ class _Encoder:
                               f"is blank in all {self.n_rows} rows: expected some recorded values; "
                               "check its codes (blank codes: NA, empty, the mapping's missing:) or "
                               "drop the column / list it under ignore: in the mapping")
+
+    def _report(self, pd: Any) -> Any:
+        if pd is None:
+            import pandas as pd
         rows = []
         for c, (role, node) in self.roles.items():
             i = next((k for k, p in enumerate(self.plans) if p.column == c), None)
@@ -1135,7 +1188,9 @@ def pattern_keys(codes: np.ndarray, cards: Sequence[int]) -> np.ndarray:
             _, key = np.unique(key, return_inverse=True)
             key = key.astype(np.int64).reshape(-1)
             bound = int(key.max()) + 1 if n else 1
-        key = key * r + (codes[:, j].astype(np.int64) + 1)
+        key *= r
+        key += codes[:, j]
+        key += 1
         bound *= r
     return key
 
@@ -1165,14 +1220,22 @@ def group_patterns(
     if codes.shape[0] == 0:
         return codes[:0], np.zeros(0), np.zeros(0, dtype=np.intp)
     key = pattern_keys(codes, cards)
-    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
-    inverse = inverse.reshape(-1)
+    n = key.shape[0]
+    order = np.argsort(key)  # patterns sorted by key; ids by a flag at each new key
+    sk = key[order]
+    new = np.empty(n, dtype=bool)
+    new[0] = True
+    np.not_equal(sk[1:], sk[:-1], out=new[1:])
+    inverse = np.empty(n, dtype=np.intp)
+    inverse[order] = np.cumsum(new) - 1
+    first = order[new]  # a row of each pattern
     m = first.shape[0]
     if weights is None:
         counts = np.bincount(inverse, minlength=m).astype(float)
     else:
         counts = np.bincount(inverse, weights=np.asarray(weights, float), minlength=m)
-    return codes[first], counts, inverse
+    # column by column (codes from the encoder are column-major): (m, k), columns contiguous
+    return np.take(codes.T, first, axis=1).T, counts, inverse
 
 
 # ============================================================================ counts

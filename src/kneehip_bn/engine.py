@@ -569,19 +569,7 @@ class Engine:
         plan = self._batch_plan()
         ti = [self.index[t] for t in tv]
         phis = self._batch_phis(do_idx)
-        memo = None
-        if n >= 4096:
-            from ._memo import MemoPlan
-
-            observed = tuple((codes >= 0).any(axis=0).tolist())
-            key = ("memo", tuple(ti), tuple(col_idx), observed, n.bit_length())
-            memo = plan._trees.get(key)
-            if memo is None:
-                if len(plan._trees) >= 64:
-                    plan._trees.clear()
-                memo = plan._trees[key] = MemoPlan(plan, tuple(ti), col_idx, observed, n)
-            if not memo.worth_it(n):
-                memo = None  # few rows, or little to share: the junction tree in row blocks
+        memo = self._memo_plan(codes, col_idx, ti)
         if memo is not None:
             with np.errstate(divide="ignore", invalid="ignore"):
                 marg, log_pe = memo.run(phis, codes, col_idx, progress)
@@ -614,6 +602,24 @@ class Engine:
             for t in tv:
                 out[t][bad] = np.nan
         return BatchResult(out, log_pe)
+
+    def _memo_plan(self, codes: np.ndarray, col_idx: Sequence[int], ti: Sequence[int]) -> Any:
+        """The shared-message plan for this batch, or None when the row-by-row pass is
+        expected to be faster (few rows, or little to share)."""
+        n = codes.shape[0]
+        if n < 4096:
+            return None
+        from ._memo import MemoPlan
+
+        plan = self._batch_plan()
+        observed = tuple((codes >= 0).any(axis=0).tolist())
+        key = ("memo", tuple(ti), tuple(col_idx), observed, n.bit_length())
+        memo = plan._trees.get(key)
+        if memo is None:
+            if len(plan._trees) >= 64:
+                plan._trees.clear()
+            memo = plan._trees[key] = MemoPlan(plan, tuple(ti), col_idx, observed, n)
+        return memo if memo.worth_it(n) else None
 
     def _check_codes(self, codes, columns):
         codes = np.asarray(codes)

@@ -857,23 +857,29 @@ def _posterior_matrix(*args: Any, **kw: Any):
 
 
 def _posterior_matrix_inner(engine, enc_codes, columns, cards, targets, on_impossible, progress,
-                            row_offset=0):
-    """Grouped posteriors: (n_rows, n_out) array, output column names."""
-    from tqdm.auto import tqdm
-
+                            row_offset=0, expand=True):
+    """Grouped posteriors: (n_rows, n_out) array, output column names; with
+    ``expand=False`` the (n_patterns, n_out) array, names, and each row's pattern."""
     if on_impossible not in ("raise", "nan"):
         raise KneeHipError(f"on_impossible: expected 'raise' or 'nan', found {on_impossible!r}")
     tcols = _target_columns(engine, targets)
+    nodes = sorted({t[1] for t in tcols})
+    n = enc_codes.shape[0]
     pats, _, inv = group_patterns(enc_codes, cards)
     m = pats.shape[0]
-    out = np.empty((m, len(tcols)))
-    nodes = sorted({t[1] for t in tcols})
-    with tqdm(total=m, desc="posteriors", unit="patterns", leave=False,
-              disable=not (progress if progress is not None else m > 200_000)) as bar:
-        # one call: messages are shared between all the distinct patterns
-        res = engine.batch(pats, columns, targets=nodes, on_impossible="nan", progress=bar.update)
+    show = progress if progress is not None else m > 200_000
+    with contextlib.ExitStack() as stack:
+        update = None
+        if show:  # tqdm (0.15 s to import) only when a bar is shown
+            from tqdm.auto import tqdm
+
+            update = stack.enter_context(tqdm(total=m, desc="posteriors", unit="rows",
+                                              leave=False)).update
+        res = engine.batch(pats, columns, targets=nodes, on_impossible="nan", progress=update)
+    out = np.empty((n if expand else m, len(tcols)), order="F")  # columns contiguous
     for j, (_, node, k) in enumerate(tcols):
-        out[:, j] = res.marginals[node][:, k]
+        col = res.marginals[node][:, k]
+        out[:, j] = col[inv] if expand else col
     logev = res.log_evidence
     bad = ~np.isfinite(logev)
     if bad.any() and on_impossible == "raise":
@@ -885,7 +891,9 @@ def _posterior_matrix_inner(engine, enc_codes, columns, cards, targets, on_impos
             f"rows {', '.join(str(int(r) + row_offset) for r in bad_rows[:5])} (0-based), e.g. "
             f"{{{obs}}}: expected findings the model allows; check those rows, or pass "
             "on_impossible='nan' to get NaN for them")
-    return out[inv], [t[0] for t in tcols]
+    if not expand:
+        return out, [t[0] for t in tcols], inv
+    return out, [t[0] for t in tcols]
 
 
 def batch_posteriors(
@@ -975,14 +983,17 @@ def write_batch_posteriors(
     so memory stays bounded; the file is written to a temporary name and renamed at the
     end (atomic; never over an existing file unless ``overwrite=True``).
 
+    A CSV (or TSV) input is read by pyarrow's multithreaded reader with every column
+    dictionary-encoded (:func:`~kneehip_bn.audit.iter_csv_coded`): encoding then costs a
+    lookup per distinct value, not per cell. Files it would read differently from pandas
+    (quoted line breaks, duplicate headers, other encodings) go through pandas instead,
+    with the same validation either way. A CSV output is formatted in two threads;
+    every number is written exactly (shortest round-trip form).
+
     Returns
     -------
     (path, rows written)
     """
-    import pyarrow as pa
-    import pyarrow.csv as pacsv
-    import pyarrow.parquet as pq
-
     from .engine import get_engine
     from .queries import as_model, node_groups
 
@@ -999,42 +1010,212 @@ def write_batch_posteriors(
     mp = load_mapping(mapping)
     name = (mp.dataset if mp and mp.dataset else None) or describe_source(data, table, sql)
     out.parent.mkdir(parents=True, exist_ok=True)
+    args = (out, kind, m, eng, mp, name, list(targets), on_impossible, list(keep), progress)
+    sep = _fast_csv_sep(data, table, sql)
+    if sep is not None:
+        import pyarrow as pa
+
+        from .audit import NotFastError, iter_csv_coded
+
+        try:
+            chunks = iter_csv_coded(data, chunksize=chunksize, text=keep, sep=sep)
+            return _write_posteriors(chunks, False, *args)
+        except (NotFastError, pa.ArrowException, UnicodeDecodeError):
+            pass  # pandas reads it (or reports why it cannot), as below
+    chunks = iter_audit(data, table=table, sql=sql, chunksize=chunksize)
+    return _write_posteriors(chunks, _single_chunk(data, chunksize), *args)
+
+
+def _fast_csv_sep(data: Any, table: Any, sql: Any) -> str | None:
+    """The delimiter when ``data`` is a plain CSV/TSV file pyarrow can stream, else None."""
+    if table is not None or sql is not None or not isinstance(data, (str, os.PathLike)):
+        return None
+    name = os.fspath(data)
+    if "://" in name or not os.path.isfile(name):
+        return None
+    low = name.lower()
+    if low.endswith((".csv", ".txt")):
+        return ","
+    return "\t" if low.endswith(".tsv") else None
+
+
+def _write_posteriors(chunks, single, out, kind, m, eng, mp, name, targets, on_impossible,
+                      keep, progress) -> tuple[Path, int]:
+    """Encode each chunk, then compute and write it in parts of ``_PART_ROWS`` rows, the
+    writing of one part (a background thread: pyarrow formats without the GIL) overlapping
+    the computing of the next."""
+    from concurrent.futures import ThreadPoolExecutor
+
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
     writer = None
     enc = None
     offset = 0
+    pending = None
+    bar = None
+    pool = ThreadPoolExecutor(1)
     try:
-        for chunk in iter_audit(data, table=table, sql=sql, chunksize=chunksize):
+        if progress:
+            from tqdm.auto import tqdm
+
+            bar = tqdm(desc="posteriors", unit="rows", leave=False)
+        for chunk in chunks:
             if enc is None:
                 enc = _Encoder(chunk.columns, m, mp, keep=keep, source=name)
             codes, _, _ = enc.encode(chunk, offset)
-            enc.check_chunk(final=_single_chunk(data, chunksize))
-            if len(chunk) == 0:
-                continue
-            mat, names = _posterior_matrix(eng, codes, enc.columns, enc.cards, list(targets),
-                                           on_impossible, progress, row_offset=offset)
-            arrays = [pa.array(chunk[k].astype(object).to_numpy()) if k in chunk else None
-                      for k in keep]
-            cols = {k: a for k, a in zip(keep, arrays)}
-            cols.update({c: pa.array(mat[:, j]) for j, c in enumerate(names)})
-            tbl = pa.table(cols)
-            if writer is None:
-                style = "none" if all(pa.types.is_floating(t) for t in tbl.schema.types) else "needed"
-                writer = (pq.ParquetWriter(tmp, tbl.schema) if kind == "parquet" else
-                          pacsv.CSVWriter(tmp, tbl.schema,
-                                          write_options=pacsv.WriteOptions(quoting_style=style)))
-            writer.write_table(tbl)
-            offset += len(chunk)
+            enc.check_chunk(final=single)
+            n = len(chunk)
+            kept = [chunk[k] if k in chunk else None for k in keep]
+            for a in range(0, n, _PART_ROWS):
+                b = min(n, a + _PART_ROWS)
+                mat, names, inv = _posterior_matrix(eng, codes[a:b], enc.columns, enc.cards,
+                                                    targets, on_impossible, False,
+                                                    row_offset=offset + a, expand=False)
+                if writer is None:
+                    writer = _TableWriter(tmp, kind, keep, names)
+                if pending is not None:
+                    pending.result()  # one part in flight: bounded memory, order kept
+                part = [None if k is None else _rows(k, a, b) for k in kept]
+                pending = pool.submit(writer.write, mat, part, inv)
+                if bar is not None:
+                    bar.update(b - a)
+            offset += n
+        if pending is not None:
+            pending.result()
+            pending = None
         assert enc is not None
-        enc.finish().raise_if_errors()
+        enc.raise_if_errors()
         if writer is not None:
             writer.close()
             writer = None
         os.replace(tmp, out)
     except BaseException:
+        if pending is not None:
+            pending.cancel()
+            with contextlib.suppress(BaseException):
+                pending.result()
         if writer is not None:
             writer.close()
         if tmp.exists():
             tmp.unlink()
         raise
+    finally:
+        pool.shutdown(wait=True)
+        if bar is not None:
+            bar.close()
     return out, offset
+
+
+# rows per part of a chunk in write_batch_posteriors (compute of one overlaps writing another)
+_PART_ROWS = 1 << 18
+
+
+def _rows(col: Any, a: int, b: int) -> Any:
+    """Rows ``a:b`` of a kept column (pyarrow array, factorised text or pandas Series)."""
+    if hasattr(col, "labels"):
+        return type(col)(col.codes[a:b], col.labels)
+    if hasattr(col, "iloc"):
+        return col.iloc[a:b]
+    return col.slice(a, b - a)
+
+
+_SHARE = 0.5
+
+
+class _TableWriter:
+    """Appends (kept columns, posterior matrix) chunks to a CSV or Parquet file.
+
+    CSV text is formatted by pyarrow (shortest round-trip form of every float) in two
+    threads, each on half of the rows, and written in order.
+    """
+
+    def __init__(self, path: Path, kind: str, keep: Sequence[str], names: Sequence[str]):
+        self.path, self.kind, self.keep, self.names = path, kind, list(keep), list(names)
+        self.writer: Any = None
+        self.file: Any = None
+
+    def _table(self, mat: np.ndarray, kept: Sequence[Any], inv: np.ndarray | None = None) -> Any:
+        import pyarrow as pa
+
+        cols: dict[str, Any] = {}
+        for k, col in zip(self.keep, kept):
+            if col is None:
+                continue
+            if isinstance(col, (pa.Array, pa.ChunkedArray)):
+                cols[k] = col
+            else:  # a pandas column (or factorised text): as objects, as read
+                if hasattr(col, "labels"):
+                    col = np.asarray(col.labels, dtype=object)[col.codes]
+                else:
+                    col = col.astype(object).to_numpy()
+                cols[k] = pa.array(col)
+        for j, c in enumerate(self.names):  # from the buffer: pa.array() would import pandas
+            col = np.ascontiguousarray(mat[:, j], dtype=np.float64)
+            if inv is not None:
+                col = col[inv]
+            cols[c] = pa.Array.from_buffers(pa.float64(), col.shape[0], [None, pa.py_buffer(col)])
+        return pa.table(cols)
+
+    def write(self, mat: np.ndarray, kept: Sequence[Any], inv: np.ndarray | None = None) -> None:
+        """Append rows: ``mat`` (one row per output row, or per pattern with ``inv`` giving
+        each output row's pattern)."""
+
+        kept = [k for k in kept if k is not None]
+        if self.kind == "csv" and inv is not None and not kept and mat.shape[0] <= _SHARE * inv.size:
+            # rows sharing a pattern share their text: format each pattern once
+            tbl = self._table(mat, [])
+            self._header(tbl)
+            lines = self._format(tbl).split(b"\n")
+            self.file.write(b"\n".join([lines[i] for i in inv.tolist()]) + b"\n")
+            return
+        tbl = self._table(mat, kept, inv)
+        if self.kind == "parquet":
+            import pyarrow.parquet as pq
+
+            if self.writer is None:
+                self.writer = pq.ParquetWriter(self.path, tbl.schema)
+            self.writer.write_table(tbl)
+            return
+        self._header(tbl)
+        self.file.write(self._format(tbl))
+
+    def _style(self, tbl: Any) -> str:
+        import pyarrow as pa
+
+        return "none" if all(pa.types.is_floating(t) for t in tbl.schema.types) else "needed"
+
+    def _header(self, tbl: Any) -> None:
+        if self.file is None:
+            self.file = open(self.path, "wb")
+            self.file.write(_csv_bytes(tbl.slice(0, 0), self._style(tbl), header=True))
+
+    def _format(self, tbl: Any) -> bytes:
+        """CSV text of the rows (no header), in two threads for large tables."""
+        style = self._style(tbl)
+        n = tbl.num_rows
+        if n < 50_000:
+            return _csv_bytes(tbl, style)
+        from concurrent.futures import ThreadPoolExecutor
+
+        half = n // 2
+        with ThreadPoolExecutor(2) as ex:  # pyarrow formats without holding the GIL
+            parts = list(ex.map(
+                lambda a: _csv_bytes(tbl.slice(a, half if a == 0 else n - half), style),
+                (0, half)))
+        return b"".join(parts)
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+        if self.file is not None:
+            self.file.close()
+
+
+def _csv_bytes(tbl: Any, style: str, header: bool = False) -> bytes:
+    import io
+
+    import pyarrow.csv as pacsv
+
+    buf = io.BytesIO()
+    pacsv.write_csv(tbl, buf, write_options=pacsv.WriteOptions(include_header=header,
+                                                                quoting_style=style))
+    return buf.getvalue()
