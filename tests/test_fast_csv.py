@@ -165,15 +165,15 @@ def test_files_pyarrow_would_read_differently_go_through_pandas(spec, tmp_path):
 
 
 def test_writer_pattern_text_shared_equals_direct(tmp_path):
-    """Rows sharing a pattern share their text; the bytes equal formatting every row,
-    and every float reads back exactly."""
+    """Rows given as patterns plus an index: the bytes equal formatting every row, and
+    every float reads back exactly."""
     rng = np.random.default_rng(0)
     pats = np.asfortranarray(rng.random((300, 3)))
     pats[0] = [0.0, 1.0, 1e-300]
     inv = rng.integers(0, 300, 120_000)
     a, b = tmp_path / "a.csv", tmp_path / "b.csv"
     w = _TableWriter(a, "csv", [], ["x", "y", "z"])
-    w.write(pats, [], inv)  # shared text (300 patterns, 120,000 rows)
+    w.write(pats, [], inv)  # 300 patterns, 120,000 rows
     w.close()
     w = _TableWriter(b, "csv", [], ["x", "y", "z"])
     w.write(np.asfortranarray(pats[inv]), [])  # every row formatted

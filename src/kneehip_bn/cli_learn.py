@@ -258,9 +258,32 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def _keep_freed_memory() -> None:
+    """Let glibc keep freed blocks for reuse instead of returning them to the system.
+
+    The batch pass allocates and frees blocks of a few MB thousands of times; by default
+    glibc maps each afresh (and the kernel zero-fills every page on first touch), which
+    measured 25-30% of the engine's time on a million rows. This process ends after the
+    command, so the memory it keeps is given back then. Linux/glibc only; elsewhere a
+    no-op.
+    """
+    if not sys.platform.startswith("linux"):
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallopt(-3, 32 * 2**20)  # M_MMAP_THRESHOLD: blocks under 32 MB from the heap
+        libc.mallopt(-1, 2**30)       # M_TRIM_THRESHOLD: keep up to 1 GB of freed heap
+        libc.mallopt(-2, 64 * 2**20)  # M_TOP_PAD: grow the heap 64 MB at a time
+    except (OSError, AttributeError):  # pragma: no cover (musl, macOS, Windows)
+        pass
+
+
 def cmd_batch(args: argparse.Namespace) -> int:
     from .learn import write_batch_posteriors
 
+    _keep_freed_memory()
     spec = _spec(args)
     path, n = write_batch_posteriors(
         args.data, args.output, spec, _mapping_arg(args), args.targets,

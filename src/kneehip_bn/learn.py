@@ -1065,8 +1065,7 @@ def _write_posteriors(chunks, single, out, kind, m, eng, mp, name, targets, on_i
             enc.check_chunk(final=single)
             n = len(chunk)
             kept = [chunk[k] if k in chunk else None for k in keep]
-            for a in range(0, n, _PART_ROWS):
-                b = min(n, a + _PART_ROWS)
+            for a, b in _parts(n):
                 mat, names, inv = _posterior_matrix(eng, codes[a:b], enc.columns, enc.cards,
                                                     targets, on_impossible, False,
                                                     row_offset=offset + a, expand=False)
@@ -1109,6 +1108,20 @@ def _write_posteriors(chunks, single, out, kind, m, eng, mp, name, targets, on_i
 _PART_ROWS = 1 << 18
 
 
+def _parts(n: int) -> list[tuple[int, int]]:
+    """Row ranges of a chunk: a small first part (its computing overlaps nothing) and a
+    small last one (its writing overlaps nothing), ``_PART_ROWS`` in between."""
+    if n <= _PART_ROWS:
+        return [(0, n)]
+    edges = [0, _PART_ROWS // 4]
+    while n - edges[-1] > _PART_ROWS + _PART_ROWS // 4:
+        edges.append(edges[-1] + _PART_ROWS)
+    if n - edges[-1] > _PART_ROWS // 4:
+        edges.append(n - _PART_ROWS // 4)
+    edges.append(n)
+    return list(zip(edges[:-1], edges[1:]))
+
+
 def _rows(col: Any, a: int, b: int) -> Any:
     """Rows ``a:b`` of a kept column (pyarrow array, factorised text or pandas Series)."""
     if hasattr(col, "labels"):
@@ -1118,14 +1131,13 @@ def _rows(col: Any, a: int, b: int) -> Any:
     return col.slice(a, b - a)
 
 
-_SHARE = 0.5
-
-
 class _TableWriter:
     """Appends (kept columns, posterior matrix) chunks to a CSV or Parquet file.
 
     CSV text is formatted by pyarrow (shortest round-trip form of every float) in two
-    threads, each on half of the rows, and written in order.
+    threads, each on half of the rows, and written in order. (Formatting each distinct
+    pattern once and copying its text to the rows that share it was measured slower:
+    assembling a million lines costs more than formatting them.)
     """
 
     def __init__(self, path: Path, kind: str, keep: Sequence[str], names: Sequence[str]):
@@ -1160,13 +1172,6 @@ class _TableWriter:
         each output row's pattern)."""
 
         kept = [k for k in kept if k is not None]
-        if self.kind == "csv" and inv is not None and not kept and mat.shape[0] <= _SHARE * inv.size:
-            # rows sharing a pattern share their text: format each pattern once
-            tbl = self._table(mat, [])
-            self._header(tbl)
-            lines = self._format(tbl).split(b"\n")
-            self.file.write(b"\n".join([lines[i] for i in inv.tolist()]) + b"\n")
-            return
         tbl = self._table(mat, kept, inv)
         if self.kind == "parquet":
             import pyarrow.parquet as pq
