@@ -45,6 +45,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import datetime as _dt
+import itertools
 import math
 import os
 import time
@@ -1119,7 +1120,7 @@ def _parts(n: int) -> list[tuple[int, int]]:
     if n - edges[-1] > _PART_ROWS // 4:
         edges.append(n - _PART_ROWS // 4)
     edges.append(n)
-    return list(zip(edges[:-1], edges[1:]))
+    return list(itertools.pairwise(edges))
 
 
 def _rows(col: Any, a: int, b: int) -> Any:
