@@ -37,6 +37,7 @@ column 'knee_pain' (node knee_pain): unknown code 'presnt' in 1 row (first rows:
 
 from __future__ import annotations
 
+import itertools
 import json
 import math
 import os
@@ -507,7 +508,9 @@ def iter_csv_coded(path: str | os.PathLike[str], *, chunksize: int, text: Sequen
 
     The fast path of :func:`iter_audit` for batch posteriors: the reader hands over each
     column's distinct values and an index per row, so encoding costs one small lookup
-    per distinct value instead of hashing every cell. Values read as in
+    per distinct value instead of hashing every cell. A file without quotes after its
+    header is read in ranges of whole lines, the next range read in a background thread
+    while the caller works on this one; otherwise whole (up to 2 GB) or streamed. Values read as in
     :func:`read_audit` (empty cells blank, text kept as text, columns of numbers or
     booleans typed as pandas would). Columns in ``text`` (carried to the output) stay
     pyarrow strings. Chunks hold about ``chunksize`` rows.
@@ -526,7 +529,9 @@ def iter_csv_coded(path: str | os.PathLike[str], *, chunksize: int, text: Sequen
     if not header or len(set(header)) != len(header) or any(h == "" for h in header):
         raise NotFastError("header: empty or duplicate column names")
     size = max(1, os.path.getsize(path))
-    types = {h: (pa.string() if h in text else pa.dictionary(pa.int32(), pa.string()))
+    # node columns dictionary-encoded as bytes: the distinct values are decoded (and so
+    # checked as UTF-8) below, which spares checking every cell (measured 15% of the read)
+    types = {h: (pa.string() if h in text else pa.dictionary(pa.int32(), pa.binary()))
              for h in header}
     convert = pacsv.ConvertOptions(column_types=types, strings_can_be_null=False,
                                    quoted_strings_can_be_null=False)
@@ -543,13 +548,32 @@ def iter_csv_coded(path: str | os.PathLike[str], *, chunksize: int, text: Sequen
             if col.num_chunks == 1:
                 arr = col.chunk(0)
             elif col.num_chunks == 0:
-                arr = pa.array([], type=pa.string()).dictionary_encode()
+                arr = pa.array([], type=pa.binary()).dictionary_encode()
             else:
                 arr = col.unify_dictionaries().combine_chunks()
-            labels = _labels_like_pandas(arr.dictionary.to_pylist())
-            data[name] = CodedColumn(_int32_values(arr.indices), labels)
+            labels = [x.decode("utf-8") for x in arr.dictionary.to_pylist()]
+            data[name] = CodedColumn(_int32_values(arr.indices), _labels_like_pandas(labels))
         return CodedFrame(list(header), data, tbl.num_rows)
 
+    ranges = _line_ranges(path, chunksize) if size <= _WHOLE_FILE_BYTES else None
+    if ranges:  # ranges of whole lines, the next read (pyarrow, no GIL) while this is used
+        from concurrent.futures import ThreadPoolExecutor
+
+        buf = pa.memory_map(os.fspath(path), "r").read_buffer()
+        names = pacsv.ReadOptions(column_names=header, block_size=4 << 20)
+
+        def read(a: int, b: int) -> CodedFrame:
+            return frame(pacsv.read_csv(pa.BufferReader(buf.slice(a, b - a)), read_options=names,
+                                        parse_options=parse, convert_options=convert))
+
+        with ThreadPoolExecutor(1) as ex:
+            nxt = ex.submit(read, *ranges[0])
+            for i in range(len(ranges)):
+                fr = nxt.result()
+                if i + 1 < len(ranges):
+                    nxt = ex.submit(read, *ranges[i + 1])
+                yield fr
+        return
     if size <= _WHOLE_FILE_BYTES:  # one multithreaded read (about 4 bytes per cell)
         tbl = pacsv.read_csv(path, read_options=pacsv.ReadOptions(block_size=4 << 20),
                              parse_options=parse, convert_options=convert)
@@ -572,6 +596,39 @@ def iter_csv_coded(path: str | os.PathLike[str], *, chunksize: int, text: Sequen
             pending, rows = [], 0
     if pending or empty:
         yield frame(pa.Table.from_batches(pending, schema=reader.schema))
+
+
+# rows per range when a CSV is read in ranges: a small first one (the pipeline starts
+# sooner), then about this many
+_RANGE_ROWS = 1 << 18
+
+
+def _line_ranges(path: Any, chunksize: int) -> list[tuple[int, int]] | None:
+    """Byte ranges of whole data lines (after the header line) of about ``_RANGE_ROWS``
+    rows (at most ``chunksize``), or None when a quote anywhere after the header could put
+    a line break inside a field (then the file is read whole)."""
+    import mmap
+
+    size = os.path.getsize(path)
+    if size == 0:
+        return None
+    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
+        start = mm.find(b"\n") + 1
+        if start <= 0 or start >= size or mm.find(b'"', start) != -1:
+            return None
+        sample = mm[start:start + (1 << 20)]
+        per_row = max(1, len(sample) / max(1, sample.count(b"\n")))
+        want = [max(1, min(chunksize, _RANGE_ROWS // 4))]
+        rest = max(1, min(chunksize, _RANGE_ROWS))
+        cuts = [start]
+        while cuts[-1] < size:
+            pos = int(cuts[-1] + per_row * (want[0] if len(cuts) == 1 else rest))
+            if pos >= size:
+                cuts.append(size)
+                break
+            nl = mm.find(b"\n", pos)
+            cuts.append(size if nl == -1 else nl + 1)
+    return list(itertools.pairwise(cuts))
 
 
 def _int32_values(ind: Any) -> np.ndarray:
