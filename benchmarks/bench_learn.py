@@ -361,10 +361,17 @@ def main() -> None:
             bench_big_fit(spec, 100_000 if q else 1_000_000, Path(d))
     head = ["task", "ours", "baseline", "baseline time", "ratio", "goal", "note"]
     lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    lines += ["| " + " | ".join(r[h] for h in head) + " |" for r in ROWS]
+    rows = ["| " + " | ".join(r[h] for h in head) + " |" for r in ROWS]
+    if args.only != "abcde" and RESULTS.exists():  # keep the other parts' latest rows
+        old = [ln for ln in RESULTS.read_text(encoding="utf-8").splitlines()
+               if ln.startswith("| (") and ln[3] not in args.only]
+        rows = sorted(old + rows, key=lambda ln: ln[3])
+    lines += rows
     env = (f"Measured {_dt.date.today().isoformat()} on {platform.machine()}, "
            f"{os.cpu_count()} cores, Python {platform.python_version()}"
-           + (" (--quick)" if q else "") + "; the machine is shared, so times vary run to run.")
+           + (" (--quick)" if q else "") + "; the machine is shared, so times vary run to run."
+           + (f" Parts {args.only} re-measured in the latest run; the other rows are kept "
+              "from earlier runs." if args.only != "abcde" else ""))
     table = "\n".join(lines)
     print()
     print(table)
