@@ -537,9 +537,10 @@ class Engine:
         Messages are shared between rows: each clique's upward message is computed once
         per distinct evidence sub-pattern of its subtree over the whole batch, each
         needed downward message once per distinct pattern outside it, and only the root
-        and a short inside-outside join work per row (:mod:`kneehip_bn._memo`). When the
-        shared tables would exceed 768 MB the rows go through the junction tree in blocks
-        instead (:attr:`bytes_per_row` each). Duplicate rows cost little either way.
+        and a short inside-outside join work per row (:mod:`kneehip_bn._memo`). When that
+        is not expected to pay (under 4096 rows, an estimated work above the row pass's,
+        or shared tables over 768 MB) the rows go through the junction tree in blocks of
+        :attr:`bytes_per_row` each instead. Both give the same numbers (tested).
 
         Parameters
         ----------

@@ -1065,6 +1065,8 @@ def _write_posteriors(chunks, single, out, kind, m, eng, mp, name, targets, on_i
             codes, _, _ = enc.encode(chunk, offset)
             enc.check_chunk(final=single)
             n = len(chunk)
+            if n == 0:
+                continue
             kept = [chunk[k] if k in chunk else None for k in keep]
             for a, b in _parts(n):
                 mat, names, inv = _posterior_matrix(eng, codes[a:b], enc.columns, enc.cards,
