@@ -164,6 +164,26 @@ def test_files_pyarrow_would_read_differently_go_through_pandas(spec, tmp_path):
     assert not list(tmp_path.glob(".*tmp"))
 
 
+def test_line_endings_byte_order_mark_and_last_line(spec, tmp_path, monkeypatch):
+    """CRLF line ends, a UTF-8 byte-order mark, no newline at the end: the same output as
+    the plain file, and as the pandas path gives."""
+    df = simulate_audit(5000, seed=9, missing=0.1, model=spec, hidden=("mechanism", "origin"))
+    plain = tmp_path / "plain.csv"
+    df.to_csv(plain, index=False)
+    raw = plain.read_bytes()
+    variants = {"crlf.csv": raw.replace(b"\n", b"\r\n"), "bom.csv": b"\xef\xbb\xbf" + raw,
+                "nonl.csv": raw.rstrip(b"\n")}
+    want = write_batch_posteriors(plain, tmp_path / "want.csv", spec)[0].read_bytes()
+    for name, data in variants.items():
+        (tmp_path / name).write_bytes(data)
+        got = write_batch_posteriors(tmp_path / name, tmp_path / f"out_{name}", spec)[0]
+        assert got.read_bytes() == want, name
+    _force_pandas(monkeypatch)
+    for name in variants:
+        got = write_batch_posteriors(tmp_path / name, tmp_path / f"pd_{name}", spec)[0]
+        assert got.read_bytes() == want, name
+
+
 def test_writer_pattern_text_shared_equals_direct(tmp_path):
     """Rows given as patterns plus an index: the bytes equal formatting every row, and
     every float reads back exactly."""

@@ -524,7 +524,7 @@ def iter_csv_coded(path: str | os.PathLike[str], *, chunksize: int, text: Sequen
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
-    with open(path, newline="", encoding="utf-8") as f:
+    with open(path, newline="", encoding="utf-8-sig") as f:  # a byte-order mark is not a name
         header = next(csv.reader(f, delimiter=sep), None)
     if not header or len(set(header)) != len(header) or any(h == "" for h in header):
         raise NotFastError("header: empty or duplicate column names")
