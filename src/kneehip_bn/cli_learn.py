@@ -105,7 +105,10 @@ def register(subparsers: Any, parents: dict[str, argparse.ArgumentParser]) -> No
         "batch", parents=[parents["model"]],
         help="posterior of each origin for every audit row",
         description="One output row per input row, in input order, one column per origin "
-                    "with P(present). Identical rows are computed once.")
+                    "with P(present). Identical rows, and the parts different rows share, "
+                    "are computed once; every number is written exactly (shortest form that "
+                    "reads back to the same float). Teaching and research model, not a "
+                    "medical device.")
     _data_args(bat)
     bat.add_argument("--output", "-o", required=True, metavar="POSTERIORS.csv")
     bat.add_argument("--targets", nargs="+", metavar="NODE", default=None,
