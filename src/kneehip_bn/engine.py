@@ -614,12 +614,8 @@ class Engine:
 
         plan = self._batch_plan()
         observed = tuple((codes >= 0).any(axis=0).tolist())
-        key = ("memo", tuple(ti), tuple(col_idx), observed, n.bit_length())
-        memo = plan._trees.get(key)
-        if memo is None:
-            if len(plan._trees) >= 64:
-                plan._trees.clear()
-            memo = plan._trees[key] = MemoPlan(plan, tuple(ti), col_idx, observed, n)
+        memo = plan.cached(("memo", tuple(ti), tuple(col_idx), observed, n.bit_length()),
+                           lambda: MemoPlan(plan, tuple(ti), col_idx, observed, n))
         return memo if memo.worth_it(n) else None
 
     def _check_codes(self, codes, columns):
@@ -930,7 +926,7 @@ class _BatchPlan:
                                 key=lambda i: self.size[i]) for f in families]
         self.ev_home = [min(self.containing[v], key=lambda i: self.size[i]) for v in range(n)]
         self.bytes_per_row = 3 * 8 * sum(self.size)
-        self._trees: dict[tuple, _OrientedPlan] = {}
+        self._trees: dict[tuple, Any] = {}  # oriented and shared-message plans
         # likelihood columns of each code: state k -> one-hot, -1 (missing) -> all ones
         self._lam = [np.hstack([np.eye(int(c)), np.ones((int(c), 1))]) for c in card]
         # the same by code + 1 (column 0 is missing), for the shared-message pass
@@ -956,12 +952,16 @@ class _BatchPlan:
                  cliques: frozenset[int] = frozenset()) -> _OrientedPlan:
         """The tree oriented for these targets (and cliques whose beliefs are needed)."""
         key = (frozenset(targets), cliques)
-        tree = self._trees.get(key)
-        if tree is None:
+        return self.cached(key, lambda: _OrientedPlan(self, key[0], cliques))
+
+    def cached(self, key: tuple, make: Callable[[], Any]) -> Any:
+        """A plan for ``key`` built by ``make`` once (at most 64 kept)."""
+        plan = self._trees.get(key)
+        if plan is None:
             if len(self._trees) >= 64:
                 self._trees.clear()
-            tree = self._trees[key] = _OrientedPlan(self, key[0], cliques)
-        return tree
+            plan = self._trees[key] = make()
+        return plan
 
 
 class _OrientedPlan:
