@@ -221,3 +221,18 @@ def test_coded_frame_is_enough_of_a_dataframe():
 
     fr = CodedFrame(["a"], {"a": CodedColumn(np.array([0, 1], dtype=np.int32), ["x", "y"])}, 2)
     assert len(fr) == 2 and "a" in fr and "b" not in fr and fr["a"].labels == ["x", "y"]
+
+
+def test_kept_column_missing_from_the_file_is_an_error(spec, tmp_path, monkeypatch):
+    """Both read paths name a kept column the file lacks, and write nothing."""
+    df = simulate_audit(300, seed=4, missing=0.1, model=spec, hidden=("mechanism", "origin"))
+    df.insert(0, "patient", [f"P{i:04d}" for i in range(len(df))])
+    src = tmp_path / "k.csv"
+    df.to_csv(src, index=False)
+    for tag in ("fast", "pandas"):
+        if tag == "pandas":
+            _force_pandas(monkeypatch)
+        with pytest.raises(DataError, match="kept column 'not_there' is not in the data"):
+            write_batch_posteriors(src, tmp_path / f"k_{tag}.csv", spec,
+                                   keep=["not_there", "patient"])
+        assert not (tmp_path / f"k_{tag}.csv").exists(), tag

@@ -41,6 +41,7 @@ import itertools
 import json
 import math
 import os
+import re
 import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -300,6 +301,13 @@ def _mask_url(url: str) -> str:
         return url
 
 
+def _source_name(dataset: str | None, mapping: Any, data: Any, table: str | None,
+                 sql: str | None) -> str:
+    """The name recorded for a dataset: given, else the mapping's, else the source's."""
+    return dataset or (mapping.dataset if mapping and mapping.dataset else None) or \
+        describe_source(data, table, sql)
+
+
 def _is_dataframe(x: Any) -> bool:
     """True for a pandas DataFrame (without importing pandas when nobody has)."""
     pd = sys.modules.get("pandas")
@@ -475,8 +483,8 @@ class CodedFrame:
         return c in self.data
 
 
-_INT = None
-_FLOAT = None
+_INT = re.compile(r"\s*[+-]?\d+\s*")
+_FLOAT = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*")
 _BOOL = {"True": True, "TRUE": True, "true": True, "False": False, "FALSE": False,
          "false": False}
 
@@ -484,18 +492,12 @@ _BOOL = {"True": True, "TRUE": True, "true": True, "False": False, "FALSE": Fals
 def _labels_like_pandas(values: list[str]) -> list[Any]:
     """Text values typed the way ``pandas.read_csv`` would type their column (all
     integers, all numbers, or all booleans; blanks aside), so codes normalise alike."""
-    global _INT, _FLOAT
-    if _INT is None:
-        import re
-
-        _INT = re.compile(r"\s*[+-]?\d+\s*")
-        _FLOAT = re.compile(r"\s*[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?\s*")
     filled = [v for v in values if v != ""]
     if not filled:
         return values
     if all(_INT.fullmatch(v) for v in filled):
         return [int(v) if v != "" else v for v in values]
-    if all(_FLOAT.fullmatch(v) for v in filled):  # type: ignore[union-attr]
+    if all(_FLOAT.fullmatch(v) for v in filled):
         return [float(v) if v != "" else v for v in values]
     if all(v in _BOOL for v in filled):
         return [_BOOL[v] if v != "" else v for v in values]
@@ -1215,7 +1217,7 @@ def _encode(data, model, mapping, *, table=None, sql=None, keep=(), dataset=None
             raise_errors=True, weight_column=None) -> EncodedAudit:
     mp = load_mapping(mapping)
     df = read_audit(data, table=table, sql=sql)
-    name = dataset or (mp.dataset if mp and mp.dataset else None) or describe_source(data, table, sql)
+    name = _source_name(dataset, mp, data, table, sql)
     enc = _Encoder(df.columns, model, mp, keep=keep, source=name, weight_column=weight_column)
     codes, diag, weights = enc.encode(df)  # valid columns are checked even if others are not
     report = enc.finish()
@@ -1424,7 +1426,7 @@ def audit_counts(
                                   _states_of(eng_model, data.columns), data.weights,
                                   data.n_rows, [data.dataset], _model_name(eng_model))
     mp = load_mapping(mapping)
-    name = dataset or (mp.dataset if mp and mp.dataset else None) or describe_source(data, table, sql)
+    name = _source_name(dataset, mp, data, table, sql)
     m = as_model(model)
     enc = None
     acc: AuditCounts | None = None
@@ -1447,10 +1449,23 @@ def audit_counts(
     return acc
 
 
-def _bar(progress: bool, desc: str, total: int | None = None, unit: str = "it"):
+class _NoBar:
+    """Stands in for a disabled tqdm bar."""
+
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _bar(progress: bool | None, desc: str, total: int | None = None, unit: str = "it"):
+    """A tqdm bar, or a no-op one when ``progress`` is off (tqdm costs 0.15 s to import)."""
+    if not progress:
+        return _NoBar()
     from tqdm.auto import tqdm
 
-    return tqdm(total=total, desc=desc, unit=unit, disable=not progress, leave=False)
+    return tqdm(total=total, desc=desc, unit=unit, leave=False)
 
 
 def _states_of(model: Any, columns: Sequence[str]) -> dict[str, list[str]]:

@@ -59,10 +59,11 @@ import numpy as np
 from .audit import (
     AuditCounts,
     EncodedAudit,
+    _bar,
     _Encoder,
     _single_chunk,
+    _source_name,
     _states_of,
-    describe_source,
     encode_audit,
     group_patterns,
     iter_audit,
@@ -299,10 +300,10 @@ def _scan(data, model, mapping, *, table, sql, dataset, holdout, seed, chunksize
     into a training part (its own pattern counts) and a test part (patterns with the
     working diagnosis), for held-out accuracy.
     """
-    from .audit import _bar, _counts_from_codes, _model_name
+    from .audit import _counts_from_codes, _model_name
 
     mp = load_mapping(mapping)
-    name = dataset or (mp.dataset if mp and mp.dataset else None) or describe_source(data, table, sql)
+    name = _source_name(dataset, mp, data, table, sql)
     rng = np.random.default_rng(seed)
     enc = None
     parts, train_parts, test_parts = [], [], []
@@ -868,15 +869,12 @@ def _posterior_matrix_inner(engine, enc_codes, columns, cards, targets, on_impos
     n = enc_codes.shape[0]
     pats, _, inv = group_patterns(enc_codes, cards)
     m = pats.shape[0]
-    show = progress if progress is not None else m > 200_000
-    with contextlib.ExitStack() as stack:
-        update = None
-        if show:  # tqdm (0.15 s to import) only when a bar is shown
-            from tqdm.auto import tqdm
-
-            update = stack.enter_context(tqdm(total=m, desc="posteriors", unit="rows",
-                                              leave=False)).update
-        res = engine.batch(pats, columns, targets=nodes, on_impossible="nan", progress=update)
+    bar = _bar(progress if progress is not None else m > 200_000, "posteriors", m, "rows")
+    try:
+        res = engine.batch(pats, columns, targets=nodes, on_impossible="nan",
+                           progress=bar.update)
+    finally:
+        bar.close()
     out = np.empty((n if expand else m, len(tcols)), order="F")  # columns contiguous
     for j, (_, node, k) in enumerate(tcols):
         col = res.marginals[node][:, k]
@@ -1009,7 +1007,7 @@ def write_batch_posteriors(
         groups = node_groups(m)
         targets = [n for n in groups if groups[n] == "origin"]
     mp = load_mapping(mapping)
-    name = (mp.dataset if mp and mp.dataset else None) or describe_source(data, table, sql)
+    name = _source_name(None, mp, data, table, sql)
     out.parent.mkdir(parents=True, exist_ok=True)
     args = (out, kind, m, eng, mp, name, list(targets), on_impossible, list(keep), progress)
     sep = _fast_csv_sep(data, table, sql)
@@ -1052,13 +1050,9 @@ def _write_posteriors(chunks, single, out, kind, m, eng, mp, name, targets, on_i
     enc = None
     offset = 0
     pending = None
-    bar = None
+    bar = _bar(progress, "posteriors", unit="rows")
     pool = ThreadPoolExecutor(1)
     try:
-        if progress:
-            from tqdm.auto import tqdm
-
-            bar = tqdm(desc="posteriors", unit="rows", leave=False)
         for chunk in chunks:
             if enc is None:
                 enc = _Encoder(chunk.columns, m, mp, keep=keep, source=name)
@@ -1078,8 +1072,7 @@ def _write_posteriors(chunks, single, out, kind, m, eng, mp, name, targets, on_i
                     pending.result()  # one part in flight: bounded memory, order kept
                 part = [None if k is None else _rows(k, a, b) for k in kept]
                 pending = pool.submit(writer.write, mat, part, inv)
-                if bar is not None:
-                    bar.update(b - a)
+                bar.update(b - a)
             offset += n
         if pending is not None:
             pending.result()
@@ -1102,8 +1095,7 @@ def _write_posteriors(chunks, single, out, kind, m, eng, mp, name, targets, on_i
         raise
     finally:
         pool.shutdown(wait=True)
-        if bar is not None:
-            bar.close()
+        bar.close()
     return out, offset
 
 
@@ -1174,7 +1166,6 @@ class _TableWriter:
         """Append rows: ``mat`` (one row per output row, or per pattern with ``inv`` giving
         each output row's pattern)."""
 
-        kept = [k for k in kept if k is not None]
         tbl = self._table(mat, kept, inv)
         if self.kind == "parquet":
             import pyarrow.parquet as pq
