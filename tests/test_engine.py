@@ -367,6 +367,8 @@ def test_engine_input_errors(tiny_spec):
         eng.batch(np.array([[0], [3]]), ["pain_level"])
     with pytest.raises(EvidenceError, match=r"each node once"):
         eng.batch(np.zeros((2, 2), int), ["limp", "limp"])
+    with pytest.raises(EvidenceError, match=r"evidence codes: expected integers, found float64"):
+        eng.batch(np.array([[0.0], [1.5]]), ["limp"])
 
 
 def test_missing_cpd_message():
