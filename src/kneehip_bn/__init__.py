@@ -33,7 +33,9 @@ from .spec import (
     set_leak,
     set_link,
     set_prior,
+    SHIPPED_MODELS,
     set_row,
+    shipped_model_path,
     validate_spec,
 )
 
@@ -78,6 +80,7 @@ __all__ = [
     "ModelSpec",
     "NotFittedError",
     "PriorFitter",
+    "SHIPPED_MODELS",
     "UnknownNameError",
     "__version__",
     "apply_overrides",
@@ -108,6 +111,7 @@ __all__ = [
     "set_link",
     "set_prior",
     "set_row",
+    "shipped_model_path",
     "show_inference",
     "simulate_audit",
     "validate_audit",

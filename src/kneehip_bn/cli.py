@@ -36,8 +36,9 @@ class CLIError(Exception):
 def _common_parents() -> dict[str, argparse.ArgumentParser]:
     model = argparse.ArgumentParser(add_help=False)
     g = model.add_argument_group("model")
-    g.add_argument("--model", metavar="PATH", default=None,
-                   help="model file (default: the shipped models/knee_hip.yaml)")
+    g.add_argument("--model", metavar="PATH|NAME", default=None,
+                   help="model file, or a shipped model's name (knee_hip, the default; "
+                        "knee_hip_basic); `kneehip models` lists them")
     g.add_argument("--set", dest="overrides", metavar="EDIT", action="append", default=[],
                    help="change a number for this run: NODE=P, NODE.STATE=P, "
                         "NODE[PARENT=STATE].STATE=P, NODE.leak=P, NODE.link.PARENT[:STATE]=P "
@@ -208,6 +209,29 @@ def cmd_sources(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_models(args: argparse.Namespace) -> int:
+    from .spec import SHIPPED_MODELS, load_spec, shipped_model_path
+
+    rows = []
+    for name in SHIPPED_MODELS:
+        spec = load_spec(name)
+        groups: dict[str, int] = {}
+        for node in spec.nodes.values():
+            groups[node.group] = groups.get(node.group, 0) + 1
+        rows.append({"name": name, "title": spec.title, "nodes": len(spec.nodes),
+                     "groups": groups, "default": name == SHIPPED_MODELS[0],
+                     "path": str(shipped_model_path(name))})
+    if args.json:
+        emit_json(rows)
+        return 0
+    for r in rows:
+        mark = " (default)" if r["default"] else ""
+        counts = ", ".join(f"{n} {g}" for g, n in r["groups"].items())
+        print(f"{r['name']}{mark}: {r['title']}\n    {r['nodes']} nodes ({counts})")
+    print("Use one with --model NAME, or in Python kb.load_spec(NAME). " + DISCLAIMER)
+    return 0
+
+
 # ---------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (exposed for documentation and tests)."""
@@ -258,6 +282,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="list every number with its source")
     s.add_argument("--node", default=None)
     s.set_defaults(func=cmd_sources)
+
+    m = sub.add_parser("models", parents=[par["json"]], help="list the shipped models")
+    m.set_defaults(func=cmd_models)
 
     for modname in COMMAND_MODULES:
         try:

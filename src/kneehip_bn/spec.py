@@ -43,6 +43,7 @@ __all__ = [
     "FORMAT",
     "GROUPS",
     "RESERVED_SOURCES",
+    "SHIPPED_MODELS",
     "Leak",
     "Link",
     "ModelSpec",
@@ -61,6 +62,7 @@ __all__ = [
     "set_link",
     "set_prior",
     "set_row",
+    "shipped_model_path",
     "validate_spec",
 ]
 
@@ -258,21 +260,48 @@ def _prov_record(name, loc, e, src, what, p, given) -> dict[str, Any]:
 
 
 # ----------------------------------------------------------------------------- reading
-def default_model_path() -> Path:
-    """Path of the shipped model file.
+SHIPPED_MODELS: tuple[str, ...] = ("knee_hip", "knee_hip_basic")
+"""Names of the models shipped with the package (``load_spec(name)``, ``--model name``)."""
 
-    Installed, it is package data (``kneehip_bn/data/knee_hip.yaml``, a copy of
-    ``models/knee_hip.yaml`` made by the build); in a source checkout it is
-    ``models/knee_hip.yaml`` itself.
+
+def shipped_model_path(name: str = "knee_hip") -> Path:
+    """Path of a shipped model file by name (``knee_hip``, the default, or ``knee_hip_basic``).
+
+    Installed, it is package data (``kneehip_bn/data/NAME.yaml``, a copy of
+    ``models/NAME.yaml`` made by the build); in a source checkout it is
+    ``models/NAME.yaml`` itself.
+
+    Examples
+    --------
+    >>> shipped_model_path("knee_hip_basic").name
+    'knee_hip_basic.yaml'
     """
-    packaged = Path(str(resources.files("kneehip_bn") / "data" / "knee_hip.yaml"))
+    if name not in SHIPPED_MODELS:
+        raise UnknownNameError.for_name("shipped model", name, SHIPPED_MODELS)
+    packaged = Path(str(resources.files("kneehip_bn") / "data" / f"{name}.yaml"))
     if packaged.exists():
         return packaged
-    return Path(__file__).resolve().parents[2] / "models" / "knee_hip.yaml"
+    return Path(__file__).resolve().parents[2] / "models" / f"{name}.yaml"
+
+
+def default_model_path() -> Path:
+    """Path of the default shipped model file (``knee_hip``, the second edition)."""
+    return shipped_model_path("knee_hip")
+
+
+def _model_file(path: str | os.PathLike[str] | None) -> Path:
+    """A shipped model's name (no directory, no suffix) or a file path -> the file's path."""
+    if path is None:
+        return default_model_path()
+    text = os.fspath(path)
+    if text in SHIPPED_MODELS and not Path(text).exists():
+        return shipped_model_path(text)
+    return Path(text)
 
 
 def load_spec(path: str | os.PathLike[str] | None = None) -> ModelSpec:
-    """Read and validate a model file (``None``: the shipped model).
+    """Read and validate a model file (``None``: the shipped model; a shipped model's name,
+    such as ``"knee_hip_basic"``, loads that shipped model).
 
     Raises
     ------
@@ -280,11 +309,12 @@ def load_spec(path: str | os.PathLike[str] | None = None) -> ModelSpec:
         The file is missing, is not valid YAML, uses unsafe YAML tags, or fails validation;
         the message lists every problem with its location.
     """
-    p = default_model_path() if path is None else Path(path)
+    p = _model_file(path)
     if not p.exists():
         raise ModelFileError(
-            f"no such file: expected a YAML model file, found nothing at '{p}'; "
-            "run `kneehip validate` with no argument to check the shipped model",
+            f"no such file: expected a YAML model file or a shipped model name "
+            f"({', '.join(SHIPPED_MODELS)}), found nothing at '{p}'; "
+            "`kneehip models` lists the shipped models",
             source=str(p),
         )
     try:
