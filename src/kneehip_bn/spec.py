@@ -165,6 +165,17 @@ class NodeSpec:
         """``'table'`` or ``'noisy_or'``."""
         return "noisy_or" if self.noisy_or is not None else "table"
 
+    @property
+    def region(self) -> str | None:
+        """Body region of a diagnosis (``region:`` in the file: knee, hip, spine, serious...)."""
+        r = self.extra.get("region")
+        return None if r is None else str(r)
+
+    @property
+    def red_flag(self) -> bool:
+        """True for a red-flag finding (``red_flag: true``): present means refer."""
+        return self.extra.get("red_flag") is True
+
 
 @dataclass
 class ModelSpec:
@@ -208,6 +219,24 @@ class ModelSpec:
         if group not in GROUPS:
             raise UnknownNameError.for_name("group", group, GROUPS)
         return [n for n, s in self.nodes.items() if s.group == group]
+
+    @property
+    def scope(self) -> dict[str, Any]:
+        """The model's ``scope:`` block (``min_age``, ``age_node``, ``refer``), or ``{}``."""
+        sc = self.extra.get("scope")
+        return dict(sc) if isinstance(sc, Mapping) else {}
+
+    def regions(self) -> dict[str, list[str]]:
+        """``{region: [diagnoses]}`` of the origin nodes that name a ``region``, file order."""
+        out: dict[str, list[str]] = {}
+        for n, s in self.nodes.items():
+            if s.group == "origin" and s.region:
+                out.setdefault(s.region, []).append(n)
+        return out
+
+    def red_flags(self) -> list[str]:
+        """Names of the red-flag findings, file order."""
+        return [n for n, s in self.nodes.items() if s.red_flag]
 
     def strength_of(self, node: str) -> float:
         """The node's equivalent sample size (its own ``strength`` or the default)."""
@@ -605,6 +634,7 @@ def validate_spec(spec: ModelSpec, source: str | None = None) -> ModelSpec:
             _check_table(spec, node, c)
         elif node.noisy_or is not None:
             _check_noisy_or(spec, node, c)
+    _check_roles(spec, c)
     for _, loc, e in spec.entries():
         if not isinstance(e.source, str) or not e.source:
             c.add(f"{loc}.source", "the id of an entry in `sources`", e.source,
@@ -721,6 +751,40 @@ def _check_noisy_or(spec: ModelSpec, node: NodeSpec, c: _Collector) -> None:
         if not any(k[0] == p for k in used):
             c.add(f"{where}.links", f"at least one link for parent '{p}'", "none",
                   "add a link or remove the parent")
+
+
+def _check_roles(spec: ModelSpec, c: _Collector) -> None:
+    """``region`` on diagnoses, ``red_flag`` on two-state findings, the ``scope`` block."""
+    for name, node in spec.nodes.items():
+        where = f"nodes.{name}"
+        if "region" in node.extra and (node.group != "origin" or not isinstance(
+                node.extra["region"], str) or not node.extra["region"]):
+            c.add(f"{where}.region", "a region name (a string) on an origin node",
+                  node.extra["region"] if node.group == "origin" else f"group {node.group}")
+        if "red_flag" in node.extra:
+            flag = node.extra["red_flag"]
+            if not isinstance(flag, bool):
+                c.add(f"{where}.red_flag", "true or false", flag)
+            elif flag and (node.group not in ("finding", "test") or len(node.states) != 2):
+                c.add(f"{where}.red_flag", "a two-state finding or test",
+                      f"group {node.group} with {len(node.states)} states")
+    if "scope" not in spec.extra:
+        return
+    sc = spec.extra["scope"]
+    if not isinstance(sc, Mapping):
+        c.add("scope", "a mapping with min_age, age_node and refer", sc)
+        return
+    unknown = set(sc) - {"min_age", "age_node", "refer"}
+    if unknown:
+        c.add("scope", "only min_age, age_node, refer", sorted(unknown))
+    if "min_age" in sc and (not _is_number(sc["min_age"]) or sc["min_age"] < 0):
+        c.add("scope.min_age", "a non-negative number of years", sc["min_age"])
+    if "age_node" in sc and sc["age_node"] not in spec.nodes:
+        g = closest(str(sc["age_node"]), list(spec.nodes))
+        c.add("scope.age_node", "a node of this model", sc["age_node"],
+              f"did you mean '{g}'?" if g else None)
+    if "refer" in sc and not isinstance(sc["refer"], str):
+        c.add("scope.refer", "a one-line message (string)", sc["refer"])
 
 
 # ----------------------------------------------------------------------------- writing
