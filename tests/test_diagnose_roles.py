@@ -119,10 +119,10 @@ def test_red_flag_warning_comes_first(spec, capsys):
     dx = kb.diagnose({"night_pain": "present"}, model=spec)
     assert dx.red_flags == ["night_pain"]
     assert str(dx).startswith("REFER: red flag (night_pain)")
-    assert list(dx.to_dict())[0] == "warning"
+    assert next(iter(dx.to_dict())) == "warning"
     assert main(["diagnose", "--model", spec.path, "-e", "night_pain=present", "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
-    assert list(out)[0] == "warning" and out["red_flags"] == ["night_pain"]
+    assert next(iter(out)) == "warning" and out["red_flags"] == ["night_pain"]
     assert main(["diagnose", "--model", spec.path, "-e", "night_pain=present"]) == 0
     assert capsys.readouterr().out.startswith("REFER: red flag")
 

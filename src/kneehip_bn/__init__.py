@@ -26,6 +26,7 @@ from .network import build_network, load_model
 from .queries import Diagnosis, diagnose, query
 from .readwrite import export_network, read_network
 from .spec import (
+    SHIPPED_MODELS,
     ModelSpec,
     apply_overrides,
     load_spec,
@@ -33,7 +34,6 @@ from .spec import (
     set_leak,
     set_link,
     set_prior,
-    SHIPPED_MODELS,
     set_row,
     shipped_model_path,
     validate_spec,
@@ -65,6 +65,7 @@ from .robustness import credible_intervals, sensitivity
 __version__ = "0.1.0"
 
 __all__ = [
+    "SHIPPED_MODELS",
     "AuditCounts",
     "AuditReport",
     "Conflict",
@@ -80,7 +81,6 @@ __all__ = [
     "ModelSpec",
     "NotFittedError",
     "PriorFitter",
-    "SHIPPED_MODELS",
     "UnknownNameError",
     "__version__",
     "apply_overrides",
