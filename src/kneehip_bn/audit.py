@@ -1409,13 +1409,30 @@ class _Encoder:
         else:  # factorize is vectorised (pyarrow-accelerated for text columns)
             import pandas as pd
 
-            cc, uniq = pd.factorize(s, use_na_sentinel=True)
+            try:
+                cc, uniq = pd.factorize(s, use_na_sentinel=True)
+            except TypeError:  # lists, dicts (Parquet list/struct columns): not one code a cell
+                kinds = sorted({type(v).__name__ for v in s if v is not None})
+                self._bad_values(p, "nested_values", len(s), list(range(offset, offset + min(
+                    len(s), _N_FIRST))), f"values of type {', '.join(kinds)} (e.g. a Parquet "
+                    "list or struct column): expected one code per cell (text, a whole number "
+                    "or a boolean); flatten the column or drop it")
+                return np.full(len(s), -1, dtype=np.int8)
             cats = list(uniq)
         index = {lab: i for i, lab in enumerate(p.labels)}
         lut = np.empty(len(cats) + 1, dtype=np.int16)
         lut[-1] = -1
         unknown = []
+        odd: dict[str, list[int]] = {}
         for i, raw in enumerate(cats):  # loop over distinct codes only
+            if isinstance(raw, (bytes, bytearray, memoryview)):
+                odd.setdefault("binary_values", []).append(i)
+                lut[i] = -1
+                continue
+            if isinstance(raw, str) and "\x00" in raw:
+                odd.setdefault("nul_in_value", []).append(i)
+                lut[i] = -1
+                continue
             lab = _norm(raw)
             if p.codes is not None and lab is not None and lab in p.codes:
                 t = p.codes[lab]
@@ -1429,6 +1446,13 @@ class _Encoder:
                 unknown.append(i)
         cc = np.asarray(cc)
         out = lut[cc]
+        for kind, idx in odd.items():
+            hit = np.isin(cc, idx)
+            n_hit = int(hit.sum())
+            if not n_hit:
+                continue
+            rows = (np.flatnonzero(hit)[:_N_FIRST] + offset).tolist()
+            self._bad_values(p, kind, n_hit, rows, _ODD_VALUES[kind])
         if unknown:
             counts = np.bincount(cc[cc >= 0], minlength=len(cats))
             # a dictionary (categorical, pyarrow) may list values no row of this chunk has
@@ -1440,6 +1464,22 @@ class _Encoder:
                 self._unknown(p, str(lab), int(counts[i]), rows, valid)
             out = np.where(out == -2, -1, out)
         return out.astype(np.int8)
+
+    def _bad_values(self, p: _Plan, kind: str, count: int, rows: list[int], what: str) -> None:
+        """A problem with the values' type (not one readable code): once per column,
+        counts added over chunks."""
+        key = (p.column, "\x00" + kind)
+        rec = self.unknown_seen.get(key)
+        if rec is None:
+            rec = _problem("error", kind, p.column, p.target or "working diagnosis", None, 0,
+                           rows, None, "")
+            self.unknown_seen[key] = rec
+            self.problems.append(rec)
+        rec["count"] += count
+        n = rec["count"]
+        rec["message"] = (f"column '{p.column}' ({'node ' + p.target if p.target else 'working diagnosis'}): "
+                          f"{what} ({n} row{'s' if n != 1 else ''}; first rows: "
+                          f"{', '.join(map(str, rec['first_rows']))})")
 
     def _unknown(self, p: _Plan, lab: str, count: int, rows: list[int], valid: list[str]):
         key = (p.column, lab)
@@ -1520,6 +1560,19 @@ class _Encoder:
                            n_rows=self.n_rows, source=self.source)
 
 
+_ODD_VALUES = {
+    "binary_values": "binary values (bytes, e.g. an SQL BLOB or a Parquet binary column): "
+                     "expected text codes; cast the column to text",
+    "nul_in_value": "a value holds a NUL character: expected text; the data look damaged",
+}
+
+
+def _show(lab: str, width: int = 60) -> str:
+    """A value as shown in a message: control characters escaped, long values cut."""
+    s = lab if lab.isprintable() else lab.encode("unicode_escape").decode("ascii")
+    return s if len(s) <= width else f"{s[:width]}... ({len(lab):,} characters)"
+
+
 def _closest_ci(lab: str, valid: Sequence[str]) -> str | None:
     low = {v.lower(): v for v in valid}
     if lab.lower() in low:
@@ -1532,7 +1585,7 @@ def _unknown_msg(p, lab, count, rows, valid, g) -> str:
     what = f"node {p.target}" if p.target else "working diagnosis"
     shown = ", ".join(valid[:15]) + (", ..." if len(valid) > 15 else "")
     exp = "one of " + shown + (" (the mapping's codes)" if p.codes is not None else "")
-    return (f"column '{p.column}' ({what}): unknown code '{lab}' in {count} row"
+    return (f"column '{p.column}' ({what}): unknown code '{_show(lab)}' in {count} row"
             f"{'s' if count != 1 else ''} (first rows: {', '.join(map(str, rows))}); expected "
             f"{exp}" + (f"; did you mean '{g}'?" if g else "; add it to the mapping's codes"))
 
