@@ -565,6 +565,12 @@ class _CsvSource:
         return (f"not UTF-8 text (byte 0x{byte:02x} at byte {col} of the line): expected "
                 "UTF-8; re-save the file as UTF-8 (Excel: CSV UTF-8)")
 
+    def _cr_msg(self, col: int | None) -> str:
+        at = f" at byte {col} of the line" if col else ""
+        return (f"a carriage return (\\r) inside a line{at}: expected line ends \\n or "
+                "\\r\\n (a lone \\r splits the row in two for pandas and pyarrow); the file "
+                "looks damaged or uses old Mac line ends")
+
     def _quote_msg(self) -> str:
         return ("a quoted field opened on this line never closes: expected a closing '\"'; "
                 "the file looks cut short, or the quote is stray")
@@ -688,6 +694,12 @@ class _CsvSource:
             raise self.error(self.line_at(a + long)[0], self._long_msg())
         if b'"' in data:
             raise _Quoted(a)
+        if b"\r" in data and data.count(b"\r") != data.count(b"\r\n"):
+            arr = np.frombuffer(data, dtype=np.uint8)
+            at = np.flatnonzero(arr == 13)
+            at = int(at[np.flatnonzero(arr[np.minimum(at + 1, len(arr) - 1)] != 10)[0]])
+            line, start = self.line_at(a + at)
+            raise self.error(line, self._cr_msg(a + at - start + 1))
         if fields:
             self.check_utf8(data, a)
         return data
@@ -736,7 +748,7 @@ class _CsvSource:
             self.f.seek(offset)
             skip_to = 0
             line = line0 - 1
-        state: dict[str, Any] = {"line": line, "eof": False, "nonl": False}
+        state: dict[str, Any] = {"line": line, "eof": False, "nonl": False, "raw": b""}
         f, limit = self.f, self.limit
 
         def lines() -> Iterator[str]:
@@ -747,6 +759,7 @@ class _CsvSource:
                 state["line"] += 1
                 self._check_line(raw, state["line"], first=self.compressed and state["line"] == 1)
                 state["nonl"] = not raw.endswith(b"\n")
+                state["raw"] = raw
                 if state["line"] > skip_to:
                     yield raw.decode("utf-8")
             state["eof"] = True
@@ -766,6 +779,11 @@ class _CsvSource:
                 except csv.Error as exc:
                     if "field larger than field limit" in str(exc):
                         raise self.error(start, self._quote_msg()) from None
+                    if "new-line character" in str(exc):
+                        raw = state["raw"]
+                        col = next((i + 1 for i in range(len(raw))
+                                    if raw[i:i + 1] == b"\r" and raw[i + 1:i + 2] != b"\n"), None)
+                        raise self.error(state["line"], self._cr_msg(col)) from None
                     raise self.error(start, f"{exc}: expected CSV text") from None
                 if state["eof"]:
                     if rec:
