@@ -15,6 +15,8 @@ after. Each case is classified as
 - ``answered``: exit status 0;
 - ``clear error``: exit status 1 and one line ``error: ...`` (an audit report may add
   ``  also: ...`` lines, one per further problem);
+- ``clear error (a list)``: exit status 1, ``error: ... has N problems:`` and one line
+  ``  - at WHERE: ...`` per problem (a model file's validation: every problem at once);
 - ``usage error``: exit status 2 from argparse (its usage line and one error line);
 - ``unclear``: exit status 1 with no or a malformed message;
 - ``traceback``: an exception escaped ``main`` (or ``Traceback`` on stderr, a signal, a
@@ -483,6 +485,9 @@ def classify(code: int | None, stderr: str, tb: str | None) -> str:
     if code == 1 and lines and lines[0].startswith("error: ") and all(
             ln.startswith("  also: ") for ln in lines[1:]):
         return "clear error"
+    if code == 1 and lines and lines[0].startswith("error: ") and lines[0].endswith(
+            "problems:") and all(ln.startswith("  - at ") for ln in lines[1:]):
+        return "clear error (a list)"
     return "unclear"
 
 
@@ -609,7 +614,8 @@ def _report(args, tried, elapsed, via_script, verdicts, by_family, changed, left
 
     import kneehip_bn
 
-    cols = ["answered", "clear error", "usage error", "unclear", "traceback"]
+    cols = ["answered", "clear error", "clear error (a list)", "usage error", "unclear",
+            "traceback"]
     out = [
         "# Fuzzing the kneehip command (benchmarks/fuzz_cli.py)",
         "",
@@ -632,7 +638,9 @@ def _report(args, tried, elapsed, via_script, verdicts, by_family, changed, left
         f"| in-process and real-script verdicts differ | {len(mismatch)} |",
         "",
         "Verdicts: *answered* exit 0; *clear error* exit 1 and one line `error: ...` (plus "
-        "`  also:` lines for further problems of an audit report); *usage error* argparse's "
+        "`  also:` lines for further problems of an audit report); *clear error (a list)* "
+        "exit 1, `error: ... has N problems:` and one `  - at WHERE: ...` line per problem "
+        "(a model file's validation lists them all); *usage error* argparse's "
         "exit 2; *unclear* exit 1 without that form; *traceback* an exception out of `main`, "
         "`Traceback` on stderr, a signal or a timeout.",
         "",
