@@ -37,7 +37,7 @@ DATA = Path(__file__).resolve().parents[1] / "data"
 
 @pytest.fixture(scope="module")
 def spec():
-    return load_spec()
+    return load_spec("knee_hip_basic")
 
 
 @pytest.fixture(scope="module")
