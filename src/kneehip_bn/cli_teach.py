@@ -171,6 +171,18 @@ def _pyplot() -> Any:
     return plt
 
 
+def _flags_json(df: Any) -> dict[str, Any]:
+    """``{"warning": ..., "red_flags": [...]}`` of a teaching table (warning only if any)."""
+    flags = list(df.attrs.get("red_flags", []))
+    return ({"warning": df.attrs["warning"]} if flags else {}) | {"red_flags": flags}
+
+
+def _print_warning(df: Any) -> None:
+    if df.attrs.get("warning"):
+        print(df.attrs["warning"])
+        print()
+
+
 def _frame_text(df: Any, floatfmt: str = "{:.3f}") -> str:
     import pandas as pd
 
@@ -230,13 +242,14 @@ def cmd_what_if(args: argparse.Namespace) -> int:
     desc = df.attrs["descriptions"]
     if args.json:
         emit_json({
-            "evidence": df.attrs["evidence"], "do": df.attrs["do"],
+            **_flags_json(df), "evidence": df.attrs["evidence"], "do": df.attrs["do"],
             "targets": [{"target": t, "state": df.attrs["states"][t]} for t in df.index],
             "scenarios": [{"name": c, "description": desc[c],
                            "values": {t: float(v) for t, v in df[c].items()}}
                           for c in df.columns],
         })
     else:
+        _print_warning(df)
         print("Base case: " + (", ".join(args.evidence + [f"do({d})" for d in args.do])
                                or "no findings"))
         for c in df.columns[1:]:
@@ -273,12 +286,15 @@ def cmd_next_test(args: argparse.Namespace) -> int:
     if args.top is not None and args.top < 1:
         raise EvidenceError(f"--top: expected a positive number, found {args.top}")
     if args.json:
+        if df.attrs.get("warning"):  # the JSON is a list: the warning goes to stderr
+            print(df.attrs["warning"], file=sys.stderr)
         emit_json([{"finding": str(n), "expected_information_gain": float(r[
             "expected_information_gain"]), **{k: r[k] for k in df.columns
                                                if k != "expected_information_gain"}}
                    for n, r in df.iterrows()])
     else:
         shown = df if args.top is None else df.head(args.top)
+        _print_warning(df)
         print(f"Uncertainty about the origins now: {df.attrs['entropy_bits']:.3f} bits "
               f"(leading: {df.attrs['leading']}).")
         print()
@@ -319,7 +335,7 @@ def cmd_sensitivity(args: argparse.Namespace) -> int:
     top = s.head(args.top)
     if args.json:
         out: dict[str, Any] = {
-            "target": s.attrs["target"], "state": s.attrs["state"],
+            **_flags_json(s), "target": s.attrs["target"], "state": s.attrs["state"],
             "posterior": s.attrs["posterior"], "evidence": s.attrs["evidence"],
             "do": s.attrs["do"], "interval": str(args.interval),
             "parameters": top.reset_index().to_dict(orient="records"),
@@ -328,6 +344,7 @@ def cmd_sensitivity(args: argparse.Namespace) -> int:
             out["credible_intervals"] = ci.reset_index().to_dict(orient="records")
         emit_json(out)
     else:
+        _print_warning(s)
         print(f"P({s.attrs['target']}={s.attrs['state']} | findings) = "
               f"{s.attrs['posterior']:.4f}; the {len(top)} most influential of {len(s)} "
               "numbers:")
