@@ -171,7 +171,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from .network import build_network
     from .spec import load_spec
 
-    path = args.model_file or args.model
+    path = args.model_file if args.model_file is not None else args.model
     spec = load_spec(path)
     model = build_network(spec)
     n_num = len(spec.provenance())
