@@ -1357,7 +1357,7 @@ class AuditCounts:
 
     def save(self, path: str | os.PathLike[str], overwrite: bool = False) -> Path:
         """Write to ``.csv``, ``.parquet`` or ``.json`` (atomically; no overwrite unless asked)."""
-        from .spec import atomic_write_text
+        from ._files import atomic_write_text
 
         p = Path(path)
         name = p.name.lower()
@@ -1369,17 +1369,14 @@ class AuditCounts:
             import pyarrow as pa
             import pyarrow.parquet as pq
 
-            if p.exists() and not overwrite:
-                raise FileExistsError(f"{p} exists: expected a new file name, found an existing "
-                                      "file; pass overwrite=True (CLI: --overwrite) to replace it")
+            from ._files import atomic_write, check_new_output
+
+            check_new_output(p, overwrite)
             tbl = pa.Table.from_pandas(self.to_frame(), preserve_index=False)
             meta = {k: v for k, v in self.to_dict().items() if k not in ("patterns", "counts")}
             tbl = tbl.replace_schema_metadata({**(tbl.schema.metadata or {}),
                                                b"kneehip_counts": json.dumps(meta).encode()})
-            tmp = p.with_name(f".{p.name}.tmp")
-            pq.write_table(tbl, tmp)
-            os.replace(tmp, p)
-            return p
+            return atomic_write(p, lambda tmp: pq.write_table(tbl, tmp), overwrite=overwrite)
         raise DataError(f"counts file {p}: expected a .csv, .parquet or .json name, found "
                         f"'{p.suffix}'")
 

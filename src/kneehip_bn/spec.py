@@ -28,7 +28,6 @@ import datetime as _dt
 import itertools
 import math
 import os
-import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -37,6 +36,7 @@ from typing import Any
 
 import yaml
 
+from ._files import atomic_write_text
 from ._yaml import YAMLInputError, load_yaml, unknown_fields
 from .errors import ModelFileError, UnknownNameError, closest
 
@@ -905,29 +905,6 @@ def spec_to_yaml(spec: ModelSpec) -> str:
     """The specification as YAML text (floats written with full precision)."""
     return yaml.dump(dump_spec(spec), Dumper=_Dumper, sort_keys=False, allow_unicode=True,
                      width=100, default_flow_style=False)
-
-
-def atomic_write_text(path: str | os.PathLike[str], text: str, overwrite: bool = False) -> Path:
-    """Write ``text`` to ``path`` atomically (temp file + rename); refuse to overwrite."""
-    p = Path(path)
-    if p.exists() and not overwrite:
-        raise FileExistsError(
-            f"{p} exists: expected a new file name, found an existing file; "
-            "pass overwrite=True (CLI: --overwrite) to replace it"
-        )
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, p)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return p
 
 
 def save_spec(spec: ModelSpec, path: str | os.PathLike[str], overwrite: bool = False) -> Path:
