@@ -7,7 +7,6 @@ imports (pandas, matplotlib) stay inside the handlers so that other commands sta
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from typing import Any
 
@@ -134,30 +133,20 @@ def register(subparsers: Any, parents: dict[str, argparse.ArgumentParser]) -> No
 
 # ----------------------------------------------------------------------------- helpers
 def _check_plot_path(args: argparse.Namespace) -> None:
-    if args.plot and os.path.exists(args.plot) and not getattr(args, "overwrite", False):
-        raise FileExistsError(f"{args.plot} exists: expected a new file name for --plot; "
-                              "pass --overwrite to replace it")
+    """--plot: a figure extension and a new file (or --overwrite), before any work."""
+    if args.plot is not None:
+        from ._files import check_new_output
+        from .plots import figure_format
+
+        figure_format(args.plot)
+        check_new_output(args.plot, getattr(args, "overwrite", False))
 
 
-def _save(fig: Any, path: str) -> None:
-    """Save a figure atomically (temp file + rename) and close it."""
-    import tempfile
+def _save(fig: Any, path: str, overwrite: bool = False) -> None:
+    """Save a figure with the one atomic writer and close it."""
+    from .plots import save_figure
 
-    import matplotlib.pyplot as plt
-
-    ext = os.path.splitext(path)[1].lstrip(".").lower() or "png"
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".kneehip-", suffix=f".{ext}", dir=folder)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, format=ext, bbox_inches="tight", dpi=130)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    finally:
-        plt.close(fig)
+    save_figure(fig, path, overwrite=overwrite, dpi=130)
     print(f"figure written to {path}", file=sys.stderr)
 
 
@@ -220,7 +209,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
         if ex.leading and not ex.table.empty:
             plot_explanation(ex, ax=fig.add_subplot(gs[1, 1]))
         fig.tight_layout()
-        _save(fig, args.plot)
+        _save(fig, args.plot, args.overwrite)
     return 0
 
 
@@ -262,7 +251,7 @@ def cmd_what_if(args: argparse.Namespace) -> int:
         from .plots import plot_what_if
 
         ax = plot_what_if(df)
-        _save(ax.figure, args.plot)
+        _save(ax.figure, args.plot, args.overwrite)
     return 0
 
 
@@ -307,7 +296,7 @@ def cmd_next_test(args: argparse.Namespace) -> int:
         from .plots import plot_next_test
 
         ax = plot_next_test(df, top=args.top or 12)
-        _save(ax.figure, args.plot)
+        _save(ax.figure, args.plot, args.overwrite)
     return 0
 
 
@@ -371,7 +360,7 @@ def cmd_sensitivity(args: argparse.Namespace) -> int:
             fig, axs = plt.subplots(1, 2, figsize=(16, 0.38 * len(top) + 1.6))
             plot_tornado(s, top=args.top, ax=axs[0])
             plot_credible_intervals(ci, ax=axs[1])
-        _save(fig, args.plot)
+        _save(fig, args.plot, args.overwrite)
     return 0
 
 
@@ -395,5 +384,5 @@ def cmd_conflict(args: argparse.Namespace) -> int:
         from .plots import plot_conflict
 
         ax = plot_conflict(c)
-        _save(ax.figure, args.plot)
+        _save(ax.figure, args.plot, args.overwrite)
     return 0
