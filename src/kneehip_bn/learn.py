@@ -976,6 +976,7 @@ def write_batch_posteriors(
     overwrite: bool = False,
     chunksize: int = 1_000_000,
     progress: bool | None = None,
+    reader: str = "auto",
 ) -> tuple[Path, int]:
     """Stream an audit through :func:`batch_posteriors` into a CSV or Parquet file.
 
@@ -987,8 +988,10 @@ def write_batch_posteriors(
     dictionary-encoded (:func:`~kneehip_bn.audit.iter_csv_coded`): encoding then costs a
     lookup per distinct value, not per cell. Files it would read differently from pandas
     (quoted line breaks, duplicate headers, other encodings) go through pandas instead,
-    with the same validation either way. A CSV output is formatted in two threads;
-    every number is written exactly (shortest round-trip form).
+    with the same validation either way (and the same error for a damaged row).
+    ``reader="pandas"`` forces the pandas reader (``"auto"``: pyarrow when it can). A
+    CSV output is formatted in two threads; every number is written exactly (shortest
+    round-trip form).
 
     Returns
     -------
@@ -997,6 +1000,8 @@ def write_batch_posteriors(
     from .engine import get_engine
     from .queries import as_model, node_groups
 
+    if reader not in ("auto", "pandas"):
+        raise DataError(f"reader: expected 'auto' or 'pandas', found {reader!r}")
     out = Path(output)
     check_new_output(out, overwrite)
     kind = "parquet" if out.name.lower().endswith((".parquet", ".pq")) else "csv"
@@ -1010,7 +1015,7 @@ def write_batch_posteriors(
     out.parent.mkdir(parents=True, exist_ok=True)
     args = (out, overwrite, kind, m, eng, mp, name, list(targets), on_impossible, list(keep),
             progress)
-    sep = _fast_csv_sep(data, table, sql)
+    sep = _fast_csv_sep(data, table, sql) if reader == "auto" else None
     if sep is not None:
         import pyarrow as pa
 
