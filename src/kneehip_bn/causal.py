@@ -3,15 +3,15 @@ minimal changes that flip a conclusion, the most probable explanation.
 
 The front door of four modules (each documented on its own):
 
-- :mod:`kneehip_bn.counterfactual`: :func:`counterfactual` (abduction, action, prediction on
+- :mod:`kneehip_bn.counterfactuals`: :func:`counterfactual` (abduction, action, prediction on
   the twin network, with an explicit exogenous noise for every mechanism) and
   :func:`probability_of_causation` (PN, PS, and Tian-Pearl bounds).
 - :mod:`kneehip_bn.attribution`: :func:`shapley` (exact Shapley values of the findings on each
   diagnosis's log-odds; permutation sampling with a standard error beyond 12 findings).
-- :mod:`kneehip_bn.flip`: :func:`flip` (every single number of the model that could flip the
+- :mod:`kneehip_bn.flips`: :func:`flip` (every single number of the model that could flip the
   conclusion, the value it needs and how far that is in its credible interval; the smallest
   sets of findings whose change flips it).
-- :mod:`kneehip_bn.mpe`: :func:`mpe` (max-product on the compiled junction tree, the best and
+- :mod:`kneehip_bn.maxproduct`: :func:`mpe` (max-product on the compiled junction tree, the best and
   second-best joint state of every unobserved node).
 
 A teaching and research model, not a medical device: when a red-flag finding of the model
@@ -37,7 +37,8 @@ from typing import Any
 from .engine import Engine, get_engine
 from .queries import Evidence, as_model, red_flag_warning, red_flags_present, resolve_evidence
 
-__all__ = ["counterfactual", "flip", "mpe", "probability_of_causation", "shapley"]
+# resolved on first use by __getattr__ below (the modules import this one's helpers)
+__all__ = ["counterfactual", "flip", "mpe", "probability_of_causation", "shapley"]  # noqa: F822
 
 
 def _setup(evidence: Evidence, model: Any, what: str = "evidence"
@@ -69,19 +70,19 @@ def _fmt_ev(ev: Mapping[str, str]) -> str:
 
 def __getattr__(name: str) -> Any:  # the public functions, imported on first use
     if name in ("counterfactual", "probability_of_causation"):
-        from . import counterfactual as _cf
+        from . import counterfactuals
 
-        return getattr(_cf, name)
+        return getattr(counterfactuals, name)
     if name == "shapley":
-        from .attribution import shapley
+        from .attribution import shapley as f
 
-        return shapley
+        return f
     if name == "flip":
-        from .flip import flip
+        from .flips import flip as f
 
-        return flip
+        return f
     if name == "mpe":
-        from .mpe import mpe
+        from .maxproduct import mpe as f
 
-        return mpe
+        return f
     raise AttributeError(name)

@@ -145,7 +145,7 @@ def structural_model(model: Any = None) -> CausalModel:
     as its links and leak; for a pgmpy network built from a model file the file's noisy-OR
     structure is used when its tables still match, otherwise every table is a full table.
 
-    >>> from kneehip_bn.counterfactual import structural_model
+    >>> from kneehip_bn.counterfactuals import structural_model
     >>> scm = structural_model("knee_hip_basic")
     >>> scm.mechanisms["hip_pain"].noisy_or, scm.mechanisms["hip_muscle_weakness"].noisy_or
     (True, False)
@@ -461,7 +461,7 @@ class ProbabilityOfCausation:
         lines = [f"Findings: {_fmt_ev(self.evidence)}", "",
                  f"P({self.cause}={self.cause_state} | findings)  = {self.p_cause_present:.4f}",
                  f"PN (necessity)                   = {self.pn:.4f}",
-                 f"PS (sufficiency)                 = "
+                 "PS (sufficiency)                 = "
                  + ("n/a" if math.isnan(self.ps) else f"{self.ps:.4f}")]
         if self.bounds:
             b = self.bounds
@@ -518,7 +518,7 @@ def probability_of_causation(
       probability that the cause would have produced the finding.
     - ``p_cause_present = P(cause = cause_state | evidence)``.
     - Where a full table lies between cause and finding (so the point values rest on the
-      comonotone coupling of :mod:`kneehip_bn.counterfactual`), the Tian-Pearl (2000) bounds
+      comonotone coupling of :mod:`kneehip_bn.counterfactuals`), the Tian-Pearl (2000) bounds
       that hold for every coupling, from the observational and interventional
       distributions in the *context* ``c`` (the evidence on non-descendants of the cause):
       ``max(0, (P(y|c) - P(y_x'|c)) / P(x,y|c)) <= PN <= min(1, (P(y'_x'|c) - P(x',y'|c)) /
