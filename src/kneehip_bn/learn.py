@@ -1244,6 +1244,19 @@ class PriorFitter:
 
             c = audit_counts(data, spec)
             return _Scan(c, None, None, data.report, dataset_name or data.dataset, [])
+        from .spark import is_spark_dataframe
+
+        if is_spark_dataframe(data):  # grouped on the cluster; no held-out split
+            import pandas as pd
+
+            from .audit import PROBLEM_COLUMNS, AuditReport
+            from .spark import spark_counts
+
+            c = spark_counts(data, spec, mapping, dataset=dataset_name)
+            rep = AuditReport(pd.DataFrame(columns=PROBLEM_COLUMNS),
+                              pd.DataFrame(columns=["column", "role", "node", "blank",
+                                                    "blank_fraction"]), c.n_rows, c.datasets[0])
+            return _Scan(c, None, None, rep, c.datasets[0], [])
         return _scan(data, spec, mapping, table=table, sql=sql, dataset=dataset_name,
                      holdout=float(self.holdout), seed=self.seed, chunksize=int(self.chunksize),
                      progress=bool(self.progress))
@@ -1441,9 +1454,10 @@ def batch_posteriors(
 
     Returns
     -------
-    pandas.DataFrame
+    pandas.DataFrame or pyspark.sql.DataFrame
         One row per input row, in input order (the input DataFrame's index), one column
-        per target.
+        per target. For a Spark DataFrame, a Spark DataFrame (the ``keep`` columns and the
+        targets, joined on the cluster; see :mod:`kneehip_bn.spark`).
 
     Examples
     --------
@@ -1456,7 +1470,13 @@ def batch_posteriors(
 
     from .engine import get_engine
     from .queries import as_model, node_groups
+    from .spark import is_spark_dataframe
 
+    if is_spark_dataframe(data):
+        from .spark import spark_batch_posteriors
+
+        return spark_batch_posteriors(data, model, mapping, targets, on_impossible=on_impossible,
+                                      keep=keep)
     m = as_model(model)
     enc = encode_audit(data, m, mapping, table=table, sql=sql, keep=keep)
     eng = get_engine(m)
