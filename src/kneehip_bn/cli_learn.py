@@ -221,8 +221,9 @@ def _spark_data(args: argparse.Namespace, what: str) -> Any:
     each other."""
     if getattr(args, "spark", None) is None:
         if getattr(args, "data", None) is None and getattr(args, "counts", None) is None:
-            raise KneeHipError(f"{what}: expected DATA (an audit file or URL) or --spark "
-                               "TABLE_OR_PATH, found neither")
+            raise KneeHipError(f"{what}: expected exactly one of DATA (an audit file or URL)"
+                               + (", --counts FILES" if what == "fit" else "")
+                               + " or --spark TABLE_OR_PATH, found neither")
         return None
     if getattr(args, "data", None) is not None or getattr(args, "counts", None) is not None:
         raise KneeHipError(f"{what}: expected one of DATA, --counts or --spark, found more "
