@@ -1001,8 +1001,10 @@ class _Encoder:
 
     def _unknown(self, p: _Plan, lab: str, count: int, rows: list[int], valid: list[str]):
         key = (p.column, lab)
-        if key in self.unknown_seen:  # later chunk: add to the count only
-            self.unknown_seen[key]["count"] += count
+        if key in self.unknown_seen:  # another spelling (' presnt') or a later chunk
+            rec = self.unknown_seen[key]
+            rec["count"] += count
+            rec["first_rows"] = sorted({*rec["first_rows"], *rows})[:_N_FIRST]
             self.unknown_seen[key]["message"] = _unknown_msg(p, lab, self.unknown_seen[key]["count"],
                                                              self.unknown_seen[key]["first_rows"],
                                                              valid, self.unknown_seen[key]["suggestion"])

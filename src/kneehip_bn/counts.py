@@ -279,7 +279,7 @@ def generalise(counts: AuditCounts, min_count: int) -> AuditCounts:
     ...                 np.array([[0, 0], [0, 1], [1, 0]]), np.array([5.0, 1.0, 4.0]), 10)
     >>> g = generalise(c, 5)
     >>> g.patterns.tolist(), g.counts.tolist(), g.privacy["generalised_rows"]
-    ([[0, -1], [0, 0]], [5.0, 5.0], 5)
+    ([[-1, -1], [0, 0]], [5.0, 5.0], 5)
     """
     from .audit import group_patterns
 
@@ -298,14 +298,15 @@ def generalise(counts: AuditCounts, min_count: int) -> AuditCounts:
     rec["min_count"] = k
     if m == 0 or k <= 1:
         return _with(counts, pats, cnt, counts.n_rows, rec)
-    # self-information of each (column, state) over the recorded cells of the whole table
+    # information of each column: the entropy (bits) of its recorded values over the whole
+    # table; the same for every row, so which cell is blanked never depends on its value
+    # (blanking the commonest value first would make the blanks informative and bias EM)
     info = []
     for j, card in enumerate(counts.cards):
         col = pats[:, j]
         tot = np.bincount(col[col >= 0], weights=cnt[col >= 0], minlength=card)
-        share = tot / max(tot.sum(), 1.0)
-        with np.errstate(divide="ignore"):
-            info.append(np.where(share > 0, -np.log2(np.maximum(share, 1e-300)), np.inf))
+        share = tot[tot > 0] / max(tot.sum(), 1.0)
+        info.append(float(-(share * np.log2(share)).sum()) if share.size else 0.0)
     ever = np.zeros(m, dtype=bool)  # input patterns changed (tracked through merges)
     origin = [np.array([i]) for i in range(m)]  # input patterns behind each current pattern
     blanked = dict(rec["blanked_cells"])
@@ -317,8 +318,7 @@ def generalise(counts: AuditCounts, min_count: int) -> AuditCounts:
         sub = pats[idx]
         score = np.full(sub.shape, np.inf)
         for j in range(ncol):
-            ok = sub[:, j] >= 0
-            score[ok, j] = info[j][sub[ok, j]]
+            score[sub[:, j] >= 0, j] = info[j]
         # least informative = lowest score; ties go to the later column
         j_min = ncol - 1 - np.argmin(score[:, ::-1], axis=1)
         for r, j in zip(idx, j_min):
@@ -472,9 +472,34 @@ def _grouped_counts(all_columns, frame, mult, m, mp, name, find_rows, enc=None) 
     codes, _, _ = enc.encode(frame, 0, multiplicity=mult)
     if enc.unknown_seen:
         enc.fill_first_rows(find_rows)
+        _order_like_rows(enc)
+    enc.check_chunk(final=False)  # as reading rows does: value errors before whole-table checks
     enc.finish().raise_if_errors()
     return _counts_from_codes(codes, enc.cards, enc.columns, _states_of(m, enc.columns),
                               mult.astype(float), int(mult.sum()), [name], _model_name(m))
+
+
+def _row_key(rows: list[Any]) -> tuple:
+    if not rows:
+        return (2, "", 0)
+    r = rows[0]
+    if isinstance(r, str):  # "file:row" of a multi-file source
+        f, _, n = r.rpartition(":")
+        return (1, f, int(n) if n.isdigit() else 0)
+    return (0, "", int(r))
+
+
+def _order_like_rows(enc: Any) -> None:
+    """Unknown codes listed as reading rows lists them: by column, then first row (the
+    grouped result comes back in no particular order)."""
+    plans = [*enc.node_plans, *([enc.diag_plan] if enc.diag_plan is not None else [])]
+    order = {p.column: i for i, p in enumerate(plans)}
+    slots = [i for i, pr in enumerate(enc.problems) if pr["problem"] == "unknown_code"]
+    recs = sorted((enc.problems[i] for i in slots),
+                  key=lambda r: (order.get(r["column"], len(order)), _row_key(r["first_rows"]),
+                                 str(r["values"])))
+    for i, r in zip(slots, recs):
+        enc.problems[i] = r
 
 
 def _planned(all_columns, m, mp, name):

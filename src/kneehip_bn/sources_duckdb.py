@@ -157,6 +157,8 @@ def resolve(source: Any) -> FileSource | None:
     if kind in ("csv", "tsv"):
         sep = "\t" if kind == "tsv" else ","
         header = _csv_header(files[0], sep)
+        if len(header or []) == 1 and len(files) == 1:
+            return None  # one column: pandas skips empty lines, DuckDB reads them as blanks
         if not header or len(set(header)) != len(header) or any(h == "" for h in header):
             if len(files) == 1:
                 return None  # pandas renames duplicates; keep its messages
