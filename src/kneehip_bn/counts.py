@@ -510,24 +510,46 @@ def _planned(all_columns, m, mp, name):
 
 
 def _duckdb_counts(src, m, mp, name, progress, memory_limit, threads) -> AuditCounts:
+    """Two DuckDB passes: each column's distinct values (validated and encoded by the
+    encoder, weighted by their rows), then the patterns grouped on integer codes."""
     from .audit import _bar, _norm
-    from .sources_duckdb import columns_of, first_rows, grouped_patterns
+    from .sources_duckdb import _connect, columns_of, first_rows, pattern_counts, tally_columns
 
     enc, use = _planned(columns_of(src), m, mp, name)
-    bar = _bar(progress, f"counting {src.label} (DuckDB)", total=100, unit="%")
+    bar = _bar(progress, f"counting {src.label} (DuckDB, 2 passes)", total=200, unit="%")
     try:
-        _, frame, mult = grouped_patterns(src, use, memory_limit=memory_limit,
-                                             threads=threads, bar=bar if progress else None)
+        with _connect(memory_limit, threads) as con:
+            n_rows, frame, mult = tally_columns(con, src, use, bar if progress else None)
+            codes, _, _ = enc.encode(frame, 0, multiplicity=mult)
+            enc.n_rows = n_rows  # the tallies hold each row once per column
+
+            def find(col: str, lab: str) -> list[Any]:
+                cc = frame[col]
+                seg = frame.segments[col]
+                vals = [cc.raw[i] for i in set(cc.codes[seg].tolist())
+                        if cc.raw[i] is not None and _norm(cc.labels[i]) == lab]
+                return first_rows(src, col, vals)
+
+            if enc.unknown_seen:
+                enc.fill_first_rows(find)
+                _order_like_rows(enc)
+            enc.check_chunk(final=False)  # as reading rows does: value errors first
+            enc.finish().raise_if_errors()
+            codes_of = []
+            for j, p in enumerate(enc.node_plans):
+                seg = frame.segments[p.column]
+                cc = frame[p.column]
+                codes_of.append([(cc.raw[i], int(code)) for i, code in
+                                 zip(cc.codes[seg].tolist(), codes[seg, j].tolist())
+                                 if code >= 0])
+            pats, cnt = pattern_counts(con, src, [p.column for p in enc.node_plans], codes_of,
+                                       enc.cards,
+                                       bar if progress else None)
     finally:
         bar.close()
-
-    def find(col: str, lab: str) -> list[Any]:
-        cc = frame[col]
-        raw = cc.raw if hasattr(cc, "raw") else cc.labels
-        vals = [r for r, t in zip(raw, cc.labels) if r is not None and _norm(t) == lab]
-        return first_rows(src, col, vals)
-
-    return _grouped_counts(None, frame, mult, m, mp, name, find, enc=enc)
+    return AuditCounts(columns=list(enc.columns), states=_states_of(m, enc.columns),
+                       patterns=pats, counts=cnt, n_rows=n_rows, datasets=[name],
+                       model=_model_name(m))
 
 
 def _sql_counts(url, table, sql, m, mp, name) -> AuditCounts:

@@ -52,7 +52,7 @@ import numpy as np
 
 from .errors import DataError
 
-__all__ = ["FileSource", "first_rows", "grouped_patterns", "resolve"]
+__all__ = ["FileSource", "first_rows", "pattern_counts", "resolve", "tally_columns"]
 
 #: DuckDB's memory limit for counting unless told otherwise (env KNEEHIP_DUCKDB_MEMORY)
 DEFAULT_MEMORY = os.environ.get("KNEEHIP_DUCKDB_MEMORY", "1GB")
@@ -250,10 +250,10 @@ def columns_of(src: FileSource) -> list[str]:
                             f"{_first_line(exc)}") from None
 
 
-def _run(con: Any, query: str, bar: Any) -> Any:
+def _run(con: Any, query: str, bar: Any, params: Sequence[Any] | None = None) -> Any:
     """Run a query to an Arrow table, feeding DuckDB's progress (0-100) to ``bar``."""
     if bar is None:
-        return con.sql(query).to_arrow_table()
+        return con.sql(query, params=list(params) if params else None).to_arrow_table()
     con.execute("SET enable_progress_bar = true; SET enable_progress_bar_print = false")
     done = threading.Event()
     shown = [0.0]
@@ -268,7 +268,7 @@ def _run(con: Any, query: str, bar: Any) -> Any:
     t = threading.Thread(target=poll, daemon=True)
     t.start()
     try:
-        return con.sql(query).to_arrow_table()
+        return con.sql(query, params=list(params) if params else None).to_arrow_table()
     finally:
         done.set()
         t.join()
@@ -276,49 +276,132 @@ def _run(con: Any, query: str, bar: Any) -> Any:
             bar.update(100 - shown[0])
 
 
-def grouped_patterns(src: FileSource, columns: Sequence[str], *, memory_limit: str | None = None,
-                     threads: int | None = None, bar: Any = None) -> tuple[list[str], Any, np.ndarray]:
-    """Distinct patterns of ``columns`` in ``src`` with their row counts (one DuckDB query).
+def tally_columns(con: Any, src: FileSource, columns: Sequence[str], bar: Any = None
+                  ) -> tuple[int, Any, np.ndarray]:
+    """Pass 1: every column's distinct values with their row counts, in one scan
+    (``GROUP BY GROUPING SETS ((c1), (c2), ...)``), as a stacked frame for the encoder.
 
     Returns
     -------
-    (columns, frame, counts)
-        ``frame`` maps each column to a :class:`kneehip_bn.audit.CodedColumn` (distinct
-        values typed as pandas reads them; blank = ``""``/None) — enough of a DataFrame
-        for the encoder — and ``counts`` (int64) the rows of each pattern.
+    (n_rows, frame, multiplicity)
+        ``frame`` maps each column to a :class:`kneehip_bn.audit.CodedColumn` over all
+        tallies (a column's own segment holds its distinct values, typed as pandas types
+        the whole column; other segments are blank); ``multiplicity`` is the rows of each
+        tally line. ``frame.segments[c]`` is the slice of column ``c``'s lines.
     """
     import duckdb
 
     from .audit import CodedColumn, CodedFrame, _labels_like_pandas
 
     cols = list(columns)
-    with _connect(memory_limit, threads) as con:
-        try:
-            if cols:
-                q = ", ".join(_ident(c) for c in cols)
-                tbl = _run(con, f"SELECT {q}, COUNT(*) AS {_COUNT} FROM {_from(src)} GROUP BY ALL", bar)
-            else:
-                tbl = _run(con, f"SELECT COUNT(*) AS {_COUNT} FROM {_from(src)}", bar)
-        except duckdb.Error as exc:
-            raise DataError(f"audit file {src.label}: cannot read it as {src.kind}: "
-                            f"{_first_line(exc)}") from None
-    counts = np.asarray(tbl.column(_COUNT).to_numpy(zero_copy_only=False), dtype=np.int64)
-    if not cols and counts.size and counts[0] == 0:
-        counts = counts[:0]
+    try:
+        if not cols:
+            n = con.execute(f"SELECT COUNT(*) FROM {_from(src)}").fetchone()[0]
+            return int(n), CodedFrame([], {}, 0), np.zeros(0, dtype=np.int64)
+        idents = ", ".join(_ident(c) for c in cols)
+        sets = ", ".join(f"({_ident(c)})" for c in cols)
+        tbl = _run(con, f"SELECT grouping_id({idents}) AS kneehip_set__, {idents}, "
+                        f"COUNT(*) AS {_COUNT} FROM {_from(src)} GROUP BY GROUPING SETS ({sets})",
+                   bar)
+    except duckdb.Error as exc:
+        raise DataError(f"audit file {src.label}: cannot read it as {src.kind}: "
+                        f"{_first_line(exc)}") from None
+    k = len(cols)
+    full = (1 << k) - 1
+    g = np.asarray(tbl.column("kneehip_set__").to_numpy(zero_copy_only=False), dtype=np.int64)
+    cnt = np.asarray(tbl.column(_COUNT).to_numpy(zero_copy_only=False), dtype=np.int64)
+    order, segments, pos = [], {}, 0
+    for j, c in enumerate(cols):
+        rows = np.flatnonzero(g == (full ^ (1 << (k - 1 - j))))
+        order.append(rows)
+        segments[c] = slice(pos, pos + len(rows))
+        pos += len(rows)
+    n_rows = int(cnt[order[0]].sum())
     data: dict[str, Any] = {}
-    for c in cols:
-        arr = tbl.column(c).combine_chunks().dictionary_encode()
-        labels = arr.dictionary.to_pylist()
-        ind = arr.indices.fill_null(len(labels)).to_numpy(zero_copy_only=False).astype(np.int64)
-        raw = [*labels, None]
+    for j, c in enumerate(cols):
+        vals = tbl.column(c).take(order[j]).to_pylist()
+        raw = [v for v in vals if v is not None]
         if src.kind != "parquet":  # text: typed as pandas types the whole column
-            labels = _labels_like_pandas([*(str(x) for x in labels), ""])
+            labels = _labels_like_pandas([*(str(x) for x in raw), ""])
         else:
-            labels = raw
-        col = CodedColumn(ind, labels)
-        col.raw = raw  # type: ignore[attr-defined]  # the values as stored (for row look-ups)
+            labels = [*raw, None]
+        blank = len(labels) - 1
+        codes = np.full(pos, blank, dtype=np.int64)
+        seg = segments[c]
+        it = iter(range(len(raw)))
+        codes[seg] = [blank if v is None else next(it) for v in vals]
+        col = CodedColumn(codes, labels)
+        col.raw = [*raw, None]  # type: ignore[attr-defined]  # as stored (for row look-ups)
         data[c] = col
-    return cols, CodedFrame(cols, data, int(counts.shape[0])), counts
+    frame = CodedFrame(cols, data, pos)
+    frame.segments = segments  # type: ignore[attr-defined]
+    return n_rows, frame, np.concatenate([cnt[o] for o in order])
+
+
+def pattern_counts(con: Any, src: FileSource, columns: Sequence[str],
+                   codes_of: Sequence[Sequence[tuple[Any, int]]], cards: Sequence[int],
+                   bar: Any = None) -> tuple[np.ndarray, np.ndarray]:
+    """Pass 2: the distinct patterns of the node columns, grouped on small integers.
+
+    Each column's stored values are mapped to engine codes inside DuckDB (``codes_of[j]``
+    lists ``(stored value, code)`` for the values that are states; every other value is
+    blank) and combined into one mixed-radix key (``card + 1`` digits, blank = 0, the first
+    column most significant: the order of :func:`kneehip_bn.audit.pattern_keys`), so the
+    hash table holds 16 bytes per distinct pattern; past 2**62 the code columns are grouped
+    as they are.
+
+    Returns
+    -------
+    (patterns, counts)
+        ``patterns`` (m, k) int8 sorted like :func:`kneehip_bn.audit.group_patterns`,
+        ``counts`` float rows per pattern.
+    """
+    import duckdb
+
+    params: list[Any] = []
+    digits = []
+    for c, pairs in zip(columns, codes_of):
+        whens = []
+        for v, code in pairs:
+            params.append(v)  # numbered: the key lists the columns in reverse
+            whens.append(f"WHEN {_ident(c)} = ${len(params)} THEN {int(code) + 1}")
+        digits.append(f"(CASE {' '.join(whens)} ELSE 0 END)" if whens else "0")
+    bound = 1
+    for r in cards:
+        bound *= int(r) + 1
+    try:
+        if bound < 2**62:
+            key, mult = "0", 1
+            for d, r in zip(reversed(digits), reversed(list(cards))):
+                key = f"{key} + {d}::BIGINT * {mult}" if mult > 1 else f"{d}::BIGINT"
+                mult *= int(r) + 1
+            q = (f"SELECT {key} AS k, COUNT(*) AS {_COUNT} FROM {_from(src)} GROUP BY k")
+            tbl = _run(con, q, bar, params)
+            keys = np.asarray(tbl.column("k").to_numpy(zero_copy_only=False), dtype=np.int64)
+            cnt = np.asarray(tbl.column(_COUNT).to_numpy(zero_copy_only=False), dtype=np.int64)
+            del tbl
+            order = np.argsort(keys, kind="stable")
+            keys, cnt = keys[order], cnt[order]
+            pats = np.empty((keys.shape[0], len(columns)), dtype=np.int8)
+            for j in range(len(columns) - 1, -1, -1):
+                r = int(cards[j]) + 1
+                pats[:, j] = (keys % r) - 1
+                keys //= r
+            return pats, cnt.astype(float)
+        sel = ", ".join(f"{d}::UTINYINT AS d{j}" for j, d in enumerate(digits))
+        grp = ", ".join(f"d{j}" for j in range(len(digits)))
+        tbl = _run(con, f"SELECT {sel}, COUNT(*) AS {_COUNT} FROM {_from(src)} GROUP BY {grp}",
+                   bar, params)
+    except duckdb.Error as exc:
+        raise DataError(f"audit file {src.label}: cannot read it as {src.kind}: "
+                        f"{_first_line(exc)}") from None
+    from .audit import group_patterns
+
+    pats = np.stack([np.asarray(tbl.column(f"d{j}").to_numpy(zero_copy_only=False), np.int16) - 1
+                     for j in range(len(digits))], axis=1).astype(np.int8)
+    cnt = np.asarray(tbl.column(_COUNT).to_numpy(zero_copy_only=False), dtype=float)
+    p, c, _ = group_patterns(pats, cards, cnt)
+    return p.astype(np.int8), c
 
 
 def first_rows(src: FileSource, column: str, raw_values: Sequence[Any], n: int = 5) -> list[Any]:
