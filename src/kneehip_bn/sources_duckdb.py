@@ -375,13 +375,12 @@ def pattern_counts(con: Any, src: FileSource, columns: Sequence[str],
             for d, r in zip(reversed(digits), reversed(list(cards))):
                 key = f"{key} + {d}::BIGINT * {mult}" if mult > 1 else f"{d}::BIGINT"
                 mult *= int(r) + 1
-            q = (f"SELECT {key} AS k, COUNT(*) AS {_COUNT} FROM {_from(src)} GROUP BY k")
+            q = (f"SELECT {key} AS k, COUNT(*) AS {_COUNT} FROM {_from(src)} GROUP BY k "
+                 "ORDER BY k")  # sorted by DuckDB (out of core), not in numpy
             tbl = _run(con, q, bar, params)
             keys = np.asarray(tbl.column("k").to_numpy(zero_copy_only=False), dtype=np.int64)
             cnt = np.asarray(tbl.column(_COUNT).to_numpy(zero_copy_only=False), dtype=np.int64)
             del tbl
-            order = np.argsort(keys, kind="stable")
-            keys, cnt = keys[order], cnt[order]
             pats = np.empty((keys.shape[0], len(columns)), dtype=np.int8)
             for j in range(len(columns) - 1, -1, -1):
                 r = int(cards[j]) + 1
