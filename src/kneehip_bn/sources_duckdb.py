@@ -378,7 +378,7 @@ def pattern_counts(con: Any, src: FileSource, columns: Sequence[str],
             q = (f"SELECT {key} AS k, COUNT(*) AS {_COUNT} FROM {_from(src)} GROUP BY k "
                  "ORDER BY k")  # sorted by DuckDB (out of core), not in numpy
             tbl = _run(con, q, bar, params)
-            keys = np.asarray(tbl.column("k").to_numpy(zero_copy_only=False), dtype=np.int64)
+            keys = np.array(tbl.column("k").to_numpy(zero_copy_only=False), dtype=np.int64)
             cnt = np.asarray(tbl.column(_COUNT).to_numpy(zero_copy_only=False), dtype=np.int64)
             del tbl
             pats = np.empty((keys.shape[0], len(columns)), dtype=np.int8)
