@@ -196,15 +196,16 @@ def damage_counts_json(r: random.Random, raw: bytes) -> bytes:
     d = json.loads(raw)
     for _ in range(r.choice([1, 1, 2])):
         kind = r.choice(["rows", "model", "count", "pattern", "datasets", "format", "states",
-                         "columns", "drop", "bytes"])
+                         "columns", "drop", "bytes", "hash"])
         if kind == "rows":
             d["rows"] = r.choice(["lots", -1, 1e300, None, 10**400, 999999, [], 0.5])
         elif kind == "model":
             d["model"] = r.choice(["some_other_model", "", 5, None])
-        elif kind == "count" and d["counts"]:
+        elif kind == "count" and isinstance(d.get("counts"), list) and d["counts"]:
             d["counts"][r.randrange(len(d["counts"]))] = r.choice([1e300, -1, "x", None, 0,
                                                                     float("nan"), 1e-300, True])
-        elif kind == "pattern" and d["patterns"]:
+        elif kind == "pattern" and isinstance(d.get("patterns"), list) and d["patterns"] and \
+                isinstance(d["patterns"][0], list):
             i = r.randrange(len(d["patterns"]))
             d["patterns"][i] = r.choice([d["patterns"][i][:-1], d["patterns"][i] + ["absent"],
                                          ["x"] * len(d["patterns"][i]), None, "abc"])
@@ -212,12 +213,14 @@ def damage_counts_json(r: random.Random, raw: bytes) -> bytes:
             d["datasets"] = r.choice(["clinic", [], [1, 2], None, ["a"] * 3])
         elif kind == "format":
             d["format"] = r.choice(["kneehip-counts/2", None, ""])
-        elif kind == "states" and d["states"]:
+        elif kind == "states" and isinstance(d.get("states"), dict) and d["states"]:
             c = r.choice(list(d["states"]))
             d["states"][c] = r.choice([d["states"][c][::-1], ["absent"], [], "absent"])
-        elif kind == "columns":
-            d["columns"] = r.choice([d["columns"][:-1], d["columns"] + ["knee_pain"], [], "x"])
-        elif kind == "drop":
+        elif kind == "columns" and isinstance(d.get("columns"), list):
+            d["columns"] = r.choice([d["columns"][:-1], [*d["columns"], "knee_pain"], [], "x"])
+        elif kind == "hash":
+            d[r.choice(["checksum", "model_hash"])] = r.choice(["sha256:" + "0" * 64, "", None, 5])
+        elif kind == "drop" and d:
             d.pop(r.choice(list(d)), None)
         else:
             return damage_bytes(r, raw, lines_too=False)
@@ -545,7 +548,12 @@ def main(argv: list[str] | None = None) -> int:
         for i in indices:
             if args.case is None and time.perf_counter() - t0 > args.seconds:
                 break
-            case = make_case(args.seed, i, pristine)
+            try:
+                case = make_case(args.seed, i, pristine)
+            except Exception as exc:  # a bug of the generator: counted, never fatal
+                verdicts["generator error"] += 1
+                print(f"case {i}: generator error {exc!r}", file=sys.stderr)
+                continue
             d = Path(args.keep) if args.keep else work / f"case{i}"
             d.mkdir(parents=True, exist_ok=True)
             for name, data in case.files.items():
@@ -636,6 +644,8 @@ def _report(args, tried, elapsed, via_script, verdicts, by_family, changed, left
         f"**{len(changed)}** |",
         f"| output left after an error (a new file, exit status non-zero) | {len(left)} |",
         f"| in-process and real-script verdicts differ | {len(mismatch)} |",
+        f"| generator error (a bug of the fuzzer; the case is skipped) | "
+        f"{verdicts.get('generator error', 0)} |",
         "",
         "Verdicts: *answered* exit 0; *clear error* exit 1 and one line `error: ...` (plus "
         "`  also:` lines for further problems of an audit report); *clear error (a list)* "
