@@ -686,7 +686,7 @@ def _check_possible_complete(counts: AuditCounts, fams: list[_Family]) -> None:
     bad = np.zeros(counts.patterns.shape[0], dtype=bool)
     for f in fams:
         idx = tuple(counts.patterns[:, col[x]].astype(np.intp) for x in [f.name, *f.parents])
-        bad |= f.expert[idx] == 0
+        bad |= (f.expert if f.start is None else f.start)[idx] == 0
     if bad.any():
         _impossible_error(counts, np.flatnonzero(bad), "expert model")
 
@@ -1729,12 +1729,20 @@ class _TableWriter:
     def _style(self, tbl: Any) -> str:
         import pyarrow as pa
 
-        return "none" if all(pa.types.is_floating(t) for t in tbl.schema.types) else "needed"
+        # numbers and the status labels need no quotes; kept text columns might
+        return "none" if all(pa.types.is_floating(t) or (self.status and c == "status")
+                             for c, t in zip(tbl.schema.names, tbl.schema.types)) else "needed"
 
     def _header(self, tbl: Any) -> None:
         if self.file is None:
             self.file = open(self.path, "wb")
-            self.file.write(_csv_bytes(tbl.slice(0, 0), self._style(tbl), header=True))
+            names = tbl.schema.names
+            if self.status and self._style(tbl) == "none" and not any(
+                    ch in c for c in names for ch in ',"\r\n'):
+                # pyarrow quotes a header with a text column even unquoted: write it plain
+                self.file.write((",".join(names) + "\n").encode())
+            else:
+                self.file.write(_csv_bytes(tbl.slice(0, 0), self._style(tbl), header=True))
 
     def _format(self, tbl: Any) -> bytes:
         """CSV text of the rows (no header), in two threads for large tables."""
