@@ -514,17 +514,20 @@ class MemoPlan:
         each child's adjoint (``q`` over the child's message, onto the separator)."""
         acc[c] += q.reshape(-1, q.shape[-1]).sum(axis=1).reshape(acc[c].shape)
         for ch, table, idx in msgs:
-            g = np.take(table, idx, axis=1).reshape(self._bshape(c, self.sep[ch], idx.shape[0]))
-            ratio = np.divide(q, g, out=np.zeros(np.broadcast_shapes(q.shape, g.shape)),
-                              where=g > 0)
-            contrib = self._sum_to(ratio, c, self.sep[ch])
+            # 1 / message (0 where it is 0), formed on the small separator table first
+            with np.errstate(divide="ignore"):
+                inv = 1.0 / table
+            inv[~np.isfinite(inv)] = 0.0
+            g = np.take(inv, idx, axis=1).reshape(self._bshape(c, self.sep[ch], idx.shape[0]))
+            contrib = self._sum_to(q * g, c, self.sep[ch])
             target = adj[ch]
             mch = target.shape[1]
             if mch == 1:
                 target[:, 0] += contrib.sum(axis=1)
                 continue
-            for s in range(contrib.shape[0]):
-                target[s] += np.bincount(idx, weights=contrib[s], minlength=mch)
+            S = contrib.shape[0]
+            flat = (np.arange(S, dtype=np.intp)[:, None] * mch + idx[None, :]).ravel()
+            target += np.bincount(flat, weights=contrib.ravel(), minlength=S * mch).reshape(S, mch)
 
     def worth_it(self, n: int) -> bool:
         """Whether to share messages for ``n`` rows: enough rows to pay for numbering the
