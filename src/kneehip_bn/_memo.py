@@ -514,12 +514,12 @@ class MemoPlan:
         each child's adjoint (``q`` over the child's message, onto the separator)."""
         acc[c] += q.reshape(-1, q.shape[-1]).sum(axis=1).reshape(acc[c].shape)
         for ch, table, idx in msgs:
-            # 1 / message (0 where it is 0), formed on the small separator table first
+            # the message is over the separator, which the projection keeps: project q
+            # first, then multiply by 1 / message (0 where it is 0) on the small table
             with np.errstate(divide="ignore"):
                 inv = 1.0 / table
             inv[~np.isfinite(inv)] = 0.0
-            g = np.take(inv, idx, axis=1).reshape(self._bshape(c, self.sep[ch], idx.shape[0]))
-            contrib = self._sum_to(q * g, c, self.sep[ch])
+            contrib = self._sum_to(q, c, self.sep[ch]) * np.take(inv, idx, axis=1)
             target = adj[ch]
             mch = target.shape[1]
             if mch == 1:

@@ -699,7 +699,6 @@ class Engine:
             When any row has probability zero under the current parameters.
         """
         codes, col_idx = self._check_codes(codes, columns)
-        codes = codes.astype(np.intp, copy=False)
         n = codes.shape[0]
         w = np.ones(n) if weights is None else np.asarray(weights, dtype=float)
         if w.shape != (n,):
@@ -729,6 +728,7 @@ class Engine:
             if bad.any() and on_impossible == "raise":
                 raise _impossible_rows(np.flatnonzero(bad))
         else:
+            codes = codes.astype(np.intp, copy=False)
             tree = plan.oriented((), frozenset(used))
             acc = {c: np.zeros(plan.shape[c]) for c in used}
             log_pe = np.empty(n)

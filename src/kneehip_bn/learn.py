@@ -313,20 +313,37 @@ def _scan(data, model, mapping, *, table, sql, dataset, holdout, seed, chunksize
     into a training part (its own pattern counts) and a test part (patterns with the
     working diagnosis), for held-out accuracy.
     """
-    from .audit import _counts_from_codes, _model_name
 
     mp = load_mapping(mapping)
     name = _source_name(dataset, mp, data, table, sql)
+    sep = _fast_csv_sep(data, table, sql)
+    if sep is not None:  # pyarrow's dictionary-encoded reader (as kneehip batch)
+        import pyarrow as pa
+
+        from .audit import NotFastError, iter_csv_coded
+
+        try:
+            return _scan_chunks(iter_csv_coded(data, chunksize=chunksize, sep=sep), False,
+                                model, mp, name, holdout, seed, progress)
+        except (NotFastError, pa.ArrowException, UnicodeDecodeError):
+            pass  # pandas reads it (or reports why it cannot), as below
+    return _scan_chunks(iter_audit(data, table=table, sql=sql, chunksize=chunksize),
+                        _single_chunk(data, chunksize), model, mp, name, holdout, seed, progress)
+
+
+def _scan_chunks(chunks, single, model, mp, name, holdout, seed, progress) -> _Scan:
+    from .audit import _counts_from_codes, _model_name
+
     rng = np.random.default_rng(seed)
     enc = None
     parts, train_parts, test_parts = [], [], []
     offset = 0
     bar = _bar(progress, "reading audit", unit="rows")
-    for chunk in iter_audit(data, table=table, sql=sql, chunksize=chunksize):
+    for chunk in chunks:
         if enc is None:
             enc = _Encoder(chunk.columns, model, mp, source=name)
         codes, diag, _ = enc.encode(chunk, offset)
-        enc.check_chunk(final=_single_chunk(data, chunksize))
+        enc.check_chunk(final=single)
         states = _states_of(model, enc.columns)
         mname = _model_name(model)
         parts.append(_counts_from_codes(codes, enc.cards, enc.columns, states, None, len(chunk),
