@@ -233,7 +233,7 @@ if mode == "read":
     pd.read_csv(src)
 else:
     from kneehip_bn import cli
-    rc = cli.main(["batch", src, "--output", out])
+    rc = cli.main(["batch", src, "--output", out, "--model", "knee_hip_basic"])
     assert rc == 0
 wall = time.perf_counter() - t
 hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM")]  # peak RSS of this process

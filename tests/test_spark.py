@@ -107,7 +107,7 @@ def test_unknown_code_message_counts_rows(spark, basic):
                        "hip_pain": ["absent", "present", "present", "present", None]})
     sdf = spark.createDataFrame(df.astype(object).where(df.notna(), None))
     with pytest.raises(DataError, match=r"column 'knee_pain' \(node knee_pain\): unknown code "
-                                        r"'maybe' in 3 rows \(Spark rows have no row numbers\)"):
+                                        r"'maybe' in 3 rows; expected one of absent, present"):
         audit_counts(sdf, basic)
 
 
