@@ -1164,9 +1164,10 @@ class PriorFitter:
 
         Parameters
         ----------
-        data : DataFrame, path, SQLAlchemy URL, AuditCounts or list of AuditCounts/paths
-            The audit rows (validated and encoded; files are streamed) or shared counts
-            (several are merged; a counts path is read with :func:`read_counts`).
+        data : DataFrame, path, SQLAlchemy URL, Spark DataFrame, AuditCounts or list of AuditCounts/paths
+            The audit rows (validated and encoded; files are streamed; a Spark DataFrame is
+            counted by ``groupBy`` on the cluster, see :mod:`kneehip_bn.spark`) or shared
+            counts (several are merged; a counts path is read with :func:`read_counts`).
         mapping : path, dict or AuditMapping, optional
             Column/code translation (see :func:`kneehip_bn.audit.load_mapping`).
         dataset_name : str, optional
