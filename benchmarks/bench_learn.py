@@ -448,7 +448,7 @@ def bench_spark(spec, n: int, tmp: Path) -> None:
     sp = read_counts(tmp / "spark.counts.json", spec)
     same = bool(np.array_equal(sp.patterns, mem.patterns) and np.array_equal(sp.counts, mem.counts))
     record(f"(f) counts, {n:,}-row CSV: kneehip counts --spark (local[2])", t_sp, t_mem,
-           "in-memory audit_counts (same process as the bench)",
+           "audit_counts on the file (DuckDB; same process as the bench)",
            f"Spark: a fresh process incl. JVM start and writing the counts file; counts "
            f"identical: {same}; {mem.patterns.shape[0]:,} distinct patterns")
     t = time.perf_counter()
