@@ -8,10 +8,10 @@ pgmpy's variable elimination.
 Examples
 --------
 >>> from kneehip_bn import diagnose, query
->>> dx = diagnose(evidence={"knee_effusion": "present", "joint_line_tenderness": "present"})
+>>> dx = diagnose(evidence={"knee_effusion": "present", "joint_line_tenderness": "present"}, model="knee_hip_basic")
 >>> dx.origins.index[0]
 'knee_pathology'
->>> p_hip = query("hip_pain", do={"knee_pathology": "absent"})
+>>> p_hip = query("hip_pain", do={"knee_pathology": "absent"}, model="knee_hip_basic")
 >>> list(p_hip.index)
 ['absent', 'present']
 """
@@ -413,7 +413,7 @@ def diagnose(
     --------
     >>> from kneehip_bn import diagnose
     >>> dx = diagnose(["low_back_pain=present", "radiating_leg_pain=present",
-    ...                "femoral_nerve_stretch=positive"])
+    ...                "femoral_nerve_stretch=positive"], model="knee_hip_basic")
     >>> dx.origins.index[0]
     'lumbar_radiculopathy'
     """
@@ -587,8 +587,8 @@ def query(
     Examples
     --------
     >>> from kneehip_bn import query
-    >>> treated = query("hip_pain", do={"knee_pathology": "absent"})
-    >>> without = query("hip_pain", evidence={"knee_pathology": "absent"})
+    >>> treated = query("hip_pain", do={"knee_pathology": "absent"}, model="knee_hip_basic")
+    >>> without = query("hip_pain", evidence={"knee_pathology": "absent"}, model="knee_hip_basic")
     >>> round(float(treated.sum()), 12), round(float(without.sum()), 12)
     (1.0, 1.0)
     """
