@@ -44,7 +44,7 @@ if os.environ.get("KNEEHIP_V2_MODEL") and os.environ["KNEEHIP_V2_MODEL"] not in 
     MODELS.append(os.environ["KNEEHIP_V2_MODEL"])
 N_EVIDENCE = 30          # random evidence sets per model
 N_DO = 6                 # of which some also carry interventions
-MAX_JOINT = 1 << 18      # largest joint enumerated by brute force (entries)
+MAX_JOINT = 1 << 20      # largest joint enumerated by brute force (entries)
 TOL = 1e-9
 
 
