@@ -22,8 +22,10 @@ Data, one entry per case (a clinician can add one):
   as the leader (the first row of ``diagnose(...).origins``); optional ``at_least`` /
   ``at_most`` bounds on posteriors P(present) of diagnoses or mechanisms; ``region_order``
   (the first region more probable than the second, from ``dx.regions``); ``red_flag``
-  (``True``: the named red flags must be reported in ``dx.red_flags``, and a "refer" warning
-  given; ``False``: none reported); ``reason`` with evidence IDs.
+  (a list: those red flags must be reported in ``dx.red_flags``, and a "refer" warning
+  given first; ``False``: none reported); ``explained`` (``(finding, region_a, region_b)``:
+  in ``dx.explained_by`` the finding is accounted for more by region a's causes than by
+  region b's, see :func:`explained_by_region`); ``reason`` with evidence IDs.
 - ``CONTRASTS`` ("second expectations"): P(``node`` present) must move in ``direction`` from
   ``before`` to ``after`` (each ``{"evidence", "do"}``), optionally by ``min_change`` /
   at most ``max_change``.
@@ -225,6 +227,7 @@ VIGNETTES = [
                   "referring to the knee, the article's missing direction (X1-X3, X4, X7, T29, "
                   "T15).",
         "region_order": ("hip", "knee"),
+        "explained": ("knee_pain", "hip", "knee"),
     },
     {
         "id": "older_knee_pain_negative_knee_signs",
@@ -313,6 +316,7 @@ VIGNETTES = [
         "leads": ["fai_labral"],
         "reason": "Knee pain in a young athlete whose groin hurts and FADIR is positive, the "
                   "knee quiet: FAI referring to the knee (X8 knee 27%, T22).",
+        "explained": ("knee_pain", "hip", "knee"),
     },
     {
         "id": "fai_vs_oa_young_limited_ir",
@@ -334,6 +338,7 @@ VIGNETTES = [
                   "stretch and a NEGATIVE SLR: an L3 root (T6 FST LR inf for L2-L4, T7; X13 "
                   "anterior thigh 27-29%, knee 7-9%); the SLR tests L4-S1, so a negative one "
                   "must not count against L3 (T1).",
+        "explained": ("knee_pain", "spine", "knee"),
     },
     {
         "id": "l3_l4_root_reflex",
@@ -542,6 +547,42 @@ def test_vignette(spec, case):
         hi, lo = case["region_order"]
         assert dx.regions[hi] > dx.regions[lo], (
             f"expected region {hi} above {lo}, found {dx.regions}; {why}")
+    if "explained" in case:
+        finding, more, less = case["explained"]
+        if finding not in getattr(dx, "explained_by", {}):
+            pytest.skip(f"diagnose() gives no explained_by for {finding} in this model")
+        by = explained_by_region(spec, dx, dx.explained_by[finding])
+        assert by.get(more, 0.0) > by.get(less, 0.0), (
+            f"expected {finding} explained more by the {more} than the {less}, found {by} "
+            f"(causes {dx.explained_by[finding]}); {why}")
+
+
+def explained_by_region(spec, dx, causes: dict[str, float]) -> dict[str, float]:
+    """``explained_by`` summed per region: a cause that is a diagnosis counts for its region;
+    a mechanism (e.g. an "irritable hip" latent) is shared among the regions of the
+    diagnoses it descends from, in proportion to their posteriors; the leak is left out."""
+    region_of = {d: r for r, ds in spec.regions().items() for d in ds}
+    post = dx.origins["posterior"].to_dict()
+    out: dict[str, float] = {}
+    for cause, p in causes.items():
+        if cause not in spec.nodes:
+            continue
+        seen, stack = set(), [cause]
+        while stack:
+            v = stack.pop()
+            if v not in seen:
+                seen.add(v)
+                if v not in region_of or v == cause:
+                    stack.extend(spec.nodes[v].parents)
+        weight: dict[str, float] = {}
+        for d in seen:
+            if d in region_of:
+                weight[region_of[d]] = weight.get(region_of[d], 0.0) + post.get(d, 0.0)
+        total = sum(weight.values())
+        for r, w in weight.items():
+            if total > 0:
+                out[r] = out.get(r, 0.0) + p * w / total
+    return out
 
 
 RED_FLAG_CASES = [c for c in VIGNETTES if "red_flag" in c]
