@@ -5,7 +5,7 @@ edition) and a few dozen seeded random evidence sets (some with interventions), 
 answer the public API gives — each diagnosis and mechanism from ``diagnose``, each region
 probability it reports, and ``query`` of every other node — is compared, to 1e-9, with
 
-(a) **brute-force enumeration on a subnetwork**: a posterior given evidence depends only on
+(a) **brute-force enumeration on a subnetwork** (also of P(evidence)): a posterior given evidence depends only on
     the ancestral closure of the query and evidence nodes (barren nodes sum out), so the
     oracle (``tests/oracle.py``, no package code) sums the joint of that closure, with each
     observed node's domain cut to its observed state (which gives the unnormalised joint
@@ -169,12 +169,16 @@ def our_answers(m: Model, ev, do) -> dict[str, np.ndarray]:
 def test_against_brute_force_on_subnetworks(model):
     m = model
     possible, _ = cases(m)
-    checked = total = regions_checked = 0
+    checked = total = regions_checked = evidence_checked = 0
     for ev, do in possible:
         ours = our_answers(m, ev, do)
         fixed = {**ev, **do}
         parents = {v: ([] if v in do else m.parents[v]) for v in m.parents}
         base = ancestral_closure(parents, fixed)
+        if joint_size(m, base, fixed) <= MAX_JOINT:  # P(evidence) (under do) as well
+            want = subnetwork_oracle(m, base, ev, do).probability()
+            assert math.exp(_log_p(m, ev, do)) == pytest.approx(want, rel=1e-9, abs=0), (ev, do)
+            evidence_checked += 1
         groups: dict[frozenset, list[str]] = {}
         for t in ours:
             if t == "__regions__":
@@ -218,8 +222,9 @@ def test_against_brute_force_on_subnetworks(model):
     # enough of the answers were enumerated for the comparison to mean something
     share = checked / max(total, 1)
     print(f"{m.name}: {checked} node answers enumerated of {total} ({share:.0%}), "
-          f"{regions_checked} region answers")
+          f"{regions_checked} region answers, P(evidence) of {evidence_checked} cases")
     assert checked >= 100 and share >= 0.25, (m.name, checked, total)
+    assert evidence_checked >= N_EVIDENCE // 2, evidence_checked
 
 
 def test_impossible_evidence_agrees(model):
