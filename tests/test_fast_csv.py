@@ -32,7 +32,7 @@ from kneehip_bn.simulate import simulate_audit
 
 @pytest.fixture(scope="module")
 def spec():
-    return load_spec(None)
+    return load_spec("knee_hip_basic")
 
 
 def _both_encodings(path, spec, mapping=None, chunksize=10**6, keep=()):

@@ -157,7 +157,7 @@ def load_mapping(mapping: Any) -> AuditMapping | None:
     DataError
         When the file is missing or is not YAML, or the top level is not a mapping.
     """
-    import yaml
+    from ._yaml import YAMLInputError, load_yaml, unknown_fields
 
     if mapping is None or isinstance(mapping, AuditMapping):
         return mapping
@@ -169,12 +169,9 @@ def load_mapping(mapping: Any) -> AuditMapping | None:
             raise DataError(f"mapping file {p}: no such file; expected a YAML mapping of audit "
                             "columns to model nodes (see data/example_mapping.yaml)")
         try:
-            raw = yaml.safe_load(p.read_text(encoding="utf-8"))
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            at = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
-            raise DataError(f"mapping file {p}: not valid YAML at {at}: "
-                            f"{getattr(exc, 'problem', None) or exc}") from None
+            raw = load_yaml(p, what="mapping file").data  # the one strict loader
+        except YAMLInputError as exc:
+            raise DataError(f"mapping file {p}: {exc}") from None
     else:
         raw = mapping
     where = f"mapping file {source}" if source else "mapping"
@@ -188,11 +185,9 @@ def load_mapping(mapping: Any) -> AuditMapping | None:
         probs.append(_problem("error", "bad_mapping", column, None, None, None, None,
                               suggestion, f"{where}: {msg}"))
 
-    unknown = sorted(set(map(str, raw)) - {"format", "dataset", "missing", "ignore", "columns"})
-    for k in unknown:
-        g = closest(k, ["format", "dataset", "missing", "ignore", "columns"])
-        bad(None, f"unknown key '{k}': expected format, dataset, missing, ignore, columns"
-            + (f"; did you mean '{g}'?" if g else ""), g)
+    for k, hint in unknown_fields(raw, ["format", "dataset", "missing", "ignore", "columns"]):
+        bad(None, f"unknown key '{k}': expected format, dataset, missing, ignore, columns; "
+            + hint, closest(k, ["format", "dataset", "missing", "ignore", "columns"]))
     fmt = raw.get("format", MAPPING_FORMAT)
     if fmt != MAPPING_FORMAT:
         bad(None, f"format: expected '{MAPPING_FORMAT}', found {fmt!r}")
@@ -220,9 +215,9 @@ def load_mapping(mapping: Any) -> AuditMapping | None:
             bad(col, f"columns.{col}: expected {{node: NAME, codes: {{...}}}} or "
                      f"{{diagnosis: true, codes: {{...}}}}, found {entry!r}")
             continue
-        extra = sorted(set(map(str, entry)) - {"node", "codes", "diagnosis", "note"})
-        if extra:
-            bad(col, f"columns.{col}: unknown keys {extra}: expected node, codes, diagnosis, note")
+        for k, hint in unknown_fields(entry, ["node", "codes", "diagnosis", "note"]):
+            bad(col, f"columns.{col}: unknown key '{k}': expected node, codes, diagnosis, note; "
+                + hint)
         is_dx = bool(entry.get("diagnosis", False))
         node = entry.get("node")
         if is_dx == (node is not None):
@@ -1362,7 +1357,7 @@ class AuditCounts:
 
     def save(self, path: str | os.PathLike[str], overwrite: bool = False) -> Path:
         """Write to ``.csv``, ``.parquet`` or ``.json`` (atomically; no overwrite unless asked)."""
-        from .spec import atomic_write_text
+        from ._files import atomic_write_text
 
         p = Path(path)
         name = p.name.lower()
@@ -1374,17 +1369,14 @@ class AuditCounts:
             import pyarrow as pa
             import pyarrow.parquet as pq
 
-            if p.exists() and not overwrite:
-                raise FileExistsError(f"{p} exists: expected a new file name, found an existing "
-                                      "file; pass overwrite=True (CLI: --overwrite) to replace it")
+            from ._files import atomic_write, check_new_output
+
+            check_new_output(p, overwrite)
             tbl = pa.Table.from_pandas(self.to_frame(), preserve_index=False)
             meta = {k: v for k, v in self.to_dict().items() if k not in ("patterns", "counts")}
             tbl = tbl.replace_schema_metadata({**(tbl.schema.metadata or {}),
                                                b"kneehip_counts": json.dumps(meta).encode()})
-            tmp = p.with_name(f".{p.name}.tmp")
-            pq.write_table(tbl, tmp)
-            os.replace(tmp, p)
-            return p
+            return atomic_write(p, lambda tmp: pq.write_table(tbl, tmp), overwrite=overwrite)
         raise DataError(f"counts file {p}: expected a .csv, .parquet or .json name, found "
                         f"'{p.suffix}'")
 

@@ -56,6 +56,7 @@ from typing import Any
 
 import numpy as np
 
+from ._files import atomic_write, check_new_output
 from .audit import (
     AuditCounts,
     EncodedAudit,
@@ -997,9 +998,7 @@ def write_batch_posteriors(
     from .queries import as_model, node_groups
 
     out = Path(output)
-    if out.exists() and not overwrite:
-        raise FileExistsError(f"{out} exists: expected a new file name, found an existing file; "
-                              "pass overwrite=True (CLI: --overwrite) to replace it")
+    check_new_output(out, overwrite)
     kind = "parquet" if out.name.lower().endswith((".parquet", ".pq")) else "csv"
     m = as_model(model)
     eng = get_engine(m)
@@ -1009,7 +1008,8 @@ def write_batch_posteriors(
     mp = load_mapping(mapping)
     name = _source_name(None, mp, data, table, sql)
     out.parent.mkdir(parents=True, exist_ok=True)
-    args = (out, kind, m, eng, mp, name, list(targets), on_impossible, list(keep), progress)
+    args = (out, overwrite, kind, m, eng, mp, name, list(targets), on_impossible, list(keep),
+            progress)
     sep = _fast_csv_sep(data, table, sql)
     if sep is not None:
         import pyarrow as pa
@@ -1018,11 +1018,22 @@ def write_batch_posteriors(
 
         try:
             chunks = iter_csv_coded(data, chunksize=chunksize, text=keep, sep=sep)
-            return _write_posteriors(chunks, False, *args)
+            return _atomic_posteriors(chunks, False, *args)
         except (NotFastError, pa.ArrowException, UnicodeDecodeError):
             pass  # pandas reads it (or reports why it cannot), as below
     chunks = iter_audit(data, table=table, sql=sql, chunksize=chunksize)
-    return _write_posteriors(chunks, _single_chunk(data, chunksize), *args)
+    return _atomic_posteriors(chunks, _single_chunk(data, chunksize), *args)
+
+
+def _atomic_posteriors(chunks, single, out, overwrite, *rest) -> tuple[Path, int]:
+    """:func:`_write_posteriors` into the one atomic writer's temporary file."""
+    n = [0]
+
+    def write(tmp: str) -> None:
+        n[0] = _write_posteriors(chunks, single, Path(tmp), *rest)[1]
+
+    atomic_write(out, write, overwrite=overwrite)
+    return out, n[0]
 
 
 def _fast_csv_sep(data: Any, table: Any, sql: Any) -> str | None:
