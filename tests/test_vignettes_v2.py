@@ -375,7 +375,8 @@ VIGNETTES = [
                      "groin_pain": "absent"},
         "leads": ["lower_lumbar_radiculopathy"],
         "reason": "'Hip pain' that is buttock pain radiating below the knee with a positive SLR "
-                  "and no groin pain comes from the spine (X13 buttock 43-45%, X19, T1, T29).",
+                  "and no groin pain comes from the spine (buttock is the commonest zone of "
+                  "single-root pain maps, X13; SLR T1; no groin pain argues against hip OA, T29).",
     },
     {
         "id": "lower_root_with_knee_pain",
@@ -868,7 +869,7 @@ NEGATIVE_TEST_BOUNDS = [
                   "odds by ~25 (0.47 -> 0.035).",
     },
     {
-        "id": "negative_fadir_full_ir_hip_region",
+        "id": "negative_fadir_full_ir_fai_mid_life",
         "node": "fai_labral",
         "base": {"age_group": "40_to_59", "hip_pain": "present", "groin_pain": "present"},
         "negatives": {"fadir_test": "negative", "hip_internal_rotation_limited": "absent"},
