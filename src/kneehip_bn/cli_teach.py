@@ -58,6 +58,8 @@ def register(subparsers: Any, parents: dict[str, argparse.ArgumentParser]) -> No
                "-e knee_effusion=present --plot why.png")
     ex.add_argument("--origin", action="append", default=None, metavar="NODE",
                     help="explain only these origins (repeatable; default: all)")
+    ex.add_argument("--shapley", action="store_true",
+                    help="also the Shapley value of each finding on each origin's log-odds")
     overwrite(ex)
     ex.set_defaults(func=cmd_explain)
 
@@ -188,10 +190,18 @@ def cmd_explain(args: argparse.Namespace) -> int:
     _check_plot_path(args)
     spec = load_for_cli(args)
     ex = explain(args.evidence, model=spec, origins=args.origin, do=args.do)
+    sh = None
+    if args.shapley:
+        from .attribution import shapley
+
+        sh = shapley(args.evidence, diagnosis=args.origin, model=spec)
     if args.json:
-        emit_json(ex.to_dict())
+        emit_json({**ex.to_dict(), **({"shapley": sh.as_nested()} if sh else {})})
     else:
         print(ex)
+        if sh is not None:
+            print()
+            print(sh)
         print()
         print(DISCLAIMER)
     if args.plot:
