@@ -227,11 +227,29 @@ def test_against_brute_force_on_subnetworks(model):
     assert evidence_checked >= N_EVIDENCE // 2, evidence_checked
 
 
+def structural_zero_cases(m: Model, limit: int = 5):
+    """Evidence on a whole family at a zero table entry (a structural zero): impossible."""
+    out = []
+    for v, (_, states, parents, table) in m.families.items():
+        for idx in zip(*np.nonzero(table == 0.0)):
+            ev = {v: states[idx[0]]}
+            ev.update({p: m.states[p][i] for p, i in zip(parents, idx[1:])})
+            out.append(ev)
+            break
+        if len(out) >= limit:
+            break
+    return out
+
+
 def test_impossible_evidence_agrees(model):
-    """Evidence the oracle gives probability zero is refused by the API, and only that."""
+    """Evidence the oracle gives probability zero (random draws, and each structural zero
+    entered as evidence) is refused by the API with ImpossibleEvidenceError."""
     m = model
-    _, impossible = cases(m)
-    for ev, do in impossible[:5]:
+    _, drawn = cases(m)
+    impossible = [*drawn[:5], *((ev, {}) for ev in structural_zero_cases(m))]
+    if not impossible:
+        pytest.skip(f"{m.name}: no structural zero, so no evidence is impossible")
+    for ev, do in impossible:
         fixed = {**ev, **do}
         parents = {v: ([] if v in do else m.parents[v]) for v in m.parents}
         closure = ancestral_closure(parents, fixed)
