@@ -9,7 +9,9 @@ never from a list of node names, so they work for both shipped models and any mo
 3. Other ``finding`` nodes that are complaints (a symptom the patient reports: a name
    matching :data:`SYMPTOM_PATTERN`, e.g. ``*_pain``, ``numbness``, ``locking``,
    ``claudication``, ``injury``, ``worse``) go to **History**.
-4. The remaining findings (signs) and every ``test`` node go to the examination of their
+4. Signs seen by watching the patient (:data:`OBSERVATION_PATTERN`: ``gait``, ``limp``,
+   ``posture``, ``observed``) go to **Observation**.
+5. The remaining findings (signs) and every ``test`` node go to the examination of their
    region: **Knee**, **Hip** or **Spine**, by the first of
 
    a. the name (:data:`REGION_PATTERNS`, e.g. ``knee``/``patell``/``lachman`` → knee,
@@ -28,8 +30,8 @@ Examples
 >>> from kneehip_bn import load_spec
 >>> secs = examination_sections(load_spec("knee_hip_basic"))
 >>> [s["id"] for s in secs]
-['history', 'knee', 'hip', 'spine']
->>> "straight_leg_raise" in secs[3]["nodes"]
+['history', 'observation', 'knee', 'hip', 'spine']
+>>> "straight_leg_raise" in secs[4]["nodes"]
 True
 """
 
@@ -38,13 +40,16 @@ from __future__ import annotations
 import re
 from typing import Any
 
-__all__ = ["REGION_PATTERNS", "SECTION_TITLES", "SYMPTOM_PATTERN", "examination_sections",
-           "finding_region"]
+__all__ = ["OBSERVATION_PATTERN", "REGION_PATTERNS", "SECTION_TITLES", "SYMPTOM_PATTERN",
+           "examination_sections", "finding_region"]
 
 #: complaints a patient reports (the history), matched against the node name
 SYMPTOM_PATTERN = re.compile(
     r"(pain|ache|numbness|tingling|paraesthesia|locking|catching|giving_way|stiffness"
     r"|claudication|injury|worse|unwell|fever|weight_loss|night)")
+
+#: signs seen by watching the patient stand and walk
+OBSERVATION_PATTERN = re.compile(r"(gait|limp|posture|observed)")
 
 #: name patterns of each examination region, tried in this order
 REGION_PATTERNS: dict[str, re.Pattern[str]] = {
@@ -59,6 +64,7 @@ REGION_PATTERNS: dict[str, re.Pattern[str]] = {
 #: section id -> title, in the order the page shows them
 SECTION_TITLES = {
     "history": "History (what the patient reports)",
+    "observation": "Observation (gait, posture)",
     "knee": "Knee examination",
     "hip": "Hip examination",
     "spine": "Spine and nerve examination",
@@ -113,6 +119,8 @@ def examination_sections(spec: Any) -> list[dict[str, Any]]:
             out["red_flags"].append(name)
         elif node.group == "finding" and SYMPTOM_PATTERN.search(name):
             out["history"].append(name)
+        elif node.group == "finding" and OBSERVATION_PATTERN.search(name):
+            out["observation"].append(name)
         else:
             out[finding_region(spec, name) or "other"].append(name)
     return [{"id": k, "title": SECTION_TITLES[k], "nodes": v} for k, v in out.items() if v]
