@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import html
 import textwrap
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -69,11 +69,14 @@ def network_svg(spec: Any, evidence: Mapping[str, str] | None = None,
     x0, x1 = min(xs) - 0.8, max(xs) + 0.8
     y0, y1 = min(ys) - 0.6, max(ys) + 0.75
     title_h, legend_h = 46, 30
-    width = (x1 - x0) * _SX
+    legend = _legend_items(bool(ev), bool(dov), bool(hl))
+    legend_w = sum(w for _, _, w in legend) + 20
+    width = max((x1 - x0) * _SX, legend_w)
+    pad = (width - (x1 - x0) * _SX) / 2  # a small network is centred under its legend
     height = (y1 - y0) * _SY + title_h + legend_h
 
     def X(x: float) -> float:
-        return (x - x0) * _SX
+        return (x - x0) * _SX + pad
 
     def Y(y: float) -> float:
         return (y1 - y) * _SY + title_h
@@ -148,12 +151,12 @@ def network_svg(spec: Any, evidence: Mapping[str, str] | None = None,
             body.append(f'<text x="{X(x):.1f}" y="{Y(y - 0.1) + 3:.1f}" text-anchor="middle" '
                         f'font-size="9">P({html.escape(label)})={p:.2f}</text>')
         out.append(f'<g {" ".join(attrs)}><title>{html.escape(n)}</title>{"".join(body)}</g>')
-    out.append(_legend(width, height - legend_h + 8, bool(ev), bool(dov), bool(hl)))
+    out.append(_legend(legend, width, height - legend_h + 8))
     out.append("</svg>")
     return "\n".join(out)
 
 
-def _legend(width: float, y: float, ev: bool, dov: bool, hl: bool) -> str:
+def _legend_items(ev: bool, dov: bool, hl: bool) -> list[tuple[str, str, float]]:
     from ..plots import GROUP_COLORS, HIGHLIGHT_COLOR
 
     items: list[tuple[str, str]] = [
@@ -168,10 +171,13 @@ def _legend(width: float, y: float, ev: bool, dov: bool, hl: bool) -> str:
     if hl:
         items.append((f'<line x1="0" y1="5" x2="14" y2="5" stroke="{HIGHLIGHT_COLOR}" '
                       'stroke-width="2.6"/>', "path carrying the evidence"))
-    widths: Sequence[float] = [24 + 6.2 * len(lab) + 14 for _, lab in items]
-    x = (width - sum(widths)) / 2
+    return [(sym, lab, 24 + 6.2 * len(lab) + 14) for sym, lab in items]
+
+
+def _legend(items: list[tuple[str, str, float]], width: float, y: float) -> str:
+    x = (width - sum(w for _, _, w in items)) / 2
     parts = ['<g data-legend="1" font-size="10">']
-    for (sym, lab), w in zip(items, widths):
+    for sym, lab, w in items:
         parts.append(f'<g transform="translate({x:.1f},{y:.1f})">{sym}'
                      f'<text x="20" y="9">{html.escape(lab)}</text></g>')
         x += w

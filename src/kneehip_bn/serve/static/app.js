@@ -161,7 +161,8 @@ function renderNextTest(list) {
   const rows = list.slice(0, 6);
   const t = el("table", { id: "next-test-table" },
     el("tr", {}, el("th", { text: "next best test" }), el("th", { class: "num", text: "gain (bits)" }),
-      el("th", { class: "num", text: "P(positive)" }), el("th", { text: "if positive, leads" })));
+      el("th", { class: "num", text: "P(present / positive)" }),
+      el("th", { text: "if present / positive, leads" })));
   for (const r of rows) {
     t.append(el("tr", { "data-finding": r.finding },
       el("td", { text: label(r.finding) }), el("td", { class: "num", text: r.expected_information_gain.toFixed(3) }),
@@ -189,6 +190,7 @@ function showError(msg) {
 
 let timer = null;
 function schedule() {
+  document.body.dataset.busy = "1";   // tests and screenshots wait for "0"
   clearTimeout(timer);
   timer = setTimeout(update, 15);
 }
@@ -202,7 +204,8 @@ async function update() {
     api("/api/case", body).then((r) => seq === state.seq && renderCase(r)),
     api("/api/explain", body).then((r) => seq === state.seq && renderExplain(r)),
     api("/api/next-test", body).then((r) => seq === state.seq && renderNextTest(r)),
-    (nFindings ? api("/api/conflict", body) : Promise.resolve(null))
+    // Jensen's conflict compares findings with each other: it needs two or more
+    (nFindings >= 2 ? api("/api/conflict", body) : Promise.resolve(null))
       .then((r) => seq === state.seq && renderConflict(r)),
     api("/api/graph.svg", body).then((svg) => {
       if (seq === state.seq) $("graph").innerHTML = svg;
@@ -214,6 +217,7 @@ async function update() {
   const bad = res.find((r) => r.status === "rejected");
   showError(bad ? bad.reason.message : null);
   document.body.dataset.updated = String(seq);
+  document.body.dataset.busy = "0";
 }
 
 // ------------------------------------------------------------------ what-if
@@ -322,6 +326,7 @@ function startCase(c) {
 
 function gate(on) {
   $("results").classList.toggle("gated", on);
+  $("graph-box").classList.toggle("gated", on);
   $("gate").hidden = !on;
 }
 
@@ -377,7 +382,8 @@ async function start() {
   $("model-line").textContent = `Model: ${m.name} — ${m.title} (version ${m.version ?? "not stated"}` +
     `${m.file_sha256 ? ", file " + m.file_sha256 : ""}; kneehip_bn ${m.package_version})`;
   $("disclaimer").textContent = m.disclaimer;
-  $("footer").textContent = `Population: ${m.population || "see the model file"} ${m.cases} teaching cases. ` +
+  $("footer").textContent = `Population: ${(m.population || "see the model file").trim()} ` +
+    `Teaching cases for this model: ${m.cases}. ` +
     "Every number comes from the server's JSON API (the same as kneehip --json).";
   buildContext();
   buildSections();
