@@ -36,8 +36,9 @@ CASE = {"knee_pain": "present", "hip_pain": "present", "knee_effusion": "present
 
 
 @pytest.fixture(scope="module")
-def client() -> TestClient:
-    return TestClient(create_app(BASIC))
+def client():
+    with TestClient(create_app(BASIC)) as c:  # runs the lifespan: starts and stops the worker
+        yield c
 
 
 def cli_json(capsys, *argv: str):

@@ -49,6 +49,7 @@ def open_page(browser, url):
     page.on("pageerror", lambda e: errors.append(str(e)))
     page.goto(url + "/")
     page.wait_for_function("document.body.dataset.ready === '1'", timeout=30000)
+    settle(page)
     page.js_errors = errors
     return page
 
@@ -214,9 +215,9 @@ def test_red_flag_warning_and_errors(browser, tmp_path):
         click(page, "night_pain", "absent")
         assert page.is_hidden("#redflag")
         # an error from the API is shown as the CLI's one line, never a trace
-        page.evaluate("""async () => {
-            state.evidence = {limp: 'present', limpp: 'present'};
-            state.doList = {}; await update(); }""")
+        page.evaluate("() => { state.evidence = {limp: 'present', limpp: 'present'}; "
+                      "schedule(); }")
+        settle(page)
         assert page.is_visible("#error")
         assert page.inner_text("#error").startswith("error: evidence: unknown node 'limpp'")
         assert "Traceback" not in page.inner_text("#error")

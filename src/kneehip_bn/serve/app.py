@@ -19,13 +19,17 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import time
 from importlib import resources
 from typing import Any
 
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
@@ -34,8 +38,8 @@ from ..errors import ImpossibleEvidenceError, KneeHipError
 from . import api
 from .cases import load_case_library
 from .info import model_info
+from .lanes import RemoteError, SlowLane
 from .openapi import docs_html, openapi_document
-from .svg import network_svg
 
 __all__ = ["MAX_BODY_BYTES", "create_app"]
 
@@ -59,6 +63,29 @@ def _clean(o: Any) -> Any:
 
 def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
+
+
+class _ServerTiming:
+    """ASGI middleware: a ``Server-Timing: app;dur=MS`` header on every response (the time
+    from the request's arrival to its answer, as the load benchmark reports it)."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        t0 = time.perf_counter()
+
+        async def timed(message: Any) -> None:
+            if message["type"] == "http.response.start":
+                dur = f"app;dur={(time.perf_counter() - t0) * 1000:.3f}".encode()
+                message = {**message, "headers": [*message.get("headers", []),
+                                                  (b"server-timing", dur)]}
+            await send(message)
+
+        await self.app(scope, receive, timed)
 
 
 class _TooLarge(Exception):
@@ -114,7 +141,9 @@ def create_app(model: Any = None, *, cases: list[str] | None = None,
     from ..spec import ModelSpec, load_spec
 
     spec = model if isinstance(model, ModelSpec) else load_spec(model)
+    # quick answers on the event loop, slow ones in a worker process (see .lanes)
     models = api.OverrideCache(spec)
+    slow_lane = SlowLane(spec)
     info = model_info(spec)
     library = load_case_library(spec, extra=cases or (), shipped=case_library)
     info["cases"] = len(library["cases"])
@@ -143,32 +172,35 @@ def create_app(model: Any = None, *, cases: list[str] | None = None,
 
     def endpoint(name: str):
         handler = api.HANDLERS[name]
+        slow = name in SLOW_ENDPOINTS
 
         async def run(request: Request) -> Response:
             try:
                 body = await _read_json(request)
+                if slow:
+                    return JSONResponse(await slow_lane.call(name, body))
                 out = handler(models, body)
             except _TooLarge as exc:
                 return _error(413, f"body: expected at most {MAX_BODY_BYTES} bytes, found "
                                    f"{exc.args[0]} or more")
             except KneeHipError as exc:
                 return _error(_status_of(exc), str(exc))
+            except RemoteError as exc:
+                return _error(exc.status, exc.message)
             return JSONResponse(_clean(out))
         return run
 
     async def graph_svg(request: Request) -> Response:
         try:
             body = await _read_json(request) if request.method == "POST" else {}
-            body = api.check_body(body, "graph")
-            spec_e = models.get(api._strings(body, "set", api.MAX_EDITS))
-            ex = api.explanation(models, body, "graph")
-            svg = models.memo(("svg", api.case_key(body)),
-                              lambda: network_svg(spec_e, explanation=ex).encode("utf-8"))
+            svg = await slow_lane.call("graph", body)
         except _TooLarge as exc:
             return _error(413, f"body: expected at most {MAX_BODY_BYTES} bytes, found "
                                f"{exc.args[0]} or more")
         except KneeHipError as exc:
             return _error(_status_of(exc), str(exc))
+        except RemoteError as exc:
+            return _error(exc.status, exc.message)
         return Response(svg, media_type="image/svg+xml")
 
     async def not_found(request: Request, exc: HTTPException) -> Response:
@@ -195,11 +227,24 @@ def create_app(model: Any = None, *, cases: list[str] | None = None,
     ]
     for name in api.HANDLERS:
         routes.append(Route(f"/api/{name}", endpoint(name), methods=["POST"]))
-    app = Starlette(routes=routes, exception_handlers={
-        HTTPException: not_found, Exception: server_error})
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette):
+        await run_in_threadpool(slow_lane.start)  # the first click is not the slow one
+        try:
+            yield
+        finally:
+            slow_lane.close()
+
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(_ServerTiming)],
+                    exception_handlers={HTTPException: not_found, Exception: server_error})
     app.state.spec = spec
+    app.state.slow_lane = slow_lane  # .close() it when not served through the lifespan
     app.state.cases = len(library["cases"])
     return app
+
+
+#: endpoints answered in the worker process (see :mod:`.lanes`)
+SLOW_ENDPOINTS = frozenset({"explain", "next-test", "conflict", "what-if"})
 
 
 def _method_hint(path: str) -> str:

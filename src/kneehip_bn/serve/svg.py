@@ -82,7 +82,8 @@ def network_svg(spec: Any, evidence: Mapping[str, str] | None = None,
         return (y1 - y) * _SY + title_h
 
     out = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width:.0f} {height:.0f}" '
-           f'width="{width:.0f}" height="{height:.0f}" font-family="DejaVu Sans, sans-serif" '
+           f'width="{width:.0f}" height="{height:.0f}" style="width:100%;max-width:{width * 1.4:.0f}px" '
+           'font-family="DejaVu Sans, sans-serif" '
            'role="img" aria-label="the network with posterior probabilities">',
            '<defs><marker id="a" viewBox="0 0 10 10" refX="10" refY="5" markerWidth="7" '
            'markerHeight="7" orient="auto-start-reverse"><path d="M0,0 L10,5 L0,10 z" '
@@ -125,10 +126,11 @@ def network_svg(spec: Any, evidence: Mapping[str, str] | None = None,
                 f'stroke-width="{2.2 if marked else 0.6}"'
                 f'{dashed}/>']
         name_lines = _wrap(n.replace("_", " "))
-        top_y = Y(y + 0.13) - 5.5 * (len(name_lines) - 1)
+        size, step = (10, 11) if len(name_lines) < 3 else (9, 9)  # 3 lines: keep off the bar
+        top_y = Y(y + 0.13) - step / 2 * (len(name_lines) - 1) - (3 if len(name_lines) == 3 else 0)
         for i, line in enumerate(name_lines):
-            body.append(f'<text x="{X(x):.1f}" y="{top_y + 11 * i + 3.5:.1f}" '
-                        f'text-anchor="middle" font-size="10">{html.escape(line)}</text>')
+            body.append(f'<text x="{X(x):.1f}" y="{top_y + step * i + 3.5:.1f}" '
+                        f'text-anchor="middle" font-size="{size}">{html.escape(line)}</text>')
         if marked:
             val = ev[n] if observed else dov[n]
             attrs.append(f'data-observed="{html.escape(val)}"')

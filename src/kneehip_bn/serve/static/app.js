@@ -188,36 +188,54 @@ function showError(msg) {
   e.textContent = msg ? `error: ${msg}` : "";
 }
 
-let timer = null;
+// A change updates the ranked diagnoses at once; the explanation, next test, conflict,
+// picture and what-if follow when the clicks pause (a dragged slider sends one request
+// set per pause, not one per pixel).
+let quickTimer = null;
+let slowTimer = null;
 function schedule() {
   document.body.dataset.busy = "1";   // tests and screenshots wait for "0"
-  clearTimeout(timer);
-  timer = setTimeout(update, 15);
+  const seq = ++state.seq;
+  clearTimeout(quickTimer);
+  clearTimeout(slowTimer);
+  quickTimer = setTimeout(() => update(seq, "quick"), 10);
+  slowTimer = setTimeout(() => update(seq, "slow"), 120);
 }
 
-async function update() {
-  const seq = ++state.seq;
+const pending = { quick: null, slow: null };
+async function update(seq, part) {
   const body = caseBody();
   const nFindings = Object.keys(state.evidence).length;
-  const jobs = [
-    api("/api/diagnose", body).then((r) => seq === state.seq && renderDiagnoses(r)),
-    api("/api/case", body).then((r) => seq === state.seq && renderCase(r)),
-    api("/api/explain", body).then((r) => seq === state.seq && renderExplain(r)),
-    api("/api/next-test", body).then((r) => seq === state.seq && renderNextTest(r)),
-    // Jensen's conflict compares findings with each other: it needs two or more
-    (nFindings >= 2 ? api("/api/conflict", body) : Promise.resolve(null))
-      .then((r) => seq === state.seq && renderConflict(r)),
-    api("/api/graph.svg", body).then((svg) => {
-      if (seq === state.seq) $("graph").innerHTML = svg;
-    }),
-  ];
-  if (!$("pane-whatif").hidden) jobs.push(updateWhatIf(seq));
-  const res = await Promise.allSettled(jobs);
-  if (seq !== state.seq) return;
+  const live = () => seq === state.seq;
+  let jobs;
+  if (part === "quick") {
+    jobs = [
+      api("/api/diagnose", body).then((r) => live() && renderDiagnoses(r)),
+      api("/api/case", body).then((r) => live() && renderCase(r)),
+    ];
+  } else {
+    jobs = [
+      api("/api/explain", body).then((r) => live() && renderExplain(r)),
+      api("/api/next-test", body).then((r) => live() && renderNextTest(r)),
+      // Jensen's conflict compares findings with each other: it needs two or more
+      (nFindings >= 2 ? api("/api/conflict", body) : Promise.resolve(null))
+        .then((r) => live() && renderConflict(r)),
+      api("/api/graph.svg", body).then((svg) => { if (live()) $("graph").innerHTML = svg; }),
+    ];
+    if (!$("pane-whatif").hidden) jobs.push(updateWhatIf(seq));
+  }
+  const p = Promise.allSettled(jobs);
+  pending[part] = p;
+  const res = await p;
+  if (!live()) return;
   const bad = res.find((r) => r.status === "rejected");
-  showError(bad ? bad.reason.message : null);
-  document.body.dataset.updated = String(seq);
-  document.body.dataset.busy = "0";
+  if (bad || part === "quick") showError(bad ? bad.reason.message : null);
+  if (part === "slow") {
+    await pending.quick;
+    if (!live()) return;
+    document.body.dataset.updated = String(seq);
+    document.body.dataset.busy = "0";
+  }
 }
 
 // ------------------------------------------------------------------ what-if
@@ -392,7 +410,7 @@ async function start() {
   document.querySelectorAll("button.tab").forEach((b) => b.addEventListener("click", () => showTab(b.dataset.tab)));
   $("clear-case").addEventListener("click", () => { state.evidence = {}; state.absent = {}; syncControls(); schedule(); });
   syncControls();
-  await update();
+  schedule();
   document.body.dataset.ready = "1";
 }
 
