@@ -127,7 +127,7 @@ def network_svg(spec: Any, evidence: Mapping[str, str] | None = None,
                 f'{dashed}/>']
         name_lines = _wrap(n.replace("_", " "))
         size, step = (10, 11) if len(name_lines) < 3 else (9, 9)  # 3 lines: keep off the bar
-        top_y = Y(y + 0.13) - step / 2 * (len(name_lines) - 1) - (3 if len(name_lines) == 3 else 0)
+        top_y = Y(y + 0.13) - step / 2 * (len(name_lines) - 1) - (1 if len(name_lines) == 3 else 0)
         for i, line in enumerate(name_lines):
             body.append(f'<text x="{X(x):.1f}" y="{top_y + step * i + 3.5:.1f}" '
                         f'text-anchor="middle" font-size="{size}">{html.escape(line)}</text>')
