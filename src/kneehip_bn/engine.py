@@ -119,11 +119,17 @@ class Engine:
     ``chunk_bytes`` (16 MB by default: blocks that stay in cache run faster than big ones).
     """
 
+    scope: Mapping[str, Any] = {}
+    """The model file's ``scope`` (adult-only age guard), checked when evidence is resolved."""
+
     def __init__(self, model: Any, max_clique_states: int = 1024) -> None:
         if hasattr(model, "nodes") and hasattr(model.nodes, "items") and hasattr(model, "sources"):
             families = _families_from_spec(model)  # a ModelSpec: no pgmpy import needed
+            self.scope = dict(getattr(model, "scope", {}) or {})
         else:
             families = _families_from_pgmpy(model)
+            spec = getattr(model, "graph", {}).get("kneehip_spec")
+            self.scope = dict(getattr(spec, "scope", {}) or {})
         self._setup(families, max_clique_states)
 
     @classmethod
