@@ -291,12 +291,20 @@ def what_if_json(models: OverrideCache | Any, body: Any) -> dict[str, Any]:
     df = what_if(ev, scenarios, model=spec, targets=_strings(body, "target", 64), do=dov)
     desc = df.attrs["descriptions"]
     return {
-        "evidence": df.attrs["evidence"], "do": df.attrs["do"],
+        **_flags_json(df), "evidence": df.attrs["evidence"], "do": df.attrs["do"],
         "targets": [{"target": t, "state": df.attrs["states"][t]} for t in df.index],
         "scenarios": [{"name": c, "description": desc[c],
                        "values": {t: float(v) for t, v in df[c].items()}}
                       for c in df.columns],
     }
+
+
+def _flags_json(df: Any) -> dict[str, Any]:
+    """The red-flag part of a teaching table's JSON, as the CLI writes it."""
+    from .. import cli_teach
+
+    helper = getattr(cli_teach, "_flags_json", None)
+    return helper(df) if helper is not None else {}
 
 
 def _check_scenario_edits(name: str, sc: Any) -> None:
