@@ -199,7 +199,7 @@ def test_teaching_mode_gates_the_answer(browser, basic_url, tmp_path):
     page.close()
 
 
-def test_red_flag_warning_and_errors(browser, tmp_path):
+def test_red_flag_warning_and_errors(browser, tmp_path, capsys):
     from test_serve_api import _red_flag_model
 
     model = _red_flag_model(tmp_path)
@@ -209,7 +209,14 @@ def test_red_flag_warning_and_errors(browser, tmp_path):
         assert page.locator('fieldset[data-section="red_flags"]').count() == 1
         click(page, "night_pain", "present")
         assert page.is_visible("#redflag")
-        assert "REFER: red flag (night pain)" in page.inner_text("#redflag")
+        capsys.readouterr()
+        assert main(["diagnose", "--model", str(model), "-e", "night_pain=present",
+                     "--json"]) == 0
+        warning = json.loads(capsys.readouterr().out).get("warning")
+        shown = page.inner_text("#redflag")
+        assert shown.startswith("REFER: red flag") and "night_pain" in shown
+        if warning:  # the library's own warning, word for word
+            assert shown == warning
         assert page.is_visible("#regions-box")
         shot(page, tmp_path, "red_flag")
         click(page, "night_pain", "absent")

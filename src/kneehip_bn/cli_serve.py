@@ -70,6 +70,12 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
     spec = load_spec(args.model)
     app = create_app(spec, cases=args.cases)
+    skipped = app.state.skipped_cases
+    if skipped:
+        print(f"note: {len(skipped)} shipped teaching case(s) for '{spec.name}' left out: "
+              f"written for another edition of the model (first: "
+              f"{skipped[0]['reason'][:160]}...)",
+              file=sys.stderr)
     warn = serve_warning(args.host)
     if warn:
         print(warn, file=sys.stderr)

@@ -398,11 +398,11 @@ def region_probabilities(spec: Any, ev: Mapping[str, str], dov: Mapping[str, str
 
 
 def case_summary_json(models: OverrideCache | Any, body: Any) -> dict[str, Any]:
-    """What the page shows beside the ranked diagnoses: region probabilities and the
-    red-flag findings present (``spec.red_flags()`` observed in their present state).
+    """What the page shows beside the ranked diagnoses: region probabilities, the red-flag
+    findings present (``spec.red_flags()`` observed in their present state) and the warning.
 
-    When :func:`diagnose_json` already reports ``regions`` / ``red_flags`` (a newer
-    ``diagnose``), those are used unchanged.
+    ``regions``, ``red_flags`` and ``warning`` are those of ``kneehip diagnose --json`` when
+    it reports them (the library's own); computed here only for a ``diagnose`` that does not.
     """
     from ..queries import _diagnose_rows, diagnosis_dict, on_state
 
@@ -415,8 +415,11 @@ def case_summary_json(models: OverrideCache | Any, body: Any) -> dict[str, Any]:
     if flags is None:
         flags = [f for f in spec.red_flags()
                  if ev.get(f) == on_state(spec.nodes[f].states)]
-    return {"regions": regions, "red_flags": flags, "scope": spec.scope,
-            "refer": spec.scope.get("refer") if flags else None}
+    warning = dx.get("warning")
+    if flags and not warning:
+        warning = (f"REFER: red flag ({', '.join(flags)}): a red-flag finding needs prompt "
+                   "medical assessment, whatever the probabilities")
+    return {"regions": regions, "red_flags": flags, "warning": warning, "scope": spec.scope}
 
 
 def _models(m: OverrideCache | Any) -> OverrideCache:

@@ -240,6 +240,7 @@ def create_app(model: Any = None, *, cases: list[str] | None = None,
     app.state.spec = spec
     app.state.slow_lane = slow_lane  # .close() it when not served through the lifespan
     app.state.cases = len(library["cases"])
+    app.state.skipped_cases = library["skipped"]
     return app
 
 

@@ -133,6 +133,17 @@ function renderDiagnoses(dx) {
   });
 }
 
+function renderExplainedBy(dx) {
+  // diagnose's "explained_by": for each present finding, which causes account for it
+  const box = $("explained-by");
+  const eb = dx.explained_by || {};
+  const rows = Object.entries(eb).map(([f, causes]) => el("li", { "data-finding": f },
+    `${label(f)}: ` + Object.entries(causes).sort((a, b) => b[1] - a[1])
+      .map(([c, p]) => `${label(c)} ${p.toFixed(2)}`).join(", ")));
+  box.replaceChildren(...(rows.length ? [el("h3", { text: "Which causes account for each finding" }),
+    el("ul", {}, ...rows)] : []));
+}
+
 function renderCase(c) {
   const rb = $("regions-box");
   const names = Object.keys(c.regions || {});
@@ -145,8 +156,7 @@ function renderCase(c) {
   const rf = $("redflag");
   if (c.red_flags && c.red_flags.length) {
     rf.hidden = false;
-    rf.textContent = `REFER: red flag (${c.red_flags.map(label).join(", ")}). ` +
-      (c.refer || "A red-flag finding needs prompt medical assessment, whatever the probabilities below.");
+    rf.textContent = c.warning;
   } else {
     rf.hidden = true;
     rf.textContent = "";
@@ -210,7 +220,7 @@ async function update(seq, part) {
   let jobs;
   if (part === "quick") {
     jobs = [
-      api("/api/diagnose", body).then((r) => live() && renderDiagnoses(r)),
+      api("/api/diagnose", body).then((r) => live() && (renderDiagnoses(r), renderExplainedBy(r))),
       api("/api/case", body).then((r) => live() && renderCase(r)),
     ];
   } else {
