@@ -536,3 +536,47 @@ def test_numbers_are_finite_json(client):
     assert all(math.isfinite(o["posterior"]) for o in dx["origins"])
     assert np.isclose(sum(client.post("/api/query", json={"variable": "age_group"}).json()[
         "distribution"].values()), 1.0)
+
+
+def test_serve_command_starts_uvicorn_with_the_warning(monkeypatch, capsys):
+    """``kneehip serve --host 0.0.0.0`` warns that others can reach it, then serves the
+    model named on the command line (uvicorn.run replaced: no socket is opened)."""
+    import uvicorn
+
+    seen = {}
+
+    def fake_run(app, host, port, **kw):
+        seen.update(app=app, host=host, port=port)
+
+    monkeypatch.setattr(uvicorn, "run", fake_run)
+    assert main(["serve", "--model", BASIC, "--host", "0.0.0.0", "--port", "8123"]) == 0
+    err = capsys.readouterr().err
+    assert "WARNING: listening on 0.0.0.0" in err and "anyone who can reach" in err
+    assert seen["host"] == "0.0.0.0" and seen["port"] == 8123
+    assert seen["app"].state.spec.name == BASIC
+    assert main(["serve", "--model", BASIC]) == 0
+    err = capsys.readouterr().err
+    assert "WARNING" not in err and "http://127.0.0.1:8000/" in err
+    assert main(["serve", "--model", BASIC, "--port", "0"]) == 1
+    assert capsys.readouterr().err.startswith("error: --port: expected a port")
+
+
+@pytest.mark.slow
+def test_wheel_ships_the_page_and_the_cases(tmp_path):
+    """The built wheel holds every asset of the page and the case library (no CDN, no
+    build step): what `pip install "kneehip_bn[serve]"` gets."""
+    import subprocess
+    import zipfile
+
+    repo = Path(__file__).resolve().parents[1]
+    r = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", str(repo),
+                        "-w", str(tmp_path)], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]
+    (wheel,) = tmp_path.glob("kneehip_bn-*.whl")
+    names = set(zipfile.ZipFile(wheel).namelist())
+    for asset in ("index.html", "app.js", "style.css"):
+        assert f"kneehip_bn/serve/static/{asset}" in names
+    shipped = {f"kneehip_bn/serve/cases/{p.name}" for p in shipped_case_files()}
+    assert shipped and shipped <= names
+    page = zipfile.ZipFile(wheel).read("kneehip_bn/serve/static/index.html").decode()
+    assert "http://" not in page and "https://" not in page  # nothing fetched from outside
