@@ -227,6 +227,7 @@ def create_app(model: Any = None, *, cases: list[str] | None = None,
     ]
     for name in api.HANDLERS:
         routes.append(Route(f"/api/{name}", endpoint(name), methods=["POST"]))
+
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette):
         await run_in_threadpool(slow_lane.start)  # the first click is not the slow one
