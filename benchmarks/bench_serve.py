@@ -90,8 +90,13 @@ def process_tree_cpu(pid: int) -> dict[str, float]:
             kids += (task / "children").read_text().split()
         except OSError:
             pass
-    for i, k in enumerate(kids):
-        out[f"worker{i or ''}"] = cpu_seconds(int(k))
+    for k in kids:
+        try:
+            cmd = Path(f"/proc/{k}/cmdline").read_bytes()
+        except OSError:
+            cmd = b""
+        name = "resource tracker" if b"resource_tracker" in cmd else "worker process"
+        out[f"{name} {k}"] = cpu_seconds(int(k))
     return out
 
 
@@ -273,7 +278,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--model", default="knee_hip_basic")
     ap.add_argument("--students", type=int, default=50)
     ap.add_argument("--updates", type=int, default=20, help="updates per student")
-    ap.add_argument("--think", type=float, nargs=2, default=(1.0, 3.0), metavar=("MIN", "MAX"),
+    ap.add_argument("--think", type=float, nargs=2, default=(2.0, 6.0), metavar=("MIN", "MAX"),
                     help="seconds a student pauses between clicks (uniform)")
     ap.add_argument("--max-seconds", type=float, default=180.0, help="stop the run after this")
     ap.add_argument("--seed", type=int, default=1)
