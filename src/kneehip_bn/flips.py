@@ -278,7 +278,7 @@ def flip(
     # ---- single numbers
     spec = _spec_of(m)
     rows = []
-    unverified = 0
+    unverified: list[str] = []
     for p in _params(m, eng, strength):
         x0 = p.value
         x1 = x0 + 0.5 * (1 - x0) if x0 < 0.5 else 0.5 * x0
@@ -304,13 +304,12 @@ def flip(
             s = 1.0 if want else -1.0  # (N_t - thr D) >= 0, or < 0
             a, b = lin(np.array([s * (post0[t] - threshold)]), np.array([s * (bn[t] - threshold * bd)]))
             ivs = _solve(a, b, "all")
-        # keep only where the evidence stays possible: D(x) > 0
-        ivs = [(lo, hi) for lo, hi in ivs if 1.0 + bd * (max(lo, hi) - x0) > 0
-               or 1.0 + bd * (min(lo, hi) - x0) > 0]
         near = _nearest(ivs, x0)
         if near is None:
             continue
         b0, lo_iv, hi_iv = near
+        if 1.0 + bd * (b0 - x0) <= 1e-9:  # only where the evidence becomes impossible
+            continue
         done = None
         for x in _candidates(b0, lo_iv, hi_iv, x0):
             if x == x0:
@@ -322,7 +321,7 @@ def flip(
                 done = (x, expr, float(po[0, t]))
                 break
         if done is None:
-            unverified += 1
+            unverified.append(f"{p.name} (boundary {b0:.6g})")
             continue
         x, expr, p_after = done
         lo, hi = _beta_interval(p.value, p.strength, level)
@@ -338,8 +337,8 @@ def flip(
         drop=True)
     notes = []
     if unverified:
-        notes.append(f"{unverified} numbers reach the goal only at a knife-edge value that did "
-                     "not verify after rounding; left out")
+        notes.append(f"{len(unverified)} number(s) reach the goal only at a knife-edge value "
+                     "that did not verify after rounding, left out: " + ", ".join(unverified))
 
     # ---- findings, breadth-first over set sizes
     groups = node_groups(m)
