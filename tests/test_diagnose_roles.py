@@ -165,3 +165,32 @@ def test_models_command_lists_both(capsys):
     rows = json.loads(capsys.readouterr().out)
     assert [r["name"] for r in rows] == ["knee_hip", "knee_hip_basic"]
     assert kb.load_spec("knee_hip_basic").name == "knee_hip_basic"
+
+
+@pytest.mark.parametrize("cmd", [["explain"], ["conflict"], ["what-if", "-s", "x:remove=pain"],
+                                 ["sensitivity", "--target", "oa"], ["next-test"]])
+def test_every_teaching_output_puts_the_red_flag_first(spec, capsys, cmd):
+    ev = ["-e", "night_pain=present", "-e", "pain=present"]
+    assert main([*cmd, "--model", spec.path, *ev]) == 0
+    assert capsys.readouterr().out.startswith("REFER: red flag (night_pain)")
+    assert main([*cmd, "--model", spec.path, *ev, "--json"]) == 0
+    cap = capsys.readouterr()
+    data = json.loads(cap.out)
+    if isinstance(data, dict):
+        assert next(iter(data)) == "warning" and data["red_flags"] == ["night_pain"]
+    else:  # next-test's JSON is a list: the warning goes to stderr
+        assert cap.err.startswith("REFER: red flag")
+    assert main([*cmd, "--model", spec.path, "-e", "night_pain=absent", "-e", "pain=present",
+                 "--json"]) == 0
+    assert "REFER" not in capsys.readouterr().out
+
+
+def test_teaching_objects_carry_red_flags(spec):
+    ev = {"night_pain": "present", "pain": "present"}
+    assert kb.explain(ev, model=spec).red_flags == ["night_pain"]
+    assert str(kb.conflict(ev, spec)).startswith("REFER")
+    assert kb.what_if(ev, {"x": {"remove": ["pain"]}}, model=spec).attrs["red_flags"] == ["night_pain"]
+    assert kb.next_best_test(ev, model=spec).attrs["warning"].startswith("REFER")
+    assert kb.sensitivity("oa", evidence=ev, model=spec).attrs["red_flags"] == ["night_pain"]
+    ci = kb.credible_intervals(ev, spec, n_draws=10, progress=False)
+    assert ci.attrs["red_flags"] == ["night_pain"]

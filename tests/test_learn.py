@@ -44,7 +44,7 @@ warnings.filterwarnings("ignore", category=FutureWarning)
 
 @pytest.fixture(scope="module")
 def spec():
-    return load_spec()
+    return load_spec("knee_hip_basic")
 
 
 @pytest.fixture(scope="module")
@@ -387,7 +387,7 @@ def test_not_fitted_errors(tmp_path, incomplete):
 ])
 def test_bad_parameters(kwargs, exc, match, incomplete):
     with pytest.raises(exc, match=match):
-        PriorFitter(progress=False, **kwargs).fit(incomplete)
+        PriorFitter(model="knee_hip_basic", progress=False, **kwargs).fit(incomplete)
 
 
 def test_sklearn_style(em_fit, incomplete):

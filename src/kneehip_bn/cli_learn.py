@@ -21,7 +21,7 @@ import os
 import sys
 from typing import Any
 
-from .errors import KneeHipError
+from .errors import KneeHipError, ParameterError
 
 __all__ = ["register"]
 
@@ -166,10 +166,13 @@ def _spec(args):
     return load_for_cli(args)
 
 
-def _check_out(path: str, overwrite: bool) -> None:
-    if os.path.exists(path) and not overwrite:
-        raise FileExistsError(f"{path} exists: expected a new file name, found an existing file; "
-                              "pass --overwrite to replace it")
+def _check_out(path: str, overwrite: bool, option: str = "--output") -> None:
+    """Fail before any work when the writer would refuse ``path`` (it checks again)."""
+    from ._files import check_new_output
+
+    if path == "":
+        raise ParameterError(f"{option}: expected a file name, found an empty string")
+    check_new_output(path, overwrite)
 
 
 def _strengths(items) -> dict[str, float]:
@@ -194,11 +197,13 @@ def cmd_fit(args: argparse.Namespace) -> int:
         raise KneeHipError("fit: expected exactly one of DATA (an audit file or URL) or "
                            f"--counts FILES, found {'both' if args.data else 'neither'}")
     _check_out(args.output, args.overwrite)
-    for extra in (args.report, args.plot):
-        if extra:
-            _check_out(extra, args.overwrite)
-    if spec.path and os.path.abspath(args.output) == os.path.abspath(spec.path) and not args.overwrite:
-        raise FileExistsError(f"{args.output} is the input model: pass --overwrite to replace it")
+    if args.report is not None:
+        _check_out(args.report, args.overwrite, "--report")
+    if args.plot is not None:
+        from .plots import figure_format
+
+        figure_format(args.plot)
+        _check_out(args.plot, args.overwrite, "--plot")
     fitter = PriorFitter(
         model=spec, strength=args.strength, strengths=_strengths(args.strengths),
         freeze=args.freeze, noisy_or=args.noisy_or, max_iter=args.max_iter, tol=args.tol,
@@ -206,18 +211,20 @@ def cmd_fit(args: argparse.Namespace) -> int:
     data = args.counts if args.counts is not None else args.data
     fitter.fit(data, mapping=_mapping_arg(args), dataset_name=args.dataset_name, table=args.table,
                sql=args.sql)
-    fitter.save(args.output, overwrite=args.overwrite)
     rep = fitter.report_
-    if args.report:
-        rep.to_json(args.report, overwrite=args.overwrite)
-    if args.plot:
+    fig = None
+    if args.plot:  # drawn before anything is written: a failure leaves no output behind
         import matplotlib
 
         matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        fig = rep.plot()
+    fitter.save(args.output, overwrite=args.overwrite)
+    if args.report:
+        rep.to_json(args.report, overwrite=args.overwrite)
+    if fig is not None:
+        from .plots import save_figure
 
-        fig = rep.plot(args.plot)
-        plt.close(fig)
+        save_figure(fig, args.plot, overwrite=args.overwrite, dpi=110)
     if args.json:
         emit_json(rep.to_dict() | {"output": args.output})
     else:
@@ -286,6 +293,8 @@ def _keep_freed_memory() -> None:
 def cmd_batch(args: argparse.Namespace) -> int:
     from .learn import write_batch_posteriors
 
+    table_format(args.output)
+    _check_out(args.output, args.overwrite)
     _keep_freed_memory()
     spec = _spec(args)
     path, n = write_batch_posteriors(
@@ -300,8 +309,9 @@ def cmd_batch(args: argparse.Namespace) -> int:
 def cmd_simulate(args: argparse.Namespace) -> int:
     from .simulate import simulate_audit
 
-    spec = _spec(args)
+    table_format(args.output)
     _check_out(args.output, args.overwrite)
+    spec = _spec(args)
     df = simulate_audit(args.n, seed=args.seed, missing=args.missing, mechanism=args.mechanism,
                         diagnosis_noise=args.diagnosis_noise, model=spec, hidden=args.hide)
     write_table(df, args.output, overwrite=args.overwrite)
@@ -310,28 +320,42 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def table_format(path: str) -> str:
+    """``"parquet"`` or ``"csv"`` from a table output's extension, or a ParameterError.
+
+    >>> table_format("audit.parquet"), table_format("audit.csv")
+    ('parquet', 'csv')
+    """
+    low = os.fspath(path).lower()
+    if low.endswith((".parquet", ".pq")):
+        return "parquet"
+    if low.endswith((".csv", ".txt")):
+        return "csv"
+    raise ParameterError(f"--output {path}: expected a .csv or .parquet file name, found "
+                         f"'{os.path.splitext(low)[1] or 'no extension'}'")
+
+
 def write_table(df: Any, path: str, overwrite: bool = False) -> None:
-    """Write a DataFrame to CSV or Parquet (by extension) atomically, with pyarrow."""
+    """Write a DataFrame to CSV or Parquet (by extension) with the one atomic writer."""
+    from ._files import atomic_write
+
+    kind = table_format(path)
+    atomic_write(path, lambda tmp: _write_table_to(df, tmp, kind), overwrite=overwrite)
+
+
+def _write_table_to(df: Any, tmp: str, kind: str) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    _check_out(path, overwrite)
-    tmp = os.path.join(os.path.dirname(os.path.abspath(path)),
-                       f".{os.path.basename(path)}.{os.getpid()}.tmp")
-    try:
-        if path.lower().endswith((".parquet", ".pq")):
-            pq.write_table(pa.Table.from_pandas(df, preserve_index=False), tmp)
-        elif len(df) < 200_000:  # pandas writes plain, unquoted CSV
-            df.to_csv(tmp, index=False)
-        else:  # pyarrow is ~10x faster on large tables
-            tbl = pa.Table.from_pandas(df, preserve_index=False)
-            tbl = tbl.cast(pa.schema([pa.field(f.name, pa.string()) if pa.types.is_dictionary(f.type)
-                                      else f for f in tbl.schema]))
-            write_csv_arrow(tbl, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    if kind == "parquet":
+        pq.write_table(pa.Table.from_pandas(df, preserve_index=False), tmp)
+    elif len(df) < 200_000:  # pandas writes plain, unquoted CSV
+        df.to_csv(tmp, index=False)
+    else:  # pyarrow is ~10x faster on large tables
+        tbl = pa.Table.from_pandas(df, preserve_index=False)
+        tbl = tbl.cast(pa.schema([pa.field(f.name, pa.string()) if pa.types.is_dictionary(f.type)
+                                  else f for f in tbl.schema]))
+        write_csv_arrow(tbl, tmp)
 
 
 def write_csv_arrow(tbl: Any, path: str) -> None:
@@ -346,11 +370,18 @@ def write_csv_arrow(tbl: Any, path: str) -> None:
         pacsv.write_csv(tbl, path, write_options=pacsv.WriteOptions(quoting_style="needed"))
 
 
+def _counts_format(path: str) -> None:
+    if not os.fspath(path).lower().endswith((".json", ".csv", ".parquet", ".pq")):
+        raise ParameterError(f"--output {path}: expected a .json, .csv or .parquet file name, "
+                             f"found '{os.path.splitext(path)[1] or 'no extension'}'")
+
+
 def cmd_counts(args: argparse.Namespace) -> int:
     from .audit import audit_counts
 
-    spec = _spec(args)
+    _counts_format(args.output)
     _check_out(args.output, args.overwrite)
+    spec = _spec(args)
     c = audit_counts(args.data, spec, _mapping_arg(args), table=args.table, sql=args.sql,
                      dataset=args.dataset_name, progress=sys.stderr.isatty())
     c.save(args.output, overwrite=args.overwrite)
@@ -362,8 +393,9 @@ def cmd_counts(args: argparse.Namespace) -> int:
 def cmd_merge_counts(args: argparse.Namespace) -> int:
     from .audit import merge_counts, read_counts
 
-    spec = _spec(args)
+    _counts_format(args.output)
     _check_out(args.output, args.overwrite)
+    spec = _spec(args)
     c = merge_counts([read_counts(p, spec) for p in args.counts])
     c.save(args.output, overwrite=args.overwrite)
     print(f"wrote {args.output}: {c.n_rows} rows from {len(args.counts)} files "

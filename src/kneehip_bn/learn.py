@@ -56,6 +56,7 @@ from typing import Any
 
 import numpy as np
 
+from ._files import atomic_write, check_new_output
 from .audit import (
     AuditCounts,
     EncodedAudit,
@@ -975,6 +976,7 @@ def write_batch_posteriors(
     overwrite: bool = False,
     chunksize: int = 1_000_000,
     progress: bool | None = None,
+    reader: str = "auto",
 ) -> tuple[Path, int]:
     """Stream an audit through :func:`batch_posteriors` into a CSV or Parquet file.
 
@@ -986,8 +988,10 @@ def write_batch_posteriors(
     dictionary-encoded (:func:`~kneehip_bn.audit.iter_csv_coded`): encoding then costs a
     lookup per distinct value, not per cell. Files it would read differently from pandas
     (quoted line breaks, duplicate headers, other encodings) go through pandas instead,
-    with the same validation either way. A CSV output is formatted in two threads;
-    every number is written exactly (shortest round-trip form).
+    with the same validation either way (and the same error for a damaged row).
+    ``reader="pandas"`` forces the pandas reader (``"auto"``: pyarrow when it can). A
+    CSV output is formatted in two threads; every number is written exactly (shortest
+    round-trip form).
 
     Returns
     -------
@@ -996,10 +1000,10 @@ def write_batch_posteriors(
     from .engine import get_engine
     from .queries import as_model, node_groups
 
+    if reader not in ("auto", "pandas"):
+        raise DataError(f"reader: expected 'auto' or 'pandas', found {reader!r}")
     out = Path(output)
-    if out.exists() and not overwrite:
-        raise FileExistsError(f"{out} exists: expected a new file name, found an existing file; "
-                              "pass overwrite=True (CLI: --overwrite) to replace it")
+    check_new_output(out, overwrite)
     kind = "parquet" if out.name.lower().endswith((".parquet", ".pq")) else "csv"
     m = as_model(model)
     eng = get_engine(m)
@@ -1009,8 +1013,9 @@ def write_batch_posteriors(
     mp = load_mapping(mapping)
     name = _source_name(None, mp, data, table, sql)
     out.parent.mkdir(parents=True, exist_ok=True)
-    args = (out, kind, m, eng, mp, name, list(targets), on_impossible, list(keep), progress)
-    sep = _fast_csv_sep(data, table, sql)
+    args = (out, overwrite, kind, m, eng, mp, name, list(targets), on_impossible, list(keep),
+            progress)
+    sep = _fast_csv_sep(data, table, sql) if reader == "auto" else None
     if sep is not None:
         import pyarrow as pa
 
@@ -1018,11 +1023,22 @@ def write_batch_posteriors(
 
         try:
             chunks = iter_csv_coded(data, chunksize=chunksize, text=keep, sep=sep)
-            return _write_posteriors(chunks, False, *args)
+            return _atomic_posteriors(chunks, False, *args)
         except (NotFastError, pa.ArrowException, UnicodeDecodeError):
             pass  # pandas reads it (or reports why it cannot), as below
     chunks = iter_audit(data, table=table, sql=sql, chunksize=chunksize)
-    return _write_posteriors(chunks, _single_chunk(data, chunksize), *args)
+    return _atomic_posteriors(chunks, _single_chunk(data, chunksize), *args)
+
+
+def _atomic_posteriors(chunks, single, out, overwrite, *rest) -> tuple[Path, int]:
+    """:func:`_write_posteriors` into the one atomic writer's temporary file."""
+    n = [0]
+
+    def write(tmp: str) -> None:
+        n[0] = _write_posteriors(chunks, single, Path(tmp), *rest)[1]
+
+    atomic_write(out, write, overwrite=overwrite)
+    return out, n[0]
 
 
 def _fast_csv_sep(data: Any, table: Any, sql: Any) -> str | None:
