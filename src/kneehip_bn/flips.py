@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -205,9 +206,10 @@ def flip(
     target : str
         The diagnosis (an unobserved node; for ``"leads"`` compared with the model's other
         unobserved origins).
-    goal : {"leads", "threshold"}
-        ``"leads"``: the target has the highest P(present) among the origins;
-        ``"threshold"``: P(target present) >= ``threshold``. When the goal already holds, the
+    goal : {"leads", "threshold"} or "P >= p"
+        ``"leads"`` (or ``"TARGET leads"``): the target has the highest P(present) among the
+        origins; ``"threshold"``: P(target present) >= ``threshold`` (``"P >= 0.6"`` or
+        ``"P(TARGET) >= 0.6"`` set the threshold too). When the goal already holds, the
         changes reported are those that break it.
     model : optional
     threshold : float
@@ -237,7 +239,19 @@ def flip(
     from .reasoning import _codes, _origin_list
     from .robustness import _params, _spec_of
 
-    goal = goal or "leads"
+    goal = (goal or "leads").strip()
+    m_goal = re.fullmatch(r"(?:p|P)(?:\((\w+)\))?\s*>=\s*([0-9.eE+-]+)", goal)
+    if m_goal:  # "P >= 0.6" or "P(target) >= 0.6"
+        if m_goal.group(1) not in (None, target):
+            raise KneeHipError(f"goal {goal!r}: expected P({target}) >= P (the target), found "
+                               f"P({m_goal.group(1)})")
+        try:
+            threshold = float(m_goal.group(2))
+        except ValueError:
+            raise KneeHipError(f"goal {goal!r}: expected a probability after '>='") from None
+        goal = "threshold"
+    elif goal in (f"{target} leads", "target leads"):
+        goal = "leads"
     if goal not in GOALS:
         raise UnknownNameError.for_name("goal", goal, GOALS)
     if not 0 < threshold < 1:
