@@ -1891,9 +1891,14 @@ def audit_counts(
         empty or a column is entirely blank.
     """
     from .queries import as_model
+    from .spark import is_spark_dataframe
 
     if isinstance(data, AuditCounts):
         return data
+    if is_spark_dataframe(data):  # grouped on the cluster (kneehip_bn.spark)
+        from .spark import spark_counts
+
+        return spark_counts(data, model, mapping, dataset=dataset)
     if isinstance(data, EncodedAudit):
         eng_model = as_model(model)
         return _counts_from_codes(data.codes, data.cards, data.columns,
