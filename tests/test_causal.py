@@ -554,7 +554,7 @@ def test_mpe_tiny_and_chain(tiny_spec, chain_spec, tiny_oracle):
 
 def test_mpe_matches_pgmpy_map_query_on_basic():
     """pgmpy's map_query builds the joint of the query variables, so the case observes
-    every finding and test (13 unobserved nodes, 2^13 joint entries)."""
+    every finding and test (15 unobserved nodes)."""
     import warnings
 
     from pgmpy.inference import VariableElimination
