@@ -834,7 +834,9 @@ def topological_order(nodes: Sequence[str], edges: Sequence[tuple[str, str]]) ->
 
 
 def _gib(n: int) -> str:
-    return f"{n / 2**30:.2f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB"
+    if n >= 2**30:
+        return f"{n / 2**30:.2f} GiB"
+    return f"{n / 2**20:.0f} MiB" if n >= 2**20 else f"{n:,} bytes"
 
 
 def _triangulate(adj: dict[int, set[int]], card: np.ndarray) -> list[frozenset[int]]:
