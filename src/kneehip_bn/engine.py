@@ -1245,11 +1245,11 @@ _ENGINES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
 def _fingerprint(model: Any) -> tuple:
-    """What the engine computes from a pgmpy network: each CPD's variable, states,
-    evidence and *values* (their bytes, so an in-place ``cpd.values[...] = x`` is seen),
-    and the edges."""
-    return (*((str(c.variable), tuple(c.variables), hash(np.ascontiguousarray(c.values).tobytes()),
-               tuple((k, tuple(v)) for k, v in c.state_names.items())) for c in model.get_cpds()),
+    """What the engine computes from a pgmpy network: each CPD (object, variables, state
+    names object) and its *values* (their bytes, so an in-place ``cpd.values[...] = x`` is
+    seen), and the edges."""
+    return (*((c.variable, id(c), id(c.values), id(c.state_names), tuple(c.variables),
+               hash(c.values.tobytes())) for c in model.get_cpds()),
             tuple(sorted(map(tuple, model.edges()))))
 
 

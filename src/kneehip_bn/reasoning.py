@@ -38,7 +38,13 @@ from typing import Any
 import numpy as np
 
 from .engine import Engine, get_engine
-from .errors import EvidenceError, ImpossibleEvidenceError, KneeHipError, UnknownNameError
+from .errors import (
+    EvidenceError,
+    ImpossibleEvidenceError,
+    KneeHipError,
+    ParameterError,
+    UnknownNameError,
+)
 from .queries import (
     Evidence,
     _check_do_vs_evidence,
@@ -1028,6 +1034,11 @@ def conflict(
     """
     import pandas as pd
 
+    if isinstance(n_sim, bool) or not isinstance(n_sim, (int, np.integer)) or n_sim < 0:
+        raise ParameterError(f"conflict: n_sim: expected a whole number of simulated cases "
+                             f">= 0, found {n_sim!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ParameterError(f"conflict: seed: expected a whole number >= 0, found {seed!r}")
     _, eng, ev, dov = _setup(evidence, do, model)
     if not ev:
         raise EvidenceError("conflict: expected at least one finding, found none")

@@ -27,7 +27,9 @@ import copy
 import datetime as _dt
 import itertools
 import math
+import numbers
 import os
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -481,7 +483,21 @@ def load_spec(path: str | os.PathLike[str] | None = None) -> ModelSpec:
 
 
 def _is_number(x: Any) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+    """A finite real number: Python or numpy (``np.float32`` probabilities are numbers)."""
+    return (isinstance(x, numbers.Real) and not isinstance(x, (bool, np_bool_types()))
+            and math.isfinite(x))
+
+
+def _plain(x: Any) -> Any:
+    """A numpy number as a Python float (so it validates, prints and saves as one)."""
+    if isinstance(x, numbers.Real) and not isinstance(x, (int, float)) and _is_number(x):
+        return float(x)
+    return x
+
+
+def np_bool_types() -> tuple[type, ...]:
+    np = sys.modules.get("numpy")  # numpy is not imported just for this check
+    return (np.bool_,) if np is not None else ()
 
 
 class _Collector:
@@ -683,7 +699,7 @@ def _parse_table(raw: Any, node: NodeSpec, where: str, c: _Collector,
             probs = {}
         rows.append(TableRow(
             given={str(k): v for k, v in given.items()},
-            probabilities={str(k): v for k, v in probs.items()}, **_prov_fields(r),
+            probabilities={str(k): _plain(v) for k, v in probs.items()}, **_prov_fields(r),
         ))
     return rows
 
@@ -701,7 +717,7 @@ def _parse_noisy_or(raw: Any, node: NodeSpec, where: str, c: _Collector,
         c.add(f"{where}.leak", "a mapping {p, source}", lk, path=(*path, "leak"))
         lk = {}
     _fields(c, lk, LEAK_FIELDS, f"{where}.leak", (*path, "leak"))
-    leak = Leak(p=lk.get("p"), **_prov_fields(lk))
+    leak = Leak(p=_plain(lk.get("p")), **_prov_fields(lk))
     links = []
     raw_links = raw.get("links")
     if not isinstance(raw_links, list):
@@ -713,7 +729,7 @@ def _parse_noisy_or(raw: Any, node: NodeSpec, where: str, c: _Collector,
                   path=(*path, "links", i))
             continue
         _fields(c, ln, LINK_FIELDS, f"{where}.links[{i}]", (*path, "links", i))
-        links.append(Link(parent=ln.get("parent"), when=ln.get("when"), p=ln.get("p"),
+        links.append(Link(parent=ln.get("parent"), when=ln.get("when"), p=_plain(ln.get("p")),
                           **_prov_fields(ln)))
     return NoisyOr(on_state=on_state, leak=leak, links=links)
 
@@ -1261,6 +1277,9 @@ def _apply_one(spec: ModelSpec, item: str) -> ModelSpec:
                 raise ModelFileError(f"override '{item}': expected PARENT=STATE inside [], "
                                      f"found '{part}'")
             k, _, v = part.partition("=")
+            if k.strip() in given:
+                raise ModelFileError(f"override '{item}': expected each parent once inside [], "
+                                     f"found '{k.strip()}' twice")
             given[k.strip()] = v.strip()
         lhs = head + tail
     parts = lhs.split(".")
