@@ -138,7 +138,7 @@ class Table:
 def shipped():
     from kneehip_bn import Engine, build_network, load_spec
 
-    spec = load_spec()
+    spec = load_spec("knee_hip_basic")
     return spec, build_network(spec), Engine(spec)
 
 
@@ -319,7 +319,7 @@ def bench_batch(table, spec, model, engine, n, n_predict, n_ve_patterns, repeat)
 
 def bench_cold_start(table, runs: int):
     exe = Path(sys.executable).with_name("kneehip")
-    cmd = [str(exe) if exe.exists() else "kneehip", "diagnose", "-e", "knee_pain=present"]
+    cmd = [str(exe) if exe.exists() else "kneehip", "diagnose", "--model", "knee_hip_basic", "-e", "knee_pain=present"]
 
     def wall(c):
         ts = []

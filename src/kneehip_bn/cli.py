@@ -27,7 +27,7 @@ DISCLAIMER = (
 )
 
 #: modules that add subcommands (``register(subparsers, parents)``)
-COMMAND_MODULES = ["kneehip_bn.cli_learn", "kneehip_bn.cli_teach"]
+COMMAND_MODULES = ["kneehip_bn.cli_learn", "kneehip_bn.cli_teach", "kneehip_bn.cli_causal"]
 
 
 class CLIError(Exception):

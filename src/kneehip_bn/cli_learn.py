@@ -38,6 +38,16 @@ def _data_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     p.add_argument("--sql", default=None, help="SELECT query to run (with a database URL)")
 
 
+def _spark_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--spark", metavar="TABLE_OR_PATH", default=None,
+                   help="read the audit with Spark: a table name or a path Spark reads (CSV, "
+                        "Parquet, a folder); honours SPARK_REMOTE and --spark-master (default "
+                        "local[2]); needs pip install \"kneehip_bn[spark]\"")
+    p.add_argument("--spark-master", metavar="URL", default=None,
+                   help="Spark master (default: $SPARK_MASTER or local[2]; ignored with "
+                        "SPARK_REMOTE)")
+
+
 def _mapping_arg(args: argparse.Namespace) -> Any:
     """``--mapping`` with the ``--ignore`` columns added (a mapping object), or the path."""
     ignore = list(getattr(args, "ignore", None) or [])
@@ -86,6 +96,17 @@ def register(subparsers: Any, parents: dict[str, argparse.ArgumentParser]) -> No
     fit.add_argument("--report", metavar="REPORT.json", default=None,
                      help="also write the fit report as JSON")
     fit.add_argument("--quiet", action="store_true", help="no progress bars")
+    fit.add_argument("--on-impossible", choices=["error", "drop", "relax"], default="error",
+                     help="rows the expert model rules out (they contradict a structural zero): "
+                          "stop with a message naming them (default), fit the other rows and "
+                          "record how many were dropped, or give each contradicted zero a "
+                          "small pseudo-count (recorded in the fitted file)")
+    fit.add_argument("--no-squarem", action="store_true",
+                     help="plain EM steps (default: SQUAREM-accelerated, same optimum)")
+    fit.add_argument("--estep", choices=["auto", "shared", "rows"], default="auto",
+                     help="E-step through the shared-message pass or row by row "
+                          "(default: auto; same numbers)")
+    _spark_arg(fit)
     fit.set_defaults(func=cmd_fit)
 
     chk = subparsers.add_parser(
@@ -109,14 +130,19 @@ def register(subparsers: Any, parents: dict[str, argparse.ArgumentParser]) -> No
                     "are computed once; every number is written exactly (shortest form that "
                     "reads back to the same float). Teaching and research model, not a "
                     "medical device.")
-    _data_args(bat)
+    _data_args(bat, required=False)
     bat.add_argument("--output", "-o", required=True, metavar="POSTERIORS.csv")
     bat.add_argument("--targets", nargs="+", metavar="NODE", default=None,
                      help="nodes to report (default: the origins)")
     bat.add_argument("--keep", nargs="+", metavar="COLUMN", default=[],
                      help="input columns copied to the output (e.g. a patient id)")
-    bat.add_argument("--on-impossible", choices=["raise", "nan"], default="raise",
-                     help="rows the model gives probability zero: error (default) or NaN")
+    bat.add_argument("--on-impossible", choices=["error", "drop", "relax", "raise", "nan"],
+                     default="error",
+                     help="rows the model gives probability zero: stop naming them (default; "
+                          "'raise' is the same), blank posteriors with a status column "
+                          "('drop'), posteriors with each contradicted zero given a small "
+                          "probability and status 'relaxed' ('relax'), or NaN ('nan')")
+    _spark_arg(bat)
     bat.add_argument("--chunksize", type=int, default=1_000_000, help="rows read at a time")
     bat.add_argument("--overwrite", action="store_true")
     bat.set_defaults(func=cmd_batch)
@@ -144,10 +170,15 @@ def register(subparsers: Any, parents: dict[str, argparse.ArgumentParser]) -> No
         help="summarise an audit into shareable pattern counts",
         description="Distinct patterns and their counts (no patient records): fitting from "
                     "merged counts equals fitting from the pooled rows.")
-    _data_args(cnt)
+    _data_args(cnt, required=False)
     cnt.add_argument("--output", "-o", required=True, metavar="COUNTS",
                      help=".json, .csv or .parquet")
     cnt.add_argument("--dataset-name", default=None)
+    cnt.add_argument("--on-impossible", choices=["error", "drop", "relax"], default="error",
+                     help="patterns the model rules out: stop naming them (default), leave them "
+                          "out (the count is printed), or keep them for a fit with "
+                          "--on-impossible relax")
+    _spark_arg(cnt)
     cnt.add_argument("--overwrite", action="store_true")
     cnt.set_defaults(func=cmd_counts)
 
@@ -188,12 +219,30 @@ def _strengths(items) -> dict[str, float]:
     return out
 
 
+def _spark_data(args: argparse.Namespace, what: str) -> Any:
+    """The Spark DataFrame of ``--spark`` (None without it); DATA and --spark exclude
+    each other."""
+    if getattr(args, "spark", None) is None:
+        if getattr(args, "data", None) is None and getattr(args, "counts", None) is None:
+            raise KneeHipError(f"{what}: expected exactly one of DATA (an audit file or URL)"
+                               + (", --counts FILES" if what == "fit" else "")
+                               + " or --spark TABLE_OR_PATH, found neither")
+        return None
+    if getattr(args, "data", None) is not None or getattr(args, "counts", None) is not None:
+        raise KneeHipError(f"{what}: expected one of DATA, --counts or --spark, found more "
+                           "than one")
+    from .spark import read_spark, session
+
+    return read_spark(args.spark, session(args.spark_master))
+
+
 def cmd_fit(args: argparse.Namespace) -> int:
     from .cli import emit_json
     from .learn import PriorFitter
 
     spec = _spec(args)
-    if (args.data is None) == (args.counts is None):
+    sdf = _spark_data(args, "fit")
+    if sdf is None and (args.data is None) == (args.counts is None):
         raise KneeHipError("fit: expected exactly one of DATA (an audit file or URL) or "
                            f"--counts FILES, found {'both' if args.data else 'neither'}")
     _check_out(args.output, args.overwrite)
@@ -207,8 +256,9 @@ def cmd_fit(args: argparse.Namespace) -> int:
     fitter = PriorFitter(
         model=spec, strength=args.strength, strengths=_strengths(args.strengths),
         freeze=args.freeze, noisy_or=args.noisy_or, max_iter=args.max_iter, tol=args.tol,
-        progress=not args.quiet and sys.stderr.isatty(), holdout=args.holdout, seed=args.seed)
-    data = args.counts if args.counts is not None else args.data
+        progress=not args.quiet and sys.stderr.isatty(), holdout=args.holdout, seed=args.seed,
+        accelerate=not args.no_squarem, estep=args.estep, on_impossible=args.on_impossible)
+    data = sdf if sdf is not None else args.counts if args.counts is not None else args.data
     fitter.fit(data, mapping=_mapping_arg(args), dataset_name=args.dataset_name, table=args.table,
                sql=args.sql)
     rep = fitter.report_
@@ -297,6 +347,22 @@ def cmd_batch(args: argparse.Namespace) -> int:
     _check_out(args.output, args.overwrite)
     _keep_freed_memory()
     spec = _spec(args)
+    sdf = _spark_data(args, "batch")
+    if sdf is not None:
+        from .learn import batch_posteriors
+
+        _check_out(args.output, args.overwrite)
+        out = batch_posteriors(sdf, spec, _mapping_arg(args), args.targets,
+                               on_impossible=args.on_impossible, keep=args.keep)
+        writer = out.write.mode("overwrite" if args.overwrite else "errorifexists")
+        low = args.output.lower().rstrip("/")
+        if low.endswith((".csv", ".tsv")):
+            writer.csv(args.output, header=True, sep="\t" if low.endswith(".tsv") else ",")
+        else:
+            writer.parquet(args.output)
+        print(f"wrote {args.output} (a folder of part files written by Spark; one row per "
+              "input row, matched by the --keep columns)")
+        return 0
     path, n = write_batch_posteriors(
         args.data, args.output, spec, _mapping_arg(args), args.targets,
         on_impossible=args.on_impossible, keep=args.keep, table=args.table, sql=args.sql,
@@ -378,16 +444,29 @@ def _counts_format(path: str) -> None:
 
 def cmd_counts(args: argparse.Namespace) -> int:
     from .audit import audit_counts
+    from .learn import screen_counts
 
     _counts_format(args.output)
     _check_out(args.output, args.overwrite)
     spec = _spec(args)
-    c = audit_counts(args.data, spec, _mapping_arg(args), table=args.table, sql=args.sql,
-                     dataset=args.dataset_name, progress=sys.stderr.isatty())
+    sdf = _spark_data(args, "counts")
+    c = audit_counts(args.data if sdf is None else sdf, spec, _mapping_arg(args),
+                     table=args.table, sql=args.sql, dataset=args.dataset_name,
+                     progress=sys.stderr.isatty())
+    c, bad = screen_counts(c, spec, args.on_impossible)
     c.save(args.output, overwrite=args.overwrite)
     print(f"wrote {args.output}: {c.n_rows} rows as {c.patterns.shape[0]} distinct patterns over "
           f"{len(c.columns)} columns (no patient-level records)")
+    if bad is not None:
+        what = ("left out" if args.on_impossible == "drop" else
+                "kept for a fit with --on-impossible relax")
+        print(f"{_n(bad.rows)} row(s) in {bad.patterns.size} pattern(s) the model rules out were "
+              f"{what}: " + "; ".join(map(str, bad.entries[:4])))
     return 0
+
+
+def _n(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
 
 
 def cmd_merge_counts(args: argparse.Namespace) -> int:

@@ -58,6 +58,8 @@ def register(subparsers: Any, parents: dict[str, argparse.ArgumentParser]) -> No
                "-e knee_effusion=present --plot why.png")
     ex.add_argument("--origin", action="append", default=None, metavar="NODE",
                     help="explain only these origins (repeatable; default: all)")
+    ex.add_argument("--shapley", action="store_true",
+                    help="also the Shapley value of each finding on each origin's log-odds")
     overwrite(ex)
     ex.set_defaults(func=cmd_explain)
 
@@ -160,6 +162,18 @@ def _pyplot() -> Any:
     return plt
 
 
+def _flags_json(df: Any) -> dict[str, Any]:
+    """``{"warning": ..., "red_flags": [...]}`` of a teaching table (warning only if any)."""
+    flags = list(df.attrs.get("red_flags", []))
+    return ({"warning": df.attrs["warning"]} if flags else {}) | {"red_flags": flags}
+
+
+def _print_warning(df: Any) -> None:
+    if df.attrs.get("warning"):
+        print(df.attrs["warning"])
+        print()
+
+
 def _frame_text(df: Any, floatfmt: str = "{:.3f}") -> str:
     import pandas as pd
 
@@ -176,10 +190,18 @@ def cmd_explain(args: argparse.Namespace) -> int:
     _check_plot_path(args)
     spec = load_for_cli(args)
     ex = explain(args.evidence, model=spec, origins=args.origin, do=args.do)
+    sh = None
+    if args.shapley:
+        from .attribution import shapley
+
+        sh = shapley(args.evidence, diagnosis=args.origin, model=spec)
     if args.json:
-        emit_json(ex.to_dict())
+        emit_json({**ex.to_dict(), **({"shapley": sh.as_nested()} if sh else {})})
     else:
         print(ex)
+        if sh is not None:
+            print()
+            print(sh)
         print()
         print(DISCLAIMER)
     if args.plot:
@@ -219,13 +241,14 @@ def cmd_what_if(args: argparse.Namespace) -> int:
     desc = df.attrs["descriptions"]
     if args.json:
         emit_json({
-            "evidence": df.attrs["evidence"], "do": df.attrs["do"],
+            **_flags_json(df), "evidence": df.attrs["evidence"], "do": df.attrs["do"],
             "targets": [{"target": t, "state": df.attrs["states"][t]} for t in df.index],
             "scenarios": [{"name": c, "description": desc[c],
                            "values": {t: float(v) for t, v in df[c].items()}}
                           for c in df.columns],
         })
     else:
+        _print_warning(df)
         print("Base case: " + (", ".join(args.evidence + [f"do({d})" for d in args.do])
                                or "no findings"))
         for c in df.columns[1:]:
@@ -262,12 +285,15 @@ def cmd_next_test(args: argparse.Namespace) -> int:
     if args.top is not None and args.top < 1:
         raise EvidenceError(f"--top: expected a positive number, found {args.top}")
     if args.json:
+        if df.attrs.get("warning"):  # the JSON is a list: the warning goes to stderr
+            print(df.attrs["warning"], file=sys.stderr)
         emit_json([{"finding": str(n), "expected_information_gain": float(r[
             "expected_information_gain"]), **{k: r[k] for k in df.columns
                                                if k != "expected_information_gain"}}
                    for n, r in df.iterrows()])
     else:
         shown = df if args.top is None else df.head(args.top)
+        _print_warning(df)
         print(f"Uncertainty about the origins now: {df.attrs['entropy_bits']:.3f} bits "
               f"(leading: {df.attrs['leading']}).")
         print()
@@ -308,7 +334,7 @@ def cmd_sensitivity(args: argparse.Namespace) -> int:
     top = s.head(args.top)
     if args.json:
         out: dict[str, Any] = {
-            "target": s.attrs["target"], "state": s.attrs["state"],
+            **_flags_json(s), "target": s.attrs["target"], "state": s.attrs["state"],
             "posterior": s.attrs["posterior"], "evidence": s.attrs["evidence"],
             "do": s.attrs["do"], "interval": str(args.interval),
             "parameters": top.reset_index().to_dict(orient="records"),
@@ -317,6 +343,7 @@ def cmd_sensitivity(args: argparse.Namespace) -> int:
             out["credible_intervals"] = ci.reset_index().to_dict(orient="records")
         emit_json(out)
     else:
+        _print_warning(s)
         print(f"P({s.attrs['target']}={s.attrs['state']} | findings) = "
               f"{s.attrs['posterior']:.4f}; the {len(top)} most influential of {len(s)} "
               "numbers:")
