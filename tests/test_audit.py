@@ -16,17 +16,14 @@ import pytest
 
 from kneehip_bn import DataError, UnknownNameError, load_spec
 from kneehip_bn.audit import (
-    AuditCounts,
     AuditReport,
     audit_counts,
     encode_audit,
     group_patterns,
     iter_audit,
     load_mapping,
-    merge_counts,
     pattern_keys,
     read_audit,
-    read_counts,
     recode_to_audit,
     validate_audit,
 )
@@ -316,56 +313,7 @@ def test_pattern_keys_compress_when_int64_would_overflow():
     assert rows == sorted(rows)
 
 
-def test_counts_save_and_read_round_trip(spec, audit, tmp_path):
-    c = audit_counts(audit, spec, dataset="clinic A")
-    assert c.n_rows == 400 and c.counts.sum() == 400 and c.datasets == ["clinic A"]
-    for name in ("c.json", "c.csv", "c.parquet"):
-        c.save(tmp_path / name)
-        back = read_counts(tmp_path / name, spec)
-        assert back.columns == c.columns
-        np.testing.assert_array_equal(back.patterns, c.patterns)
-        np.testing.assert_array_equal(back.counts, c.counts)
-        assert back.n_rows == 400
-    assert read_counts(tmp_path / "c.json", spec).datasets == ["clinic A"]
-    with pytest.raises(FileExistsError, match="overwrite=True"):
-        c.save(tmp_path / "c.json")
-
-
-def test_streamed_counts_equal_one_shot(spec, audit, tmp_path):
-    audit.to_parquet(tmp_path / "a.parquet")
-    whole = audit_counts(audit, spec)
-    streamed = audit_counts(tmp_path / "a.parquet", spec, chunksize=37)
-    np.testing.assert_array_equal(whole.patterns, streamed.patterns)
-    np.testing.assert_array_equal(whole.counts, streamed.counts)
-    assert streamed.n_rows == 400
-
-
-def test_merge_counts_union_of_columns(spec):
-    a = audit_counts(pd.DataFrame({"knee_pain": ["present", "absent", "present"]}), spec)
-    b = audit_counts(pd.DataFrame({"hip_pain": ["absent"], "knee_pain": ["present"]}), spec)
-    m = merge_counts([a, b])
-    assert m.columns == ["knee_pain", "hip_pain"] and m.n_rows == 4
-    got = {tuple(p): c for p, c in zip(m.patterns.tolist(), m.counts.tolist())}
-    assert got == {(0, -1): 1.0, (1, -1): 2.0, (1, 0): 1.0}
-
-
-def test_merge_counts_rejects_different_states():
-    a = AuditCounts(["x"], {"x": ["a", "b"]}, np.array([[0]]), np.array([1.0]), 1)
-    b = AuditCounts(["x"], {"x": ["a", "c"]}, np.array([[0]]), np.array([1.0]), 1)
-    with pytest.raises(DataError, match="column x has states"):
-        merge_counts([a, b])
-
-
-def test_bad_counts_files(spec, tmp_path):
-    (tmp_path / "c.csv").write_text("knee_pain\npresent\n")
-    with pytest.raises(DataError, match="expected a 'count' column"):
-        read_counts(tmp_path / "c.csv", spec)
-    (tmp_path / "d.csv").write_text("knee_pain,count\npresent,2\nabsent,-1\n")
-    with pytest.raises(DataError, match="expected non-negative numbers"):
-        read_counts(tmp_path / "d.csv", spec)
-    (tmp_path / "e.json").write_text('{"format": "other"}')
-    with pytest.raises(DataError, match="kneehip-counts/1"):
-        read_counts(tmp_path / "e.json", spec)
+# shareable counts (saving, reading, merging, DuckDB/SQL counting): tests/test_counts*.py
 
 
 # ------------------------------------------------------------------ rows are what they say

@@ -276,7 +276,7 @@ def test_merged_counts_equal_pooled_rows(spec, incomplete, tmp_path):
     for n in spec.nodes:
         np.testing.assert_array_equal(cpd_array(merged.spec_, n), cpd_array(pooled.spec_, n))
     assert merged.counts_.n_rows == 500
-    assert merged.report_.dataset == "clinic A + b.csv"
+    assert merged.report_.dataset == "clinic A + clinic B"  # CSV counts now carry their metadata
 
 
 def test_streamed_parquet_equals_dataframe(spec, incomplete, tmp_path):
@@ -419,7 +419,7 @@ def test_counts_with_mapping_is_an_error(spec, incomplete):
 def test_counts_from_another_model_rejected(tiny_spec, spec, tmp_path):
     df = forward_sample(50, seed=1, model=tiny_spec)
     audit_counts(df[["limp"]], tiny_spec).save(tmp_path / "t.csv")
-    with pytest.raises(DataError, match="column 'limp' is not a node"):
+    with pytest.raises(DataError, match="made with model 'tiny', not 'knee_hip_basic'"):
         read_counts(tmp_path / "t.csv", spec)
 
 

@@ -27,17 +27,16 @@ Examples
 >>> from kneehip_bn.audit import encode_audit
 >>> df = pd.DataFrame({"knee_pain": ["present", None, "absent"],
 ...                    "age_group": ["60_plus", "under_40", None]})
->>> enc = encode_audit(df)
+>>> enc = encode_audit(df, model="knee_hip_basic")
 >>> enc.columns, enc.codes.tolist()
 (['knee_pain', 'age_group'], [[1, 2], [-1, 0], [0, -1]])
 >>> bad = pd.DataFrame({"knee_pain": ["present", "presnt"]})
->>> print(validate_audit(bad).problems.loc[0, "message"])  # doctest: +ELLIPSIS
+>>> print(validate_audit(bad, model="knee_hip_basic").problems.loc[0, "message"])  # doctest: +ELLIPSIS
 column 'knee_pain' (node knee_pain): unknown code 'presnt' in 1 row (first rows: 1); expected one of absent, present; did you mean 'present'?
 """
 
 from __future__ import annotations
 
-import json
 import math
 import os
 import re
@@ -49,7 +48,7 @@ from typing import Any
 
 import numpy as np
 
-from .errors import DataError, UnknownNameError, closest
+from .errors import DataError, closest
 
 __all__ = [
     "DEFAULT_MISSING",
@@ -75,8 +74,6 @@ DEFAULT_MISSING = frozenset({
     "1.#QNAN", "<NA>", "N/A", "NA", "NULL", "NaN", "None", "n/a", "nan", "null",
 })
 MAPPING_FORMAT = "kneehip-audit-mapping/1"
-COUNTS_FORMAT = "kneehip-counts/1"
-COUNT_COLUMN = "count"
 PROBLEM_COLUMNS = ["severity", "problem", "column", "node", "values", "count", "first_rows",
                    "suggestion", "message"]
 _N_FIRST = 5
@@ -1078,50 +1075,10 @@ def _single_chunk(data: Any, chunksize: int) -> bool:
 
 
 def _iter_sql(url: str, table: str | None, sql: str | None, chunksize: int | None):
-    import pandas as pd
-    import sqlalchemy as sa
+    """Rows of a database table or query, read-only (see :mod:`kneehip_bn.sql`)."""
+    from .sql import iter_rows
 
-    label = _mask_url(url)
-    if (table is None) == (sql is None):
-        raise DataError(f"{label}: expected exactly one of a table name (--table) or a query "
-                        f"(--sql), found {'both' if table else 'neither'}")
-    try:
-        u = sa.engine.make_url(url)
-    except sa.exc.ArgumentError as exc:
-        raise DataError(f"database URL {url!r}: {_one_line(exc)}; expected e.g. "
-                        "sqlite:///audit.db or postgresql://user@host/dbname") from None
-    if u.get_backend_name() == "sqlite" and u.database not in (None, "", ":memory:"):
-        if not Path(u.database).exists():  # sqlite would silently create an empty database
-            raise DataError(f"database {label}: no such SQLite file '{u.database}'")
-    try:
-        engine = sa.create_engine(u)
-    except (sa.exc.ArgumentError, ImportError) as exc:
-        raise DataError(f"database {label}: cannot connect: {_one_line(exc)}") from None
-    try:
-        with engine.connect() as con:
-            if table is not None:
-                names = sa.inspect(con).get_table_names()
-                if table not in names:
-                    raise UnknownNameError.for_name("table", table, names, where=f"database {label}")
-                query = sa.select(sa.Table(table, sa.MetaData(), autoload_with=con))
-            else:
-                query = sa.text(sql)
-            if chunksize is None:
-                yield pd.read_sql(query, con)
-            else:
-                empty = True
-                for chunk in pd.read_sql(query, con, chunksize=chunksize):
-                    empty = False
-                    yield chunk
-                if empty:
-                    yield pd.read_sql(query, con)
-    except (sa.exc.SQLAlchemyError, pd.errors.DatabaseError) as exc:
-        cause = exc.__cause__ if isinstance(exc, pd.errors.DatabaseError) and exc.__cause__ else exc
-        cause = getattr(cause, "orig", None) or cause
-        what = f"query {sql!r}" if sql is not None else f"table {table!r}"
-        raise DataError(f"database {label}, {what}: {_one_line(cause)}") from None
-    finally:
-        engine.dispose()
+    yield from iter_rows(url, table, sql, chunksize)
 
 
 # ============================================================================ report
@@ -1380,21 +1337,31 @@ class _Encoder:
     def fatal(self) -> bool:
         return any(p["severity"] == "error" for p in self.problems)
 
-    def encode(self, df: Any, offset: int = 0):
-        """Encode one chunk: (codes (n, k) int8, diagnosis (n,) int8 or None, weights)."""
+    def encode(self, df: Any, offset: int = 0, multiplicity: np.ndarray | None = None):
+        """Encode one chunk: (codes (n, k) int8, diagnosis (n,) int8 or None, weights).
+
+        ``multiplicity`` (grouped input: line i stands for ``multiplicity[i]`` rows) weights
+        the row, blank and unknown-code counts; first row numbers are then left empty for
+        the caller to fill in (:mod:`kneehip_bn.sources_duckdb`).
+        """
         n = len(df)
-        self.n_rows += n
+        self.n_rows += n if multiplicity is None else int(multiplicity.sum())
         self.encoded = True
+        self._mult = multiplicity
         codes = np.empty((n, len(self.node_plans)), dtype=np.int8, order="F")  # columns contiguous
         diag = None
         pos = {p.column: i for i, p in enumerate(self.plans)}
+
+        def filled(col: np.ndarray) -> int:
+            return int((col >= 0).sum()) if multiplicity is None else int(multiplicity[col >= 0].sum())
+
         for j, p in enumerate(self.node_plans):
             col = self._encode_column(df[p.column], p, offset)
             codes[:, j] = col
-            self.nonblank[pos[p.column]] += int((col >= 0).sum())
+            self.nonblank[pos[p.column]] += filled(col)
         if self.diag_plan is not None:
             diag = self._encode_column(df[self.diag_plan.column], self.diag_plan, offset)
-            self.nonblank[pos[self.diag_plan.column]] += int((diag >= 0).sum())
+            self.nonblank[pos[self.diag_plan.column]] += filled(diag)
         weights = None
         if self.weight_column is not None:
             weights = self._weights(df, offset)
@@ -1467,13 +1434,15 @@ class _Encoder:
             rows = (np.flatnonzero(hit)[:_N_FIRST] + offset).tolist()
             self._bad_values(p, kind, n_hit, rows, _ODD_VALUES[kind])
         if unknown:
-            counts = np.bincount(cc[cc >= 0], minlength=len(cats))
+            mult = getattr(self, "_mult", None)
+            counts = np.bincount(cc[cc >= 0], minlength=len(cats), weights=None if mult is None
+                                 else mult[cc >= 0]).astype(np.int64)
             # a dictionary (categorical, pyarrow) may list values no row of this chunk has
             unknown = [i for i in unknown if counts[i] > 0]
             valid = list(p.codes) if p.codes is not None else p.labels
             for i in unknown:
                 lab = _norm(cats[i])
-                rows = (np.flatnonzero(cc == i)[:_N_FIRST] + offset).tolist()
+                rows = [] if mult is not None else (np.flatnonzero(cc == i)[:_N_FIRST] + offset).tolist()
                 self._unknown(p, str(lab), int(counts[i]), rows, valid)
             out = np.where(out == -2, -1, out)
         return out.astype(np.int8)
@@ -1496,8 +1465,10 @@ class _Encoder:
 
     def _unknown(self, p: _Plan, lab: str, count: int, rows: list[int], valid: list[str]):
         key = (p.column, lab)
-        if key in self.unknown_seen:  # later chunk: add to the count only
-            self.unknown_seen[key]["count"] += count
+        if key in self.unknown_seen:  # another spelling (' presnt') or a later chunk
+            rec = self.unknown_seen[key]
+            rec["count"] += count
+            rec["first_rows"] = sorted({*rec["first_rows"], *rows})[:_N_FIRST]
             self.unknown_seen[key]["message"] = _unknown_msg(p, lab, self.unknown_seen[key]["count"],
                                                              self.unknown_seen[key]["first_rows"],
                                                              valid, self.unknown_seen[key]["suggestion"])
@@ -1507,6 +1478,16 @@ class _Encoder:
                        count, rows, g, _unknown_msg(p, lab, count, rows, valid, g))
         self.unknown_seen[key] = rec
         self.problems.append(rec)
+
+    def fill_first_rows(self, find: Any) -> None:
+        """Grouped input: set the first row numbers of each unknown code from
+        ``find(column, label)`` (a list, possibly empty when the source cannot say)."""
+        for (col, lab), rec in self.unknown_seen.items():
+            p = next(q for q in self.plans if q.column == col)
+            valid = list(p.codes) if p.codes is not None else p.labels
+            rows = list(find(col, lab))
+            rec["first_rows"] = rows
+            rec["message"] = _unknown_msg(p, lab, rec["count"], rows, valid, rec["suggestion"])
 
     def check_chunk(self, final: bool = False) -> None:
         """Raise (with the report so far) when a chunk revealed an error; ``final`` when the
@@ -1598,8 +1579,9 @@ def _unknown_msg(p, lab, count, rows, valid, g) -> str:
     what = f"node {p.target}" if p.target else "working diagnosis"
     shown = ", ".join(valid[:15]) + (", ..." if len(valid) > 15 else "")
     exp = "one of " + shown + (" (the mapping's codes)" if p.codes is not None else "")
+    where = f" (first rows: {', '.join(map(str, rows))})" if rows else ""
     return (f"column '{p.column}' ({what}): unknown code '{_show(lab)}' in {count} row"
-            f"{'s' if count != 1 else ''} (first rows: {', '.join(map(str, rows))}); expected "
+            f"{'s' if count != 1 else ''}{where}; expected "
             f"{exp}" + (f"; did you mean '{g}'?" if g else "; add it to the mapping's codes"))
 
 
@@ -1775,159 +1757,8 @@ def group_patterns(
 
 
 # ============================================================================ counts
-@dataclass
-class AuditCounts:
-    """Sufficient statistics of an audit: its distinct patterns and how often each occurs.
-
-    Clinics can share these instead of patient records: fitting from merged counts gives
-    the same model as fitting from the pooled rows. Save with :meth:`save` (CSV, Parquet
-    or JSON; never pickle), read with :func:`read_counts`, combine with :func:`merge_counts`.
-
-    Attributes
-    ----------
-    columns : list of str
-        Nodes observed (pattern columns).
-    states : dict
-        ``{node: [states]}`` for the columns (checked against the model when fitting).
-    patterns : ndarray of int, shape (m, k)
-        Distinct patterns (``-1`` = blank).
-    counts : ndarray of float, shape (m,)
-        Rows per pattern.
-    n_rows : int
-        Rows summarised.
-    datasets : list of str
-        Names of the data sets merged into these counts.
-    model : str
-        Name of the model the codes refer to.
-    """
-
-    columns: list[str]
-    states: dict[str, list[str]]
-    patterns: np.ndarray
-    counts: np.ndarray
-    n_rows: int
-    datasets: list[str] = field(default_factory=list)
-    model: str = ""
-
-    @property
-    def cards(self) -> list[int]:
-        """Number of states of each column."""
-        return [len(self.states[c]) for c in self.columns]
-
-    def __repr__(self) -> str:
-        return (f"AuditCounts({self.n_rows} rows, {self.patterns.shape[0]} distinct patterns, "
-                f"{len(self.columns)} columns, datasets={self.datasets})")
-
-    def to_frame(self) -> Any:
-        """Patterns as state labels (blank = NaN) plus a ``count`` column."""
-        import pandas as pd
-
-        data = {c: pd.Categorical.from_codes(self.patterns[:, j].astype(np.int64),
-                                             categories=self.states[c])
-                for j, c in enumerate(self.columns)}
-        data[COUNT_COLUMN] = self.counts
-        return pd.DataFrame(data)
-
-    def to_dict(self) -> dict[str, Any]:
-        """The JSON form (``format: kneehip-counts/1``)."""
-        pats = [[None if int(x) < 0 else self.states[c][int(x)] for c, x in zip(self.columns, row)]
-                for row in self.patterns.tolist()]
-        return {"format": COUNTS_FORMAT, "model": self.model, "rows": int(self.n_rows),
-                "datasets": list(self.datasets), "columns": list(self.columns),
-                "states": {c: list(self.states[c]) for c in self.columns},
-                "patterns": pats, "counts": [float(x) for x in self.counts]}
-
-    def save(self, path: str | os.PathLike[str], overwrite: bool = False) -> Path:
-        """Write to ``.csv``, ``.parquet`` or ``.json`` (atomically; no overwrite unless asked)."""
-        from ._files import atomic_write_text
-
-        p = Path(path)
-        name = p.name.lower()
-        if name.endswith(".json"):
-            return atomic_write_text(p, json.dumps(self.to_dict()), overwrite=overwrite)
-        if name.endswith(".csv"):
-            return atomic_write_text(p, self.to_frame().to_csv(index=False), overwrite=overwrite)
-        if name.endswith((".parquet", ".pq")):
-            import pyarrow as pa
-            import pyarrow.parquet as pq
-
-            from ._files import atomic_write, check_new_output
-
-            check_new_output(p, overwrite)
-            tbl = pa.Table.from_pandas(self.to_frame(), preserve_index=False)
-            meta = {k: v for k, v in self.to_dict().items() if k not in ("patterns", "counts")}
-            tbl = tbl.replace_schema_metadata({**(tbl.schema.metadata or {}),
-                                               b"kneehip_counts": json.dumps(meta).encode()})
-            return atomic_write(p, lambda tmp: pq.write_table(tbl, tmp), overwrite=overwrite)
-        raise DataError(f"counts file {p}: expected a .csv, .parquet or .json name, found "
-                        f"'{p.suffix}'")
-
-    def __add__(self, other: AuditCounts) -> AuditCounts:
-        return merge_counts([self, other])
-
-
-def _counts_from_codes(codes, cards, columns, states, weights, n_rows, datasets, model_name):
-    pats, counts, _ = group_patterns(codes, cards, weights)
-    return AuditCounts(columns=list(columns), states={c: list(states[c]) for c in columns},
-                       patterns=pats.astype(np.int8), counts=counts, n_rows=int(n_rows),
-                       datasets=list(datasets), model=model_name)
-
-
-def audit_counts(
-    data: Any, model: Any = None, mapping: Any = None, *, table: str | None = None,
-    sql: str | None = None, chunksize: int = 500_000, dataset: str | None = None,
-    progress: bool = False,
-) -> AuditCounts:
-    """Summarise an audit into distinct patterns and counts, streaming in chunks.
-
-    Memory is bounded by the chunk size and the number of distinct patterns, not by the
-    number of rows: a 20-million-row Parquet file is read batch by batch and only the
-    per-chunk pattern counts are kept and merged.
-
-    Raises
-    ------
-    DataError
-        On the first chunk with invalid data (with the report), or when the table is
-        empty or a column is entirely blank.
-    """
-    from .queries import as_model
-    from .spark import is_spark_dataframe
-
-    if isinstance(data, AuditCounts):
-        return data
-    if is_spark_dataframe(data):  # grouped on the cluster (kneehip_bn.spark)
-        from .spark import spark_counts
-
-        return spark_counts(data, model, mapping, dataset=dataset)
-    if isinstance(data, EncodedAudit):
-        eng_model = as_model(model)
-        return _counts_from_codes(data.codes, data.cards, data.columns,
-                                  _states_of(eng_model, data.columns), data.weights,
-                                  data.n_rows, [data.dataset], _model_name(eng_model))
-    mp = load_mapping(mapping)
-    name = _source_name(dataset, mp, data, table, sql)
-    m = as_model(model)
-    enc = None
-    acc: AuditCounts | None = None
-    offset = 0
-    bar = _bar(progress, "counting rows", unit="rows")
-    for chunk in iter_audit(data, table=table, sql=sql, chunksize=chunksize):
-        if enc is None:
-            enc = _Encoder(chunk.columns, m, mp, source=name)
-        codes, _, w = enc.encode(chunk, offset)
-        enc.check_chunk(final=_single_chunk(data, chunksize))
-        part = _counts_from_codes(codes, enc.cards, enc.columns, _states_of(m, enc.columns), w,
-                                  len(chunk), [name], _model_name(m))
-        acc = part if acc is None else merge_counts([acc, part], datasets=[name])
-        offset += len(chunk)
-        bar.update(len(chunk))
-    bar.close()
-    assert enc is not None and acc is not None
-    enc.finish().raise_if_errors()
-    acc.n_rows = offset
-    return acc
-
-
+# shareable counts live in kneehip_bn.counts (verified files, DuckDB/SQL counting,
+# minimum counts); re-exported here, where they have always been imported from
 class _NoBar:
     """Stands in for a disabled tqdm bar."""
 
@@ -1947,111 +1778,14 @@ def _bar(progress: bool | None, desc: str, total: int | None = None, unit: str =
     return tqdm(total=total, desc=desc, unit=unit, leave=False)
 
 
-def _states_of(model: Any, columns: Sequence[str]) -> dict[str, list[str]]:
-    from .engine import get_engine
-
-    eng = get_engine(model)
-    return {c: list(eng.states[c]) for c in columns}
-
-
-def _model_name(model: Any) -> str:
-    return str(getattr(model, "name", "") or "")
-
-
-def merge_counts(parts: Sequence[AuditCounts], datasets: Sequence[str] | None = None) -> AuditCounts:
-    """Pool several :class:`AuditCounts` (e.g. from several clinics) into one.
-
-    Columns are the union (a column one clinic did not record is blank in its patterns);
-    a column's states must agree across parts.
-
-    >>> import numpy as np
-    >>> a = AuditCounts(["knee_pain"], {"knee_pain": ["absent", "present"]},
-    ...                 np.array([[0], [1]]), np.array([3.0, 1.0]), 4, ["a"])
-    >>> (a + a).counts.tolist()
-    [6.0, 2.0]
-    """
-    parts = list(parts)
-    if not parts:
-        raise DataError("merge_counts: expected at least one counts table, found none")
-    columns: list[str] = []
-    states: dict[str, list[str]] = {}
-    for part in parts:
-        for c in part.columns:
-            if c in states:
-                if states[c] != list(part.states[c]):
-                    raise DataError(
-                        f"merge counts: column {c} has states {states[c]} in one table and "
-                        f"{list(part.states[c])} in another (datasets {part.datasets}): expected "
-                        "counts made with the same model")
-            else:
-                states[c] = list(part.states[c])
-                columns.append(c)
-    blocks = []
-    for part in parts:
-        block = np.full((part.patterns.shape[0], len(columns)), -1, dtype=np.int8)
-        for j, c in enumerate(part.columns):
-            block[:, columns.index(c)] = part.patterns[:, j]
-        blocks.append(block)
-    codes = np.concatenate(blocks, axis=0)
-    weights = np.concatenate([p.counts for p in parts])
-    ds: list[str] = []
-    for d in (datasets if datasets is not None else [x for p in parts for x in p.datasets]):
-        if d not in ds:
-            ds.append(d)
-    model = next((p.model for p in parts if p.model), "")
-    return _counts_from_codes(codes, [len(states[c]) for c in columns], columns, states, weights,
-                              sum(p.n_rows for p in parts), ds, model)
-
-
-def read_counts(path: str | os.PathLike[str], model: Any = None) -> AuditCounts:
-    """Read a counts file written by :meth:`AuditCounts.save` (CSV, Parquet or JSON).
-
-    The patterns are validated against the model like audit data (unknown states are
-    errors naming the rows).
-    """
-    import pandas as pd
-
-    from .queries import as_model
-
-    p = Path(path)
-    _check_file(p)
-    m = as_model(model)
-    name = p.name.lower()
-    meta: dict[str, Any] = {}
-    if name.endswith(".json"):
-        try:
-            raw = json.loads(p.read_text(encoding="utf-8"))
-        except (ValueError, OSError) as exc:
-            raise DataError(f"counts file {p}: not valid JSON: {_one_line(exc)}") from None
-        if not isinstance(raw, dict) or raw.get("format") != COUNTS_FORMAT:
-            raise DataError(f"counts file {p}: expected JSON with format '{COUNTS_FORMAT}', found "
-                            f"{raw.get('format') if isinstance(raw, dict) else type(raw).__name__!r}")
-        try:
-            df = pd.DataFrame(raw["patterns"], columns=raw["columns"], dtype=object)
-            df[COUNT_COLUMN] = raw["counts"]
-        except (KeyError, ValueError) as exc:
-            raise DataError(f"counts file {p}: malformed ({_one_line(exc)}): expected columns, "
-                            "patterns and counts of equal length") from None
-        meta = raw
-    elif name.endswith((".parquet", ".pq")):
-        import pyarrow.parquet as pq
-
-        tbl = pq.read_table(p)
-        raw_meta = (tbl.schema.metadata or {}).get(b"kneehip_counts")
-        meta = json.loads(raw_meta) if raw_meta else {}
-        df = tbl.to_pandas()
-    elif name.endswith(".csv"):
-        df = read_audit(p)
-    else:
-        raise DataError(f"counts file {p}: expected a .csv, .parquet or .json file, found "
-                        f"'{p.suffix}'")
-    if COUNT_COLUMN not in df.columns:
-        raise DataError(f"counts file {p}: expected a '{COUNT_COLUMN}' column with the number of "
-                        f"rows per pattern, found columns {list(df.columns)[:10]}")
-    enc = _Encoder(df.columns, m, None, source=p.name, weight_column=COUNT_COLUMN)
-    codes, _, w = enc.encode(df)
-    enc.finish().raise_if_errors()
-    datasets = meta.get("datasets") or [p.name]
-    n_rows = int(meta.get("rows", round(float(w.sum()))))
-    return _counts_from_codes(codes, enc.cards, enc.columns, _states_of(m, enc.columns), w,
-                              n_rows, datasets, meta.get("model", _model_name(m)))
+from .counts import (  # noqa: E402, F401  (counts imports this module's encoder lazily)
+    COUNT_COLUMN,
+    COUNTS_FORMAT,
+    AuditCounts,
+    _counts_from_codes,
+    _model_name,
+    _states_of,
+    audit_counts,
+    merge_counts,
+    read_counts,
+)

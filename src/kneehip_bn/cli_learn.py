@@ -28,14 +28,18 @@ __all__ = ["register"]
 
 def _data_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     p.add_argument("data", nargs=None if required else "?", metavar="DATA",
-                   help="audit: a .csv/.parquet file or an SQLAlchemy URL (sqlite:///audit.db)")
+                   help="audit: a .csv/.parquet file (counts: also a glob or a partitioned "
+                        "folder), or a database URL (sqlite:///audit.db, duckdb:///audit.duckdb, "
+                        "any SQLAlchemy URL), opened read-only")
     p.add_argument("--mapping", metavar="MAP", default=None,
                    help="YAML mapping of the audit's columns and codes to nodes and states")
     p.add_argument("--ignore", nargs="+", metavar="COLUMN", default=[],
                    help="audit columns not used by the model (e.g. a patient id); without this "
                         "(or a mapping) every column must be a node")
     p.add_argument("--table", default=None, help="table to read (with a database URL)")
-    p.add_argument("--sql", default=None, help="SELECT query to run (with a database URL)")
+    p.add_argument("--sql", default=None,
+                   help="one read-only SELECT (or WITH ... SELECT) query, with a database URL; "
+                        "anything else is refused before it reaches the database")
 
 
 def _spark_arg(p: argparse.ArgumentParser) -> None:
@@ -179,6 +183,15 @@ def register(subparsers: Any, parents: dict[str, argparse.ArgumentParser]) -> No
                           "out (the count is printed), or keep them for a fit with "
                           "--on-impossible relax")
     _spark_arg(cnt)
+    cnt.add_argument("--min-count", type=int, default=None, metavar="K",
+                     help="release no pattern with fewer than K rows: rarer patterns are "
+                          "generalised (cells blanked, most common value first) until they "
+                          "merge into one with K or more; recorded in the file")
+    cnt.add_argument("--memory-limit", default=None, metavar="SIZE",
+                     help="DuckDB's memory limit when counting files (default 1GB); it "
+                          "spills to a temporary folder beyond it")
+    cnt.add_argument("--threads", type=int, default=None,
+                     help="DuckDB threads when counting files (default: all cores)")
     cnt.add_argument("--overwrite", action="store_true")
     cnt.set_defaults(func=cmd_counts)
 
@@ -448,15 +461,26 @@ def cmd_counts(args: argparse.Namespace) -> int:
 
     _counts_format(args.output)
     _check_out(args.output, args.overwrite)
+    if args.min_count is not None and args.min_count < 1:
+        raise ParameterError(f"--min-count: expected a whole number of rows of at least 1, "
+                             f"found {args.min_count}")
+    if args.threads is not None and args.threads < 1:
+        raise ParameterError(f"--threads: expected a positive number, found {args.threads}")
     spec = _spec(args)
     sdf = _spark_data(args, "counts")
     c = audit_counts(args.data if sdf is None else sdf, spec, _mapping_arg(args),
                      table=args.table, sql=args.sql, dataset=args.dataset_name,
-                     progress=sys.stderr.isatty())
+                     progress=sys.stderr.isatty(), memory_limit=args.memory_limit,
+                     threads=args.threads)
     c, bad = screen_counts(c, spec, args.on_impossible)
+    if args.min_count is not None:  # generalised after screening: only possible patterns merge
+        from .counts import generalise
+
+        c = generalise(c, args.min_count)
     c.save(args.output, overwrite=args.overwrite)
     print(f"wrote {args.output}: {c.n_rows} rows as {c.patterns.shape[0]} distinct patterns over "
           f"{len(c.columns)} columns (no patient-level records)")
+    _print_privacy(c)
     if bad is not None:
         what = ("left out" if args.on_impossible == "drop" else
                 "kept for a fit with --on-impossible relax")
@@ -469,6 +493,14 @@ def _n(x: float) -> str:
     return str(int(x)) if float(x).is_integer() else f"{x:g}"
 
 
+def _print_privacy(c: Any) -> None:
+    from .counts import privacy_summary
+
+    line = privacy_summary(c)
+    if line:
+        print(line)
+
+
 def cmd_merge_counts(args: argparse.Namespace) -> int:
     from .audit import merge_counts, read_counts
 
@@ -479,4 +511,5 @@ def cmd_merge_counts(args: argparse.Namespace) -> int:
     c.save(args.output, overwrite=args.overwrite)
     print(f"wrote {args.output}: {c.n_rows} rows from {len(args.counts)} files "
           f"({', '.join(c.datasets)}), {c.patterns.shape[0]} distinct patterns")
+    _print_privacy(c)
     return 0

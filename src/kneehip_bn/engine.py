@@ -27,7 +27,7 @@ Examples
 --------
 >>> from kneehip_bn import load_model
 >>> from kneehip_bn.engine import Engine
->>> eng = Engine(load_model())
+>>> eng = Engine(load_model("knee_hip_basic"))
 >>> post = eng.posterior({"knee_effusion": "present"}, targets=["knee_pathology"])
 >>> round(float(post["knee_pathology"].sum()), 12)
 1.0
@@ -558,6 +558,50 @@ class Engine:
         lam, do_idx = self._single_lambda(evidence, do, None)
         _, log_pe = self._calibrate(lam, 1, do_idx, need={self.root})  # no downward pass
         return float(log_pe[0])
+
+    def family_posteriors(
+        self,
+        evidence: Mapping[str, str] | None,
+        nodes: Sequence[str],
+        do: Mapping[str, str] | None = None,
+    ) -> dict[str, np.ndarray]:
+        """Joint posteriors ``P(node, parents | evidence)`` of some families, one pass.
+
+        Each family lies in one clique (its factor's home), so its joint posterior is that
+        clique's belief summed over the other variables. Returns ``{node: array (card,
+        *parent_cards)}`` with the parents in ``self.parents[node]`` order.
+
+        Raises
+        ------
+        ImpossibleEvidenceError
+            When the model gives the evidence probability zero.
+        """
+        for n in nodes:
+            if n not in self.index:
+                raise UnknownNameError.for_name("node", n, self.variables)
+        lam, do_idx = self._single_lambda(evidence, do, None)
+        need = {self.root}
+        for n in nodes:  # each family's clique and the path from it up to the root
+            c = self.factor_home[self.index[n]]
+            while c != -1 and c not in need:
+                need.add(c)
+                c = self.parent[c]
+        beliefs, log_pe = self._calibrate(lam, 1, do_idx, need=need)
+        if not np.isfinite(log_pe[0]):
+            raise _impossible(evidence, do)
+        out = {}
+        for n in nodes:
+            v = self.index[n]
+            c = self.factor_home[v]
+            cl = self.cliques[c]
+            fam = [v, *(self.index[p] for p in self.parents[n])]
+            b = np.asarray(beliefs[c][0]).reshape(cl.shape)
+            axes = [cl.vars.index(x) for x in fam]
+            rest = tuple(i for i in range(len(cl.vars)) if i not in axes)
+            kept = b.sum(axis=rest) if rest else b
+            order = sorted(axes)  # the summed array keeps the clique's axis order
+            out[n] = np.transpose(kept, [order.index(a) for a in axes])
+        return out
 
     def prior_marginals(self) -> dict[str, np.ndarray]:
         """Marginals with no evidence (cached)."""

@@ -16,7 +16,7 @@ costs one engine pass, not a recompilation.
 Examples
 --------
 >>> from kneehip_bn.robustness import sensitivity
->>> s = sensitivity("knee_pathology", evidence={"knee_pain": "present"})
+>>> s = sensitivity("knee_pathology", evidence={"knee_pain": "present"}, model="knee_hip_basic")
 >>> s.index[0] in set(s.index)
 True
 >>> bool((s["swing"].diff().dropna() <= 1e-12).all())
@@ -151,7 +151,7 @@ def model_parameters(model: Any = None, strength: float = 10.0) -> Any:
     ``strength``.
 
     >>> from kneehip_bn.robustness import model_parameters
-    >>> p = model_parameters()
+    >>> p = model_parameters(model="knee_hip_basic")
     >>> float(p.loc["knee_pain.link.knee_pathology", "value"])
     0.45
     """
@@ -239,7 +239,7 @@ def sensitivity(
     Examples
     --------
     >>> from kneehip_bn import sensitivity
-    >>> s = sensitivity("lumbar_radiculopathy", evidence={"low_back_pain": "present"})
+    >>> s = sensitivity("lumbar_radiculopathy", evidence={"low_back_pain": "present"}, model="knee_hip_basic")
     >>> float(s.loc["low_back_pain.link.lumbar_radiculopathy", "derivative"]) > 0
     True
     """
@@ -435,7 +435,7 @@ def credible_intervals(
     Examples
     --------
     >>> from kneehip_bn import credible_intervals
-    >>> ci = credible_intervals({"knee_effusion": "present"}, n_draws=20, progress=False)
+    >>> ci = credible_intervals({"knee_effusion": "present"}, n_draws=20, progress=False, model="knee_hip_basic")
     >>> bool((ci["lo"] <= ci["median"]).all() and (ci["median"] <= ci["hi"]).all())
     True
     """
