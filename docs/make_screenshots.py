@@ -1,6 +1,6 @@
 """Make the README's classroom picture: ``docs/img/classroom.png``.
 
-Starts the classroom server (``knee_hip_basic``) on a free loopback port, opens it in
+Starts the classroom server (the shipped default, ``knee_hip``) on a free loopback port, opens it in
 headless Chromium (``/usr/bin/chromium``, Playwright), builds a case by clicking as a student
 would, and saves the page. Run from the repository root::
 
@@ -18,12 +18,13 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 CASE = [("age_group", "60_plus"), ("knee_pain", "present"), ("hip_pain", "present"),
-        ("knee_effusion", "absent"), ("hip_internal_rotation_limited", "present")]
+        ("groin_pain", "present"), ("knee_effusion", "absent"),
+        ("hip_internal_rotation_limited", "present")]  # nodes a model lacks are skipped
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--model", default="knee_hip_basic")
+    ap.add_argument("--model", default="knee_hip")
     ap.add_argument("--out", default=str(HERE / "img" / "classroom.png"))
     ap.add_argument("--chromium", default="/usr/bin/chromium")
     args = ap.parse_args(argv)

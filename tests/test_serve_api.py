@@ -528,11 +528,15 @@ def test_serve_docstring_examples(mod):
     assert res.attempted > 0 and res.failed == 0
 
 
-def test_numbers_are_finite_json(client):
+def test_numbers_are_finite_json(client, capsys):
+    """An observed diagnosis (posterior 1, odds ratio infinite or huge): strict JSON (no
+    NaN/Infinity tokens), the same as the CLI's."""
     r = client.post("/api/diagnose", json={"evidence": {"knee_pathology": "present"}})
+    assert "Infinity" not in r.text and "NaN" not in r.text
     dx = r.json()
+    assert dx == cli_json(capsys, "diagnose", "-e", "knee_pathology=present")
     row = next(o for o in dx["origins"] if o["name"] == "knee_pathology")
-    assert row["posterior"] == 1.0 and row["odds_ratio"] is None  # inf -> null, as the CLI
+    assert row["posterior"] == pytest.approx(1.0, abs=1e-12)
     assert all(math.isfinite(o["posterior"]) for o in dx["origins"])
     assert np.isclose(sum(client.post("/api/query", json={"variable": "age_group"}).json()[
         "distribution"].values()), 1.0)

@@ -767,7 +767,7 @@ def parse_scenario(text: str) -> tuple[str, dict[str, list[str]]]:
     ['knee_pain.leak=0.1']
     """
     usage = ("expected NAME:ACTION=ITEMS[;ACTION=ITEMS], ACTION one of "
-             f"{', '.join(SCENARIO_ACTIONS)} (e.g. \"treated:do=knee_pathology=absent\")")
+             f"{', '.join(SCENARIO_ACTIONS)} (e.g. \"treated:do=knee_osteoarthritis=absent\")")
     if not isinstance(text, str) or ":" not in text:
         raise EvidenceError(f"scenario '{text}': {usage}, found no ':' after the name")
     name, _, body = text.partition(":")

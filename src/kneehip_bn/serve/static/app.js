@@ -219,9 +219,16 @@ async function update(seq, part) {
   const live = () => seq === state.seq;
   let jobs;
   if (part === "quick") {
+    // diagnose --json carries the regions, red flags and warning; /api/case computes them
+    // only for a library whose diagnose does not (one request per click, not two)
     jobs = [
-      api("/api/diagnose", body).then((r) => live() && (renderDiagnoses(r), renderExplainedBy(r))),
-      api("/api/case", body).then((r) => live() && renderCase(r)),
+      api("/api/diagnose", body).then(async (r) => {
+        if (!live()) return;
+        renderDiagnoses(r);
+        renderExplainedBy(r);
+        const c = "regions" in r ? r : await api("/api/case", body);
+        if (live()) renderCase(c);
+      }),
     ];
   } else {
     jobs = [
