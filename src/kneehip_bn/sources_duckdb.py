@@ -28,10 +28,14 @@ Examples
 --------
 >>> import pandas as pd, tempfile, os
 >>> d = tempfile.mkdtemp()
->>> pd.DataFrame({"knee_pain": ["present", None, "present"]}).to_csv(f"{d}/a.csv", index=False)
->>> cols, frame, n = grouped_patterns(resolve(f"{d}/a.csv"), ["knee_pain"])
->>> sorted(zip(frame["knee_pain"].tolist(), n.tolist()), key=str)
-[('', 1), ('present', 2)]
+>>> pd.DataFrame({"knee_pain": ["present", None, "present"]}).to_parquet(f"{d}/a.parquet")
+>>> src = resolve(f"{d}/a.parquet")
+>>> src.kind, columns_of(src)
+('parquet', ['knee_pain'])
+>>> with _connect(None, 1) as con:
+...     n_rows, frame, mult = tally_columns(con, src, ["knee_pain"])
+>>> n_rows, sorted(zip(frame["knee_pain"].labels, mult.tolist()), key=str)
+(3, [('present', 2), (None, 1)])
 """
 
 from __future__ import annotations
@@ -133,16 +137,25 @@ def _csv_header(path: str, sep: str) -> list[str] | None:
     opener = gzip.open if path.lower().endswith(".gz") else open
     try:
         with opener(path, "rt", newline="", encoding="utf-8-sig") as f:
-            return next(csv.reader(f, delimiter=sep), None)
+            header = next(csv.reader(f, delimiter=sep), None)
     except (UnicodeDecodeError, OSError, csv.Error) as exc:
-        from .audit import iter_audit
-
-        try:  # the package's reader names the damaged line, as for every other reader
-            for _ in iter_audit(path, chunksize=65536):
-                pass
-        except DataError as canonical:
-            raise canonical from None
+        _raise_canonical(path)
         raise DataError(f"audit file {path}: cannot read its header as UTF-8 CSV: {exc}") from None
+    if header is not None and any("\x00" in h for h in header):
+        _raise_canonical(path)
+    return header
+
+
+def _raise_canonical(path: str) -> None:
+    """Raise the package reader's error for a damaged CSV file (it names the line, as for
+    every other reader); return if that reader reads the file."""
+    from .audit import iter_audit
+
+    try:
+        for _ in iter_audit(path, chunksize=65536):
+            pass
+    except DataError as canonical:
+        raise canonical from None
 
 
 def resolve(source: Any) -> FileSource | None:
