@@ -513,12 +513,20 @@ def _duckdb_counts(src, m, mp, name, progress, memory_limit, threads) -> AuditCo
     """Two DuckDB passes: each column's distinct values (validated and encoded by the
     encoder, weighted by their rows), then the patterns grouped on integer codes."""
     from .audit import _bar, _norm
-    from .sources_duckdb import _connect, columns_of, first_rows, pattern_counts, tally_columns
+    from .sources_duckdb import (
+        _connect,
+        cache_csv,
+        columns_of,
+        first_rows,
+        pattern_counts,
+        tally_columns,
+    )
 
     enc, use = _planned(columns_of(src), m, mp, name)
     bar = _bar(progress, f"counting {src.label} (DuckDB, 2 passes)", total=200, unit="%")
     try:
         with _connect(memory_limit, threads) as con:
+            src = cache_csv(con, src, use)
             n_rows, frame, mult = tally_columns(con, src, use, bar if progress else None)
             codes, _, _ = enc.encode(frame, 0, multiplicity=mult)
             enc.n_rows = n_rows  # the tallies hold each row once per column

@@ -71,6 +71,7 @@ class FileSource:
     files: list[str]
     hive: bool
     header: list[str] | None  # CSV: the header every file shares
+    cached: str | None = None  # a DuckDB temporary table holding the columns read once
 
     @property
     def many(self) -> bool:
@@ -200,6 +201,8 @@ def _first_line(exc: BaseException) -> str:
 
 def _from(src: FileSource, *, rows: bool = False) -> str:
     """The table function reading ``src`` (``rows``: with file name and row number)."""
+    if src.cached and not rows:
+        return src.cached
     files = "[" + ", ".join(_lit(f) for f in src.files) + "]"
     if src.kind == "parquet":
         extra = ", filename = true, file_row_number = true" if rows else ""
@@ -274,6 +277,29 @@ def _run(con: Any, query: str, bar: Any, params: Sequence[Any] | None = None) ->
         t.join()
         if shown[0] < 100:
             bar.update(100 - shown[0])
+
+
+#: CSV sources up to this size are parsed once into a DuckDB temporary table (measured:
+#: parsing is most of the time, and both passes would parse); larger ones are read twice
+CACHE_CSV_BYTES = 512 * 2**20
+
+
+def cache_csv(con: Any, src: FileSource, columns: Sequence[str]) -> FileSource:
+    """Parse a small CSV source once: its ``columns`` into a temporary table."""
+    import duckdb
+
+    if src.kind == "parquet" or not columns:
+        return src
+    if sum(os.path.getsize(f) for f in src.files) > CACHE_CSV_BYTES:
+        return src
+    q = ", ".join(_ident(c) for c in columns)
+    try:
+        con.execute(f"CREATE TEMP TABLE kneehip_source__ AS SELECT {q} FROM {_from(src)}")
+    except duckdb.Error as exc:
+        raise DataError(f"audit file {src.label}: cannot read it as {src.kind}: "
+                        f"{_first_line(exc)}") from None
+    return FileSource(src.label, src.kind, src.files, src.hive, src.header,
+                      cached="kneehip_source__")
 
 
 def tally_columns(con: Any, src: FileSource, columns: Sequence[str], bar: Any = None
