@@ -226,7 +226,7 @@ if mode == "read":
     pd.read_csv(src)
 else:
     from kneehip_bn import cli
-    rc = cli.main(["batch", src, "--output", out])
+    rc = cli.main(["batch", src, "--output", out, "--model", "knee_hip_basic"])
     assert rc == 0
 wall = time.perf_counter() - t
 hwm = [l for l in open("/proc/self/status") if l.startswith("VmHWM")]  # peak RSS of this process
@@ -347,7 +347,7 @@ def main() -> None:
     args = ap.parse_args()
     from kneehip_bn import load_spec
 
-    spec = load_spec()
+    spec = load_spec("knee_hip_basic")  # the synthetic audits use the basic edition
     q = args.quick
     with tempfile.TemporaryDirectory() as d:
         if "a" in args.only:

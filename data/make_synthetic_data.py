@@ -15,7 +15,7 @@ from kneehip_bn.simulate import simulate_audit
 
 HERE = Path(__file__).resolve().parent
 overwrite = "--overwrite" in sys.argv
-spec = load_spec()
+spec = load_spec("knee_hip_basic")  # synthetic_audit.csv and the clinic example use the basic edition
 
 # 1. the model-format audit: node names as columns, state labels as values
 audit = simulate_audit(2000, seed=20261126, missing=0.15, mechanism="mar", diagnosis_noise=0.15,

@@ -70,10 +70,10 @@ import kneehip_bn as kb
 from kneehip_bn.plots import plot_explanation, plot_what_if
 
 pd.set_option("display.width", 160)
-spec = kb.load_spec()               # the shipped model: models/knee_hip.yaml
+spec = kb.load_spec("knee_hip_basic")   # the basic edition: the article's mechanisms
 print(spec.title)
 print(f"{len(spec.nodes)} nodes, {len(spec.provenance())} numbers, each with a source")
-kb.diagnose().origins.round(3)      # no findings: the priors
+kb.diagnose(model=spec).origins.round(3)   # no findings: the priors
 """),
         md("""
 Every number has a source. For example, how the model links knee pathology to a detectable
@@ -90,15 +90,15 @@ the leading origin in red), the explanation in words and as bars, and a what-if 
 """),
         code("""
 def show_case(evidence, scenarios, targets):
-    dx = kb.diagnose(evidence)
+    dx = kb.diagnose(evidence, model=spec)
     display(dx.origins.round(3))
-    kb.show_inference(evidence)
+    kb.show_inference(evidence, model=spec)
     plt.show()
-    ex = kb.explain(evidence)
+    ex = kb.explain(evidence, model=spec)
     print(ex.summary)
     plot_explanation(ex)
     plt.show()
-    df = kb.what_if(evidence, scenarios, targets=targets)
+    df = kb.what_if(evidence, scenarios, model=spec, targets=targets)
     for name, text in df.attrs["descriptions"].items():
         print(f"{name:>22}: {text}")
     display(df.round(3))
@@ -293,13 +293,13 @@ simulated from the model.
 """),
         code("""
 first_visit = {"age_group": "60_plus", "knee_pain": "present", "hip_pain": "present"}
-kb.next_best_test(first_visit).head(6).round(3)
+kb.next_best_test(first_visit, model=spec).head(6).round(3)
 """),
         code("""
 odd_case = {"low_back_pain": "present", "radiating_leg_pain": "present",
             "straight_leg_raise": "negative", "leg_numbness_tingling": "absent",
             "knee_effusion": "present"}
-print(kb.conflict(odd_case, n_sim=2000))
+print(kb.conflict(odd_case, spec, n_sim=2000))
 """),
         md("""
 ---
@@ -335,10 +335,10 @@ import kneehip_bn as kb
 from kneehip_bn.plots import plot_credible_intervals, plot_tornado, plot_what_if
 
 pd.set_option("display.width", 160)
-spec = kb.load_spec()
+spec = kb.load_spec("knee_hip_basic")
 case = {"age_group": "40_to_59", "hip_pain": "present", "low_back_pain": "present",
         "radiating_leg_pain": "present"}
-kb.diagnose(case).origins.round(3)
+kb.diagnose(case, model=spec).origins.round(3)
 """),
         md("""
 ## 1. Change a prevalence and a link strength
@@ -367,7 +367,7 @@ df = kb.what_if(case, {
     "radiculopathy_10pct": {"set": ["lumbar_radiculopathy=0.10"]},
     "weak_nerve_hip_link": {"set": ["hip_pain.link.nerve_irritation=0.20"]},
     "plus_positive_slr": {"add": {"straight_leg_raise": "positive"}},
-}, targets=["lumbar_radiculopathy", "hip_pathology", "hip_muscle_weakness"])
+}, model=spec, targets=["lumbar_radiculopathy", "hip_pathology", "hip_muscle_weakness"])
 display(df.round(3))
 plot_what_if(df)
 plt.show()
@@ -382,7 +382,7 @@ posterior is a ratio of two linear functions of any one number, so the curve is 
 tornado chart shows the numbers that move the conclusion most.
 """),
         code("""
-sens = kb.sensitivity("lumbar_radiculopathy", evidence=case)
+sens = kb.sensitivity("lumbar_radiculopathy", evidence=case, model=spec)
 print(f"P(lumbar radiculopathy | case) = {sens.attrs['posterior']:.3f}; {len(sens)} numbers examined")
 display(sens.head(8)[["value", "lo", "hi", "derivative", "posterior_lo", "posterior_hi", "source"]].round(3))
 plot_tornado(sens, top=12)
@@ -400,8 +400,8 @@ leaks from a Beta, each weighted by the table's strength) and recomputes the pos
 time. A larger `strength` means more confidence in the expert numbers, and narrower intervals.
 """),
         code("""
-ci = kb.credible_intervals(case, n_draws=200, seed=0)
-ci_confident = kb.credible_intervals(case, n_draws=200, seed=0, strength=500)
+ci = kb.credible_intervals(case, spec, n_draws=200, seed=0)
+ci_confident = kb.credible_intervals(case, spec, n_draws=200, seed=0, strength=500)
 display(pd.concat({"file strengths": ci, "strength 500": ci_confident}, axis=1).round(3))
 fig, axes = plt.subplots(1, 2, figsize=(13, 3.6), sharey=True)
 plot_credible_intervals(ci, ax=axes[0])
@@ -460,7 +460,7 @@ from IPython.display import display
 import kneehip_bn as kb
 from kneehip_bn.plots import plot_origins
 
-base_spec = kb.load_spec()
+base_spec = kb.load_spec("knee_hip_basic")
 groups = {n: s.group for n, s in base_spec.nodes.items()}
 observable = [n for n, g in groups.items() if g in ("finding", "test")]
 context = [n for n, g in groups.items() if g == "context"]

@@ -166,9 +166,10 @@ def tiny_oracle() -> BruteForce:
 
 @pytest.fixture(scope="session")
 def shipped_spec():
+    """The basic edition (five origins): the vocabulary most tests were written in."""
     from kneehip_bn import load_spec
 
-    return load_spec()
+    return load_spec("knee_hip_basic")
 
 
 @pytest.fixture(scope="session")

@@ -10,12 +10,13 @@ import sys
 import numpy as np
 import pytest
 
+from basic import BASIC, main_basic
 from kneehip_bn import diagnose, query
 from kneehip_bn.cli import DISCLAIMER, main
 
 
 def run(capsys, *argv):
-    code = main(list(argv))
+    code = main_basic(argv)
     out = capsys.readouterr()
     return code, out.out, out.err
 
@@ -34,10 +35,11 @@ def test_diagnose_text(capsys):
     assert "Findings: knee_effusion=present, joint_line_tenderness=present" in out
     lines = [ln for ln in out.splitlines() if ln.startswith("knee_pathology")]
     assert lines, out
-    want = diagnose({"knee_effusion": "present", "joint_line_tenderness": "present"}).origins
+    want = diagnose({"knee_effusion": "present", "joint_line_tenderness": "present"},
+                    model=BASIC).origins
     assert f"{want.loc['knee_pathology', 'posterior']:.3f}" in lines[0]
     # ranked: the first origin row is the leader
-    header = out.splitlines().index(next(ln for ln in out.splitlines() if ln.startswith("origin")))
+    header = out.splitlines().index(next(ln for ln in out.splitlines() if ln.startswith("diagnosis")))
     assert out.splitlines()[header + 1].startswith(want.index[0])
     assert "NOT a medical device" in out
 
@@ -51,7 +53,7 @@ def test_diagnose_json_shape(capsys):
     assert post == sorted(post, reverse=True)
     assert d["origins"][0]["name"] == "lumbar_radiculopathy"
     assert isinstance(d["mechanisms"], dict) and "nerve_irritation" in d["mechanisms"]
-    want = diagnose(["low_back_pain=present", "radiating_leg_pain=present"])
+    want = diagnose(["low_back_pain=present", "radiating_leg_pain=present"], model=BASIC)
     np.testing.assert_allclose(d["mechanisms"]["nerve_irritation"],
                                want.mechanisms.loc["nerve_irritation", "posterior"], atol=1e-12)
     assert d["evidence"] == {"low_back_pain": "present", "radiating_leg_pain": "present"}
@@ -76,10 +78,10 @@ def test_query_json_shape_and_do(capsys):
     d = run_json(capsys, "query", "hip_pain", "-e", "knee_effusion=present")
     assert set(d) == {"variable", "distribution"} and d["variable"] == "hip_pain"
     assert list(d["distribution"]) == ["absent", "present"]
-    want = query("hip_pain", {"knee_effusion": "present"})
+    want = query("hip_pain", {"knee_effusion": "present"}, model=BASIC)
     assert d["distribution"]["present"] == pytest.approx(want["present"], abs=1e-12)
     d2 = run_json(capsys, "query", "hip_pain", "--do", "knee_pathology=absent")
-    want2 = query("hip_pain", do={"knee_pathology": "absent"})
+    want2 = query("hip_pain", do={"knee_pathology": "absent"}, model=BASIC)
     assert d2["distribution"]["present"] == pytest.approx(want2["present"], abs=1e-12)
     assert d2["distribution"]["present"] != pytest.approx(d["distribution"]["present"])
 
@@ -174,10 +176,10 @@ def test_graph(capsys, tmp_path, ext):
 
 # ----------------------------------------------------------------------------- validate, sources
 def test_validate_ok(capsys):
-    code, out, err = run(capsys, "validate")
+    code, out, err = run(capsys, "validate", BASIC)
     assert code == 0, err
     assert "valid (31 nodes" in out and "check_model() passed" in out
-    d = run_json(capsys, "validate")
+    d = run_json(capsys, "validate", BASIC)
     assert d["valid"] is True and d["nodes"] == 31 and set(d["sources"]) <= {"citation", "elicited"}
 
 

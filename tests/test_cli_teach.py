@@ -7,11 +7,12 @@ import math
 
 import pytest
 
+from basic import BASIC, main_basic
 from kneehip_bn import cli, conflict, explain, next_best_test, what_if
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:
-    code = cli.main(list(argv))
+    code = main_basic(argv)
     out = capsys.readouterr()
     return code, out.out, out.err
 
@@ -31,7 +32,7 @@ def test_next_test_json_shape(capsys):
         assert item["expected_information_gain"] >= 0
     gains = [d["expected_information_gain"] for d in data]
     assert gains == sorted(gains, reverse=True)
-    api = next_best_test({"knee_pain": "present", "hip_pain": "present"})
+    api = next_best_test({"knee_pain": "present", "hip_pain": "present"}, model=BASIC)
     assert [d["finding"] for d in data] == list(api.index)
     assert gains == pytest.approx(api["expected_information_gain"].tolist(), abs=1e-12)
     assert {"knee_pain", "hip_pain"}.isdisjoint(d["finding"] for d in data)
@@ -62,7 +63,7 @@ def test_explain_text_json_plot(capsys, tmp_path):
     code, out, _ = run(capsys, "explain", *ev, "--json", "--origin", "knee_pathology")
     data = json.loads(out)
     api = explain({"knee_pain": "present", "hip_pain": "present", "knee_effusion": "present"},
-                  origins=["knee_pathology"])
+                  origins=["knee_pathology"], model=BASIC)
     assert len(data["weights"]) == 3
     assert [w["woe"] for w in data["weights"]] == pytest.approx(api.table["woe"].tolist())
     assert data["weights"][2]["path"] == "knee_pathology -> knee_effusion"
@@ -99,7 +100,7 @@ def test_what_if_scenarios(capsys, tmp_path):
         "treated": {"do": {"knee_pathology": "absent"}, "remove": ["hip_pain"]},
         "plus_effusion": {"add": {"knee_effusion": "present"}},
         "older": {"context": {"age_group": "60_plus"}, "set": ["hip_pain.leak=0.1"]},
-    }, targets=["hip_pain", "knee_pathology"])
+    }, targets=["hip_pain", "knee_pathology"], model=BASIC)
     for s in data["scenarios"]:
         for t, v in s["values"].items():
             assert v == pytest.approx(api.loc[t, s["name"]], abs=1e-12)
@@ -165,7 +166,7 @@ def test_conflict_command(capsys, tmp_path):
     code, out, _ = run(capsys, "conflict", *ev, "--json")
     data = json.loads(out)
     api = conflict({"low_back_pain": "present", "straight_leg_raise": "negative",
-                    "knee_effusion": "present"})
+                    "knee_effusion": "present"}, BASIC)
     assert data["conflict_bits"] == pytest.approx(api.conflict, abs=1e-12)
     assert data["flagged"] == api.flagged and data["p_value"] is None
     assert [c["finding"] for c in data["contributions"]] == ["low_back_pain",

@@ -1,8 +1,8 @@
 """The pyarrow CSV path of ``kneehip batch`` (``iter_csv_coded`` + ``_TableWriter``) against
 the pandas path it replaces: same codes, same problems, same posteriors, same bytes.
 
-The pandas path (``pandas.read_csv`` + ``pandas.factorize``) is the reference; forcing it is
-done by making :func:`kneehip_bn.learn._fast_csv_sep` return None.
+The pandas path (``pandas.read_csv`` + ``pandas.factorize``) is the reference; it is forced
+with the documented ``reader="pandas"`` parameter of :func:`write_batch_posteriors`.
 """
 
 from __future__ import annotations
@@ -16,7 +16,6 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from kneehip_bn import DataError, load_spec
-from kneehip_bn import learn as learn_mod
 from kneehip_bn.audit import (
     CodedFrame,
     _Encoder,
@@ -32,7 +31,7 @@ from kneehip_bn.simulate import simulate_audit
 
 @pytest.fixture(scope="module")
 def spec():
-    return load_spec(None)
+    return load_spec("knee_hip_basic")
 
 
 def _both_encodings(path, spec, mapping=None, chunksize=10**6, keep=()):
@@ -109,11 +108,7 @@ def test_same_codes_and_problems_as_pandas(spec, tmp_path, chunksize):
     assert pp == fp
 
 
-def _force_pandas(monkeypatch):
-    monkeypatch.setattr(learn_mod, "_fast_csv_sep", lambda *a: None)
-
-
-def test_batch_file_identical_to_pandas_path(spec, tmp_path, monkeypatch):
+def test_batch_file_identical_to_pandas_path(spec, tmp_path):
     """Whole files: bytes equal to the pandas path's output (CSV; with a kept id column
     whose text pandas would also keep), values equal in Parquet; TSV too."""
     df = simulate_audit(9000, seed=5, missing=0.1, model=spec, hidden=("mechanism", "origin"))
@@ -127,9 +122,9 @@ def test_batch_file_identical_to_pandas_path(spec, tmp_path, monkeypatch):
         fast[out] = write_batch_posteriors(src, tmp_path / out, spec, **kw)[0]
     fast["keep"] = write_batch_posteriors(src_id, tmp_path / "f2.csv", spec, keep=["patient"])[0]
     fast["tsv"] = write_batch_posteriors(tmp_path / "a.tsv", tmp_path / "f5.csv", spec)[0]
-    _force_pandas(monkeypatch)
-    slow = write_batch_posteriors(src, tmp_path / "s1.csv", spec)[0]
-    slow_keep = write_batch_posteriors(src_id, tmp_path / "s2.csv", spec, keep=["patient"])[0]
+    slow = write_batch_posteriors(src, tmp_path / "s1.csv", spec, reader="pandas")[0]
+    slow_keep = write_batch_posteriors(src_id, tmp_path / "s2.csv", spec, keep=["patient"],
+                                       reader="pandas")[0]
     assert fast["f1.csv"].read_bytes() == slow.read_bytes()
     # chunks of 1000 rows take the row-by-row engine pass: equal to rounding
     np.testing.assert_allclose(pd.read_csv(fast["f4.csv"]), pd.read_csv(slow), rtol=0, atol=1e-14)
@@ -154,17 +149,19 @@ def test_files_pyarrow_would_read_differently_go_through_pandas(spec, tmp_path):
     assert n == 50 and got.loc[3, "note"] == "two\nlines"
     lat = tmp_path / "l.csv"
     df.drop(columns="note").assign(who="Jérôme").to_csv(lat, index=False, encoding="latin-1")
-    with pytest.raises(DataError):  # 'who' is not a node: same report as pandas gives
-        write_batch_posteriors(lat, tmp_path / "l_out.csv", spec)
+    for reader in ("auto", "pandas"):  # Latin-1: refused, naming the line and the byte
+        with pytest.raises(DataError, match=r"l\.csv, line 2: not UTF-8 text \(byte 0xe9 at "
+                                            r"byte \d+ of the line\): expected UTF-8"):
+            write_batch_posteriors(lat, tmp_path / "l_out.csv", spec, reader=reader)
     dup = tmp_path / "d.csv"
     text = src.read_text().splitlines()
     dup.write_text("\n".join([text[0].replace("note", "knee_pain", 1), *text[1:]]) + "\n")
-    with pytest.raises(DataError, match="knee_pain"):
+    with pytest.raises(DataError, match="column 'knee_pain' appears 2 times in the data"):
         write_batch_posteriors(dup, tmp_path / "d_out.csv", spec)
     assert not list(tmp_path.glob(".*tmp"))
 
 
-def test_line_endings_byte_order_mark_and_last_line(spec, tmp_path, monkeypatch):
+def test_line_endings_byte_order_mark_and_last_line(spec, tmp_path):
     """CRLF line ends, a UTF-8 byte-order mark, no newline at the end: the same output as
     the plain file, and as the pandas path gives."""
     df = simulate_audit(5000, seed=9, missing=0.1, model=spec, hidden=("mechanism", "origin"))
@@ -178,9 +175,9 @@ def test_line_endings_byte_order_mark_and_last_line(spec, tmp_path, monkeypatch)
         (tmp_path / name).write_bytes(data)
         got = write_batch_posteriors(tmp_path / name, tmp_path / f"out_{name}", spec)[0]
         assert got.read_bytes() == want, name
-    _force_pandas(monkeypatch)
     for name in variants:
-        got = write_batch_posteriors(tmp_path / name, tmp_path / f"pd_{name}", spec)[0]
+        got = write_batch_posteriors(tmp_path / name, tmp_path / f"pd_{name}", spec,
+                                     reader="pandas")[0]
         assert got.read_bytes() == want, name
 
 
@@ -223,16 +220,14 @@ def test_coded_frame_is_enough_of_a_dataframe():
     assert len(fr) == 2 and "a" in fr and "b" not in fr and fr["a"].labels == ["x", "y"]
 
 
-def test_kept_column_missing_from_the_file_is_an_error(spec, tmp_path, monkeypatch):
+def test_kept_column_missing_from_the_file_is_an_error(spec, tmp_path):
     """Both read paths name a kept column the file lacks, and write nothing."""
     df = simulate_audit(300, seed=4, missing=0.1, model=spec, hidden=("mechanism", "origin"))
     df.insert(0, "patient", [f"P{i:04d}" for i in range(len(df))])
     src = tmp_path / "k.csv"
     df.to_csv(src, index=False)
-    for tag in ("fast", "pandas"):
-        if tag == "pandas":
-            _force_pandas(monkeypatch)
+    for tag in ("auto", "pandas"):
         with pytest.raises(DataError, match="kept column 'not_there' is not in the data"):
             write_batch_posteriors(src, tmp_path / f"k_{tag}.csv", spec,
-                                   keep=["not_there", "patient"])
+                                   keep=["not_there", "patient"], reader=tag)
         assert not (tmp_path / f"k_{tag}.csv").exists(), tag

@@ -44,7 +44,7 @@ warnings.filterwarnings("ignore", category=FutureWarning)
 
 @pytest.fixture(scope="module")
 def spec():
-    return load_spec()
+    return load_spec("knee_hip_basic")
 
 
 @pytest.fixture(scope="module")
@@ -221,9 +221,15 @@ def test_impossible_rows_are_named(tiny_spec, spec):
     df = forward_sample(50, seed=1, model=spec)
     df.loc[3, "lumbar_radiculopathy"] = "absent"
     df.loc[3, "upper_lumbar_root"] = "present"
-    with pytest.raises(DataError, match=r"1 audit row\(s\) .*impossible under the expert model.*"
-                                        r"upper_lumbar_root=present"):
+    with pytest.raises(DataError) as exc:
         PriorFitter(spec, progress=False).fit(df)
+    assert str(exc.value) == (
+        "1 audit row(s) in 1 distinct pattern(s) are impossible under the model (probability "
+        "zero): they contradict a structural zero P(upper_lumbar_root=present | "
+        "lumbar_radiculopathy=absent) = 0 (1 row); first rows 3 (0-based): expected rows the "
+        "model allows; check those rows, or rerun with --on-impossible drop (fit the other "
+        "rows) or --on-impossible relax (each contradicted zero gets a pseudo-count of 0.5); "
+        "in Python on_impossible='drop' or 'relax'")
 
 
 def test_fitted_spec_provenance_and_files(em_fit, spec, tmp_path):
@@ -236,7 +242,7 @@ def test_fitted_spec_provenance_and_files(em_fit, spec, tmp_path):
     leak = s.nodes["knee_pain"].noisy_or.leak
     assert leak.fitted["expert"] == spec.nodes["knee_pain"].noisy_or.leak.p
     assert leak.fitted["expert_source"] == spec.nodes["knee_pain"].noisy_or.leak.source
-    assert leak.fitted["method"] == "em-dirichlet+noisy-or"
+    assert leak.fitted["method"] == "em-dirichlet+noisy-or+squarem"
     out = em_fit.save(tmp_path / "fitted.yaml")
     back = load_spec(out)
     for n in s.nodes:
@@ -387,7 +393,7 @@ def test_not_fitted_errors(tmp_path, incomplete):
 ])
 def test_bad_parameters(kwargs, exc, match, incomplete):
     with pytest.raises(exc, match=match):
-        PriorFitter(progress=False, **kwargs).fit(incomplete)
+        PriorFitter(model="knee_hip_basic", progress=False, **kwargs).fit(incomplete)
 
 
 def test_sklearn_style(em_fit, incomplete):
@@ -413,7 +419,7 @@ def test_counts_with_mapping_is_an_error(spec, incomplete):
 def test_counts_from_another_model_rejected(tiny_spec, spec, tmp_path):
     df = forward_sample(50, seed=1, model=tiny_spec)
     audit_counts(df[["limp"]], tiny_spec).save(tmp_path / "t.csv")
-    with pytest.raises(DataError, match="made with model 'tiny', not 'knee_hip'"):
+    with pytest.raises(DataError, match="made with model 'tiny', not 'knee_hip_basic'"):
         read_counts(tmp_path / "t.csv", spec)
 
 
@@ -455,11 +461,15 @@ def test_batch_impossible_rows(spec):
     df = pd.DataFrame({"femoral_nerve_stretch": ["positive", None, "negative"],
                        "upper_lumbar_root": ["absent", "present", "present"],
                        "lumbar_radiculopathy": ["absent", "absent", "present"]})
-    with pytest.raises(ImpossibleEvidenceError, match=r"1 row\(s\) are impossible.*first rows 1 "):
+    with pytest.raises(ImpossibleEvidenceError, match=r"^1 audit row\(s\) in 1 distinct "
+                       r"pattern\(s\) are impossible.*P\(upper_lumbar_root=present \| "
+                       r"lumbar_radiculopathy=absent\) = 0 \(1 row\); first rows 1 \(0-based\)"
+                       r".*--on-impossible drop \(blank posteriors and a status column\)"):
         batch_posteriors(df, spec)
     out = batch_posteriors(df, spec, on_impossible="nan")
     assert out.loc[1].isna().all() and out.loc[[0, 2]].notna().all().all()
-    with pytest.raises(KneeHipError, match="on_impossible: expected 'raise' or 'nan'"):
+    with pytest.raises(KneeHipError, match="on_impossible: expected one of 'raise', 'error', "
+                                           "'nan', 'drop', 'relax', found 'skip'"):
         batch_posteriors(df, spec, on_impossible="skip")
 
 

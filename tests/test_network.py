@@ -90,3 +90,4 @@ def test_shipped_model_checks(shipped_model):
 def test_load_model_default_is_the_shipped_file():
     m = load_model()
     assert m.graph["kneehip_spec"].name == "knee_hip"
+    assert load_model("knee_hip_basic").graph["kneehip_spec"].name == "knee_hip_basic"

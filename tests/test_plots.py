@@ -14,6 +14,7 @@ import numpy as np
 import pytest
 from matplotlib.colors import to_hex
 
+from basic import BASIC
 from conftest import tiny_families
 from kneehip_bn import (
     conflict,
@@ -118,8 +119,8 @@ def test_layered_layout(shipped_spec):
 
 def test_show_inference_highlights_the_explanation_paths():
     ev = {"knee_effusion": "present", "knee_pain": "present", "antalgic_gait_observed": "present"}
-    ax = show_inference(ev)
-    ex = explain(ev)
+    ax = show_inference(ev, model=BASIC)
+    ex = explain(ev, model=BASIC)
     want = set(ex.highlight_edges())
     assert ("knee_pathology", "knee_effusion") in want
     red = {e for e, p in edges_of(ax).items() if p.get_linewidth() > 2}
@@ -130,20 +131,20 @@ def test_show_inference_highlights_the_explanation_paths():
     for n in ev:
         assert boxes_of(ax)[n].get_linewidth() > 2
     # top=2 adds the second origin's paths
-    ax2 = show_inference(ev, top=2)
+    ax2 = show_inference(ev, top=2, model=BASIC)
     red2 = {e for e, p in edges_of(ax2).items() if p.get_linewidth() > 2}
     assert red2 == set(ex.highlight_edges(top=2)) and red2 >= red
 
 
 def test_plot_origins_keeps_working():
-    dx = diagnose({"knee_pain": "present"})
+    dx = diagnose({"knee_pain": "present"}, model=BASIC)
     ax = plot_origins(dx)
     assert len(ax.patches) == 2 * len(dx.origins)
 
 
 def test_plot_explanation_bars():
     ev = {"knee_effusion": "present", "hip_pain": "present", "low_back_pain": "absent"}
-    ex = explain(ev)
+    ex = explain(ev, model=BASIC)
     ax = plot_explanation(ex, origin="hip_pathology")
     t = ex.table[ex.table["origin"] == "hip_pathology"]
     assert len(ax.patches) == len(ev)
@@ -162,7 +163,7 @@ def test_plot_what_if_bars():
     df = what_if({"knee_pain": "present", "hip_pain": "present"},
                  {"treated": {"do": {"knee_pathology": "absent"}, "remove": ["hip_pain"]},
                   "effusion": {"add": {"knee_effusion": "present"}}},
-                 targets=["hip_pain", "knee_pathology", "hip_pathology"])
+                 targets=["hip_pain", "knee_pathology", "hip_pathology"], model=BASIC)
     ax = plot_what_if(df)
     assert len(ax.patches) == df.size == 9
     assert sorted(p.get_width() for p in ax.patches) == pytest.approx(sorted(df.to_numpy().ravel()))
@@ -187,14 +188,14 @@ def test_plot_tornado_bars(tiny_spec):
 
 
 def test_plot_next_test_conflict_and_intervals(tiny_spec):
-    nbt = next_best_test({"knee_pain": "present"})
+    nbt = next_best_test({"knee_pain": "present"}, model=BASIC)
     ax = plot_next_test(nbt, top=4)
     assert [p.get_width() for p in ax.patches] == pytest.approx(
         nbt["expected_information_gain"].head(4).tolist())
     assert ax.get_yticklabels()[0].get_text() == nbt.index[0].replace("_", " ")
     assert ax.patches[0].get_y() > ax.patches[-1].get_y()  # best on top
 
-    c = conflict({"low_back_pain": "present", "knee_effusion": "present"})
+    c = conflict({"low_back_pain": "present", "knee_effusion": "present"}, BASIC)
     ax = plot_conflict(c)
     assert [p.get_width() for p in ax.patches] == pytest.approx(c.contributions["contribution"].tolist())
     assert ("CONFLICT" in ax.get_title()) == c.flagged
@@ -218,7 +219,7 @@ def test_save_figure(tmp_path, tiny_spec, ext):
 
 
 def test_plot_explanation_unknown_origin():
-    ex = explain({"knee_pain": "present"})
+    ex = explain({"knee_pain": "present"}, model=BASIC)
     with pytest.raises(KeyError, match="did you mean 'hip_pathology'"):
         plot_explanation(ex, origin="hip_pathologyy")
     assert np.isfinite(ex.table["woe"]).all()

@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from basic import BASIC
 from conftest import tiny_families
 from kneehip_bn import (
     Diagnosis,
@@ -69,7 +70,7 @@ def test_diagnose_accepts_strings_pairs_and_models(tiny_spec, tiny_yaml_path):
 
 
 def test_diagnose_ranking_is_sorted_on_shipped(shipped_spec):
-    dx = diagnose({"knee_pain": "present", "hip_pain": "present"})
+    dx = diagnose({"knee_pain": "present", "hip_pain": "present"}, model=shipped_spec)
     post = dx.origins["posterior"].to_numpy()
     assert (np.diff(post) <= 0).all()
     assert set(dx.origins.index) == set(shipped_spec.group("origin"))
@@ -170,9 +171,9 @@ def test_do_with_evidence_matches_mutilated_network(shipped_model):
 
 def test_do_differs_from_seeing(shipped_spec):
     """Observing knee pathology tells about age; intervening on it does not."""
-    seen = query("age_group", {"knee_pathology": "present"})
-    done = query("age_group", do={"knee_pathology": "present"})
-    prior = query("age_group")
+    seen = query("age_group", {"knee_pathology": "present"}, model=shipped_spec)
+    done = query("age_group", do={"knee_pathology": "present"}, model=shipped_spec)
+    prior = query("age_group", model=shipped_spec)
     np.testing.assert_allclose(done.to_numpy(), prior.to_numpy(), atol=1e-14)
     assert seen["60_plus"] > prior["60_plus"] + 0.05
 
@@ -230,25 +231,26 @@ def test_do_on_random_networks_vs_causal_inference():
 # ----------------------------------------------------------------------------- errors
 def test_impossible_evidence_in_diagnose_and_query():
     with pytest.raises(ImpossibleEvidenceError, match=r"impossible evidence.*upper_lumbar_root"):
-        diagnose(IMPOSSIBLE)
+        diagnose(IMPOSSIBLE, model=BASIC)
     with pytest.raises(ImpossibleEvidenceError, match=r"probability zero"):
-        query("knee_pain", IMPOSSIBLE)
+        query("knee_pain", IMPOSSIBLE, model=BASIC)
     with pytest.raises(ImpossibleEvidenceError, match=r"under do\(lumbar_radiculopathy=absent\)"):
-        query("knee_pain", {"upper_lumbar_root": "present"}, do={"lumbar_radiculopathy": "absent"})
+        query("knee_pain", {"upper_lumbar_root": "present"}, do={"lumbar_radiculopathy": "absent"},
+              model=BASIC)
 
 
 def test_evidence_errors():
     with pytest.raises(UnknownNameError, match=r"evidence: unknown node 'knee_pian'.*'knee_pain'"):
-        diagnose({"knee_pian": "present"})
+        diagnose({"knee_pian": "present"}, model=BASIC)
     with pytest.raises(UnknownNameError,
                        match=r"evidence: unknown state of knee_pain 'presnt'.*did you mean 'present'"):
-        diagnose(["knee_pain=presnt"])
+        diagnose(["knee_pain=presnt"], model=BASIC)
     with pytest.raises(UnknownNameError, match=r"do: unknown node 'knee_patho'"):
-        query("hip_pain", do={"knee_patho": "absent"})
+        query("hip_pain", do={"knee_patho": "absent"}, model=BASIC)
     with pytest.raises(EvidenceError, match=r"knee_pain given twice with different states"):
-        diagnose(["knee_pain=present", "knee_pain=absent"])
+        diagnose(["knee_pain=present", "knee_pain=absent"], model=BASIC)
     with pytest.raises(EvidenceError, match=r"knee_pain is both observed and intervened on"):
-        query("hip_pain", {"knee_pain": "present"}, do={"knee_pain": "absent"})
+        query("hip_pain", {"knee_pain": "present"}, do={"knee_pain": "absent"}, model=BASIC)
     with pytest.raises(EvidenceError, match=r"evidence 'knee_pain': expected NAME=STATE .*found no '='"):
         diagnose(["knee_pain"])
     with pytest.raises(EvidenceError, match=r"more than one '='"):
@@ -256,7 +258,7 @@ def test_evidence_errors():
     with pytest.raises(EvidenceError, match=r"both parts non-empty"):
         diagnose(["knee_pain="])
     with pytest.raises(UnknownNameError, match=r"unknown node 'hip_pian'.*did you mean 'hip_pain'"):
-        query("hip_pian")
+        query("hip_pian", model=BASIC)
     with pytest.raises(KneeHipError, match=r"model: expected a pgmpy DiscreteBayesianNetwork"):
         diagnose({}, model=42)
 
@@ -270,7 +272,7 @@ def test_helpers():
     assert resolve_evidence(eng, ["limp=present", "limp=present"]) == {"limp": "present"}
     assert resolve_evidence(eng, None) == {}
     assert as_model(None) is as_model(None)
-    assert node_groups(None)["knee_pathology"] == "origin"
+    assert node_groups(BASIC)["knee_pathology"] == "origin"
     groups = node_groups(eng)
     assert groups["age"] == "origin" and groups["limp"] == "finding"
 

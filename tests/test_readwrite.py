@@ -10,7 +10,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kneehip_bn import Engine, KneeHipError, UnknownNameError, export_network, read_network
+from basic import BASIC
+from kneehip_bn import (
+    Engine,
+    KneeHipError,
+    UnknownNameError,
+    export_network,
+    load_spec,
+    read_network,
+)
 from oracle import random_network
 
 #: format -> (extension, max abs difference of any probability after a round trip)
@@ -79,8 +87,10 @@ def test_export_spec_and_default(tiny_spec, tmp_path):
     p = export_network(tiny_spec, tmp_path / "tiny.bif")
     back = read_network(p)
     assert back.get_cpds("pain_level").get_value(pain_level="severe", knee_oa="present") == 0.3
-    p2 = export_network(None, tmp_path / "shipped.xdsl")
+    p2 = export_network(BASIC, tmp_path / "shipped.xdsl")
     assert len(read_network(p2).nodes) == 31
+    p3 = export_network(None, tmp_path / "default.xdsl")
+    assert len(read_network(p3).nodes) == len(load_spec().nodes)
 
 
 def test_format_option_overrides_extension(tiny_spec, tmp_path):
@@ -115,7 +125,7 @@ def test_pyagrum_reading_our_export_gives_our_posteriors(fmt, tmp_path):
     gum = pytest.importorskip("pyagrum")
     from kneehip_bn import load_spec
 
-    spec = load_spec()
+    spec = load_spec("knee_hip_basic")
     # pyAgrum knows XMLBIF by the .bifxml extension
     path = export_network(spec, tmp_path / f"m.{ {'bif': 'bif', 'net': 'net', 'xmlbif': 'bifxml'}[fmt] }")
     bn = gum.loadBN(str(path))

@@ -29,7 +29,7 @@ from kneehip_bn.spec import set_prior
 
 @pytest.fixture(scope="module")
 def spec():
-    return load_spec()
+    return load_spec("knee_hip_basic")
 
 
 @pytest.fixture(scope="module")

@@ -24,7 +24,7 @@ from kneehip_bn.simulate import (
 
 @pytest.fixture(scope="module")
 def spec():
-    return load_spec()
+    return load_spec("knee_hip_basic")
 
 
 @pytest.fixture(scope="module")

@@ -482,20 +482,24 @@ def test_shipped_model_loads_from_an_installed_layout(tmp_path):
 
     cfg = tomllib.loads((REPO / "pyproject.toml").read_text())
     include = cfg["tool"]["hatch"]["build"]["targets"]["wheel"]["force-include"]
-    assert include == {"models/knee_hip.yaml": "kneehip_bn/data/knee_hip.yaml"}
+    assert include == {"models/knee_hip.yaml": "kneehip_bn/data/knee_hip.yaml",
+                       "models/knee_hip_basic.yaml": "kneehip_bn/data/knee_hip_basic.yaml"}
     site = tmp_path / "site"
     shutil.copytree(REPO / "src" / "kneehip_bn", site / "kneehip_bn",
                     ignore=shutil.ignore_patterns("__pycache__"))
     (site / "kneehip_bn" / "data").mkdir()
-    shutil.copy(REPO / "models" / "knee_hip.yaml", site / "kneehip_bn" / "data" / "knee_hip.yaml")
+    for src, dst in include.items():
+        shutil.copy(REPO / src, site / dst)
     code = ("import sys; sys.path.insert(0, sys.argv[1]); import kneehip_bn.spec as s; "
-            "p = s.default_model_path(); spec = s.load_spec(); print(p); print(len(spec.nodes))")
+            "p = s.default_model_path(); spec = s.load_spec(); print(p); print(len(spec.nodes)); "
+            "print(s.shipped_model_path('knee_hip_basic'))")
     out = subprocess.run([sys.executable, "-c", code, str(site)], capture_output=True, text=True,
                          cwd=tmp_path, timeout=60)
     assert out.returncode == 0, out.stderr
-    path, n = out.stdout.split()
+    path, n, basic = out.stdout.split()
     assert Path(path) == site / "kneehip_bn" / "data" / "knee_hip.yaml"
-    assert n == "31"
+    assert int(n) == len(load_spec().nodes)
+    assert Path(basic) == site / "kneehip_bn" / "data" / "knee_hip_basic.yaml"
 
 
 def test_yaml_is_plain_data(shipped_spec):

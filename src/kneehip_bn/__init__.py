@@ -26,6 +26,7 @@ from .network import build_network, load_model
 from .queries import Diagnosis, diagnose, query
 from .readwrite import export_network, read_network
 from .spec import (
+    SHIPPED_MODELS,
     ModelSpec,
     apply_overrides,
     load_spec,
@@ -33,7 +34,6 @@ from .spec import (
     set_leak,
     set_link,
     set_prior,
-    SHIPPED_MODELS,
     set_row,
     shipped_model_path,
     validate_spec,
@@ -62,9 +62,17 @@ from .plots import show_inference
 from .reasoning import Conflict, Explanation, conflict, explain, next_best_test, what_if
 from .robustness import credible_intervals, sensitivity
 
+# --- causal: counterfactuals, PN/PS, Shapley values, flips, MPE (cli_causal) ---
+# isort: split
+from .attribution import shapley
+from .counterfactuals import counterfactual, probability_of_causation
+from .flips import flip
+from .maxproduct import mpe
+
 __version__ = "0.1.0"
 
 __all__ = [
+    "SHIPPED_MODELS",
     "AuditCounts",
     "AuditReport",
     "Conflict",
@@ -80,7 +88,6 @@ __all__ = [
     "ModelSpec",
     "NotFittedError",
     "PriorFitter",
-    "SHIPPED_MODELS",
     "UnknownNameError",
     "__version__",
     "apply_overrides",
@@ -89,18 +96,22 @@ __all__ = [
     "build_network",
     "check_structure",
     "conflict",
+    "counterfactual",
     "credible_intervals",
     "diagnose",
     "encode_audit",
     "explain",
     "export_network",
     "fit_priors",
+    "flip",
     "get_engine",
     "load_mapping",
     "load_model",
     "load_spec",
     "merge_counts",
+    "mpe",
     "next_best_test",
+    "probability_of_causation",
     "query",
     "read_audit",
     "read_counts",
@@ -111,6 +122,7 @@ __all__ = [
     "set_link",
     "set_prior",
     "set_row",
+    "shapley",
     "shipped_model_path",
     "show_inference",
     "simulate_audit",

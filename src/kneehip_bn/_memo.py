@@ -400,6 +400,132 @@ class MemoPlan:
                 marg[v][bad] = np.nan
         return marg, log_pe
 
+    def family_posteriors(self, phis: Sequence[np.ndarray], codes: np.ndarray,
+                          col_idx: Sequence[int], weights: np.ndarray,
+                          progress: Callable[[int], None] | None = None
+                          ) -> tuple[list[np.ndarray], np.ndarray]:
+        """The E-step of EM: ``sum_r weights[r] * P(clique variables | row r)`` for every
+        clique, and log P(evidence) per row.
+
+        Reverse mode through the shared upward pass (the inside-outside algorithm): the
+        objective ``F = sum_r w_r log P(row r)`` is multilinear in the upward messages, so
+        the expected counts of a clique are ``phi * dF/dphi`` and the adjoint of each
+        upward message is carried back down *per distinct sub-pattern*, exactly as the
+        messages were carried up. Only the root works per row (its product, the row's
+        weight over P(row), and one scatter of the adjoint into each child's sub-patterns);
+        every other clique works once per distinct sub-pattern of its subtree. No outside
+        messages are formed.
+
+        With ``Q = b * A / tot`` (``b`` a sub-pattern's clique product with normalised
+        child messages, ``A`` the adjoint of its normalised upward message, ``tot`` that
+        message's scale), the clique's expected counts are the sum of ``Q`` and each
+        child's adjoint is ``Q / child message`` summed onto their separator (``0 / 0 = 0``:
+        where a message is zero so is everything it multiplies). ``msg . A`` is the total
+        weight of the rows through a sub-pattern, so nothing under- or overflows.
+
+        Rows with probability-zero evidence (``-inf`` log P) contribute nothing.
+        """
+        plan = self.plan
+        n = codes.shape[0]
+        k = len(plan.vars)
+        w = np.asarray(weights, dtype=float)
+        small = np.int16 if int(plan.card.max()) < 2**15 - 1 else np.int32
+        ct = np.ascontiguousarray(codes.T, dtype=small)
+        ev = {j: ct[j] + 1 for j in self.cols}
+        ids: list[Any] = [None] * k
+        up: list[Any] = [None] * k
+        logs: list[Any] = [None] * k
+        keep_vals: list[Any] = [None] * k
+        tots: list[Any] = [None] * k
+        # ---- upward, keeping each clique's sub-pattern values and message scales
+        for c in reversed(self.order[1:]):
+            kids = self.children[c]
+            parts = [(ev[j], self.radix[j]) for j in self.own[c]]
+            parts += [(ids[ch], up[ch].shape[1]) for ch in kids]
+            ids[c], vals = dense_ids(parts, n)
+            m = vals[0].shape[0] if vals else 1
+            nown = len(self.own[c])
+            s_size = math.prod(int(plan.card[x]) for x in self.sep[c])
+            msg = np.empty((s_size, m))
+            lg = np.zeros(m)
+            tt = np.empty(m)
+            step = self._block(c)
+            for a in range(0, m, step):
+                sl = slice(a, a + step)
+                own = [(col_idx[j], vals[i][sl]) for i, j in enumerate(self.own[c])]
+                msgs = [(ch, up[ch], vals[nown + i][sl]) for i, ch in enumerate(kids)]
+                b = self._product(c, phis[c], own, msgs)
+                for ch, _, idx in msgs:
+                    lg[sl] += logs[ch][idx]
+                raw = self._sum_to(b, c, self.sep[c])
+                tot = raw.sum(axis=0)
+                with np.errstate(divide="ignore"):
+                    lg[sl] += np.log(tot)
+                tt[sl] = tot
+                msg[:, sl] = raw / np.where(tot > 0, tot, 1.0)
+            up[c], logs[c], keep_vals[c], tots[c] = msg, lg, vals, tt
+        acc = [np.zeros(plan.shape[c]) for c in range(k)]
+        adj = [None if c == self.root else np.zeros_like(up[c]) for c in range(k)]
+        # ---- root: per row; the rows' adjoints scattered into the children's sub-patterns
+        r0 = self.root
+        log_pe = np.empty(n)
+        kids = self.children[r0]
+        step = self._block(r0)
+        for a in range(0, n, step):
+            sl = slice(a, min(n, a + step))
+            own = [(col_idx[j], ev[j][sl]) for j in self.own[r0]]
+            msgs = [(ch, up[ch], ids[ch][sl]) for ch in kids]
+            b = self._product(r0, phis[r0], own, msgs)
+            z = b.reshape(-1, b.shape[-1]).sum(axis=0)
+            lg = np.zeros(sl.stop - sl.start)
+            for ch, _, idx in msgs:
+                lg += logs[ch][idx]
+            with np.errstate(divide="ignore"):
+                log_pe[sl] = np.log(z) + lg
+            scale = np.where(z > 0, w[sl] / np.where(z > 0, z, 1.0), 0.0)
+            q = b * scale
+            self._back(r0, q, msgs, acc, adj)
+            if progress is not None:
+                progress(sl.stop - sl.start)
+        # ---- downward: each clique's adjoint, per distinct sub-pattern
+        for c in self.order[1:]:
+            kids = self.children[c]
+            vals = keep_vals[c]
+            m = up[c].shape[1]
+            nown = len(self.own[c])
+            A, tt = adj[c], tots[c]
+            adj[c] = None
+            step = self._block(c)
+            for a in range(0, m, step):
+                sl = slice(a, a + step)
+                own = [(col_idx[j], vals[i][sl]) for i, j in enumerate(self.own[c])]
+                msgs = [(ch, up[ch], vals[nown + i][sl]) for i, ch in enumerate(kids)]
+                b = self._product(c, phis[c], own, msgs)
+                t = tt[sl]
+                f = A[:, sl] / np.where(t > 0, t, np.inf)
+                q = b * f.reshape(self._bshape(c, self.sep[c], f.shape[-1]))
+                self._back(c, q, msgs, acc, adj)
+            keep_vals[c] = None
+        return acc, log_pe
+
+    def _back(self, c: int, q: np.ndarray, msgs: Sequence[tuple[int, np.ndarray, np.ndarray]],
+              acc: list[np.ndarray], adj: list[Any]) -> None:
+        """Add ``q`` (``(*shape, m)``) to clique ``c``'s expected counts and its share of
+        each child's adjoint (``q`` over the child's message, onto the separator)."""
+        acc[c] += q.reshape(-1, q.shape[-1]).sum(axis=1).reshape(acc[c].shape)
+        for ch, table, idx in msgs:
+            g = np.take(table, idx, axis=1).reshape(self._bshape(c, self.sep[ch], idx.shape[0]))
+            ratio = np.divide(q, g, out=np.zeros(np.broadcast_shapes(q.shape, g.shape)),
+                              where=g > 0)
+            contrib = self._sum_to(ratio, c, self.sep[ch])
+            target = adj[ch]
+            mch = target.shape[1]
+            if mch == 1:
+                target[:, 0] += contrib.sum(axis=1)
+                continue
+            for s in range(contrib.shape[0]):
+                target[s] += np.bincount(idx, weights=contrib[s], minlength=mch)
+
     def worth_it(self, n: int) -> bool:
         """Whether to share messages for ``n`` rows: enough rows to pay for numbering the
         patterns, and shared tables within :data:`MAX_TABLE_BYTES`. (Measured against the

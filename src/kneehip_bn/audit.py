@@ -37,7 +37,6 @@ column 'knee_pain' (node knee_pain): unknown code 'presnt' in 1 row (first rows:
 
 from __future__ import annotations
 
-import itertools
 import math
 import os
 import re
@@ -154,7 +153,7 @@ def load_mapping(mapping: Any) -> AuditMapping | None:
     DataError
         When the file is missing or is not YAML, or the top level is not a mapping.
     """
-    import yaml
+    from ._yaml import YAMLInputError, load_yaml, unknown_fields
 
     if mapping is None or isinstance(mapping, AuditMapping):
         return mapping
@@ -166,12 +165,9 @@ def load_mapping(mapping: Any) -> AuditMapping | None:
             raise DataError(f"mapping file {p}: no such file; expected a YAML mapping of audit "
                             "columns to model nodes (see data/example_mapping.yaml)")
         try:
-            raw = yaml.safe_load(p.read_text(encoding="utf-8"))
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            at = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
-            raise DataError(f"mapping file {p}: not valid YAML at {at}: "
-                            f"{getattr(exc, 'problem', None) or exc}") from None
+            raw = load_yaml(p, what="mapping file").data  # the one strict loader
+        except YAMLInputError as exc:
+            raise DataError(f"mapping file {p}: {exc}") from None
     else:
         raw = mapping
     where = f"mapping file {source}" if source else "mapping"
@@ -185,11 +181,9 @@ def load_mapping(mapping: Any) -> AuditMapping | None:
         probs.append(_problem("error", "bad_mapping", column, None, None, None, None,
                               suggestion, f"{where}: {msg}"))
 
-    unknown = sorted(set(map(str, raw)) - {"format", "dataset", "missing", "ignore", "columns"})
-    for k in unknown:
-        g = closest(k, ["format", "dataset", "missing", "ignore", "columns"])
-        bad(None, f"unknown key '{k}': expected format, dataset, missing, ignore, columns"
-            + (f"; did you mean '{g}'?" if g else ""), g)
+    for k, hint in unknown_fields(raw, ["format", "dataset", "missing", "ignore", "columns"]):
+        bad(None, f"unknown key '{k}': expected format, dataset, missing, ignore, columns; "
+            + hint, closest(k, ["format", "dataset", "missing", "ignore", "columns"]))
     fmt = raw.get("format", MAPPING_FORMAT)
     if fmt != MAPPING_FORMAT:
         bad(None, f"format: expected '{MAPPING_FORMAT}', found {fmt!r}")
@@ -217,9 +211,9 @@ def load_mapping(mapping: Any) -> AuditMapping | None:
             bad(col, f"columns.{col}: expected {{node: NAME, codes: {{...}}}} or "
                      f"{{diagnosis: true, codes: {{...}}}}, found {entry!r}")
             continue
-        extra = sorted(set(map(str, entry)) - {"node", "codes", "diagnosis", "note"})
-        if extra:
-            bad(col, f"columns.{col}: unknown keys {extra}: expected node, codes, diagnosis, note")
+        for k, hint in unknown_fields(entry, ["node", "codes", "diagnosis", "note"]):
+            bad(col, f"columns.{col}: unknown key '{k}': expected node, codes, diagnosis, note; "
+                + hint)
         is_dx = bool(entry.get("diagnosis", False))
         node = entry.get("node")
         if is_dx == (node is not None):
@@ -347,8 +341,39 @@ def _check_file(path: Path) -> None:
 # text stays text: "NA" and friends are blank only through DEFAULT_MISSING (never silently)
 _CSV_KW: dict[str, Any] = {"keep_default_na": False, "na_values": [""]}
 
+#: The longest line (in bytes, its line end included) an audit CSV may have. A longer line
+#: is an error naming it, so a damaged file (say, padded to 2 GiB with NUL bytes or with no
+#: line ends at all) fails at once with bounded memory instead of being read into memory in
+#: one piece. Settable per call (``max_line_bytes=``), for a process with the environment
+#: variable ``KNEEHIP_MAX_LINE_BYTES`` (e.g. for the ``kneehip`` command), or here.
+MAX_LINE_BYTES = 1 << 20
+MAX_LINE_ENV = "KNEEHIP_MAX_LINE_BYTES"
 
-def read_audit(source: Any, *, table: str | None = None, sql: str | None = None) -> Any:
+
+def max_line_limit(value: int | None = None) -> int:
+    """The line-length limit in force: ``value``, else ``$KNEEHIP_MAX_LINE_BYTES``, else
+    :data:`MAX_LINE_BYTES`.
+
+    >>> max_line_limit(4096)
+    4096
+    """
+    where = "max_line_bytes"
+    if value is None:
+        env = os.environ.get(MAX_LINE_ENV, "").strip()
+        if env:
+            where = f"environment variable {MAX_LINE_ENV}"
+            if not re.fullmatch(r"[0-9]{1,15}", env):
+                raise DataError(f"{where}: expected a positive whole number of bytes, found {env!r}")
+            value = int(env)
+        else:
+            value = MAX_LINE_BYTES
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+        raise DataError(f"{where}: expected a positive whole number of bytes, found {value!r}")
+    return int(value)
+
+
+def read_audit(source: Any, *, table: str | None = None, sql: str | None = None,
+               max_line_bytes: int | None = None) -> Any:
     """Read a whole audit table into a DataFrame.
 
     Parameters
@@ -358,9 +383,16 @@ def read_audit(source: Any, *, table: str | None = None, sql: str | None = None)
         SQLAlchemy URL (``sqlite:///audit.db``, ``postgresql://user@host/db``).
     table, sql : str, optional
         For a URL: the table to read, or a SELECT query (exactly one).
+    max_line_bytes : int, optional
+        Longest CSV line accepted (default :func:`max_line_limit`).
 
     CSV values are read as text (blank cells empty); codes such as ``NA`` are then treated
-    as blank by the encoder (see :data:`DEFAULT_MISSING`), never silently converted.
+    as blank by the encoder (see :data:`DEFAULT_MISSING`), never silently converted. Every
+    CSV row must have as many fields as the header: a short or long row, a NUL byte, a line
+    over the limit, text that is not UTF-8 or a quote that never closes is a
+    :class:`~kneehip_bn.errors.DataError` naming the line (1-based, as an editor shows
+    it). The file is read in parts exactly as :func:`iter_audit` reads it, so both see
+    the same values.
 
     Examples
     --------
@@ -379,12 +411,16 @@ def read_audit(source: Any, *, table: str | None = None, sql: str | None = None)
     path = Path(source)
     _check_file(path)
     kind = _file_kind(path)
-    try:
-        if kind == "parquet":
+    if kind == "parquet":
+        try:
             return pd.read_parquet(path)
-        return pd.read_csv(path, sep="\t" if kind == "tsv" else ",", **_CSV_KW)
-    except (ValueError, OSError) as exc:
-        raise DataError(f"audit file {path}: cannot read it as {kind}: {_one_line(exc)}") from None
+        except (ValueError, OSError, _arrow_errors()) as exc:
+            raise DataError(f"audit file {path}: cannot read it as parquet: {_one_line(exc)}") from None
+    parts = list(_iter_csv(path, "\t" if kind == "tsv" else ",", 1 << 62,
+                           max_line_limit(max_line_bytes)))
+    if len(parts) == 1:
+        return parts[0]
+    return pd.concat(parts, ignore_index=True)
 
 
 def _no_sql_args(table, sql, what):
@@ -397,18 +433,30 @@ def _one_line(exc: BaseException) -> str:
     return s[0] if s else type(exc).__name__
 
 
+def _arrow_errors() -> type[BaseException]:
+    import pyarrow as pa
+
+    return pa.ArrowException
+
+
 def iter_audit(
-    source: Any, *, table: str | None = None, sql: str | None = None, chunksize: int = 500_000
+    source: Any, *, table: str | None = None, sql: str | None = None, chunksize: int = 500_000,
+    max_line_bytes: int | None = None,
 ) -> Iterator[Any]:
     """Read an audit in chunks of at most ``chunksize`` rows (bounded memory).
 
-    Parquet files are streamed with ``pyarrow.parquet.ParquetFile.iter_batches``, CSV with
-    ``pandas.read_csv(chunksize=...)``, SQL with ``pandas.read_sql(chunksize=...)``; a
-    DataFrame is sliced.
+    Parquet files are streamed with ``pyarrow.parquet.ParquetFile.iter_batches``, SQL with
+    ``pandas.read_sql(chunksize=...)``; a DataFrame is sliced. A CSV file of any size is
+    read in parts of whole lines (about 2^18 rows, at most ``chunksize``), each checked
+    (see :func:`read_audit`: field counts, NUL bytes, line length, UTF-8, quotes) and then
+    parsed by ``pandas.read_csv``; from the first part with a quote character on, the rest
+    of the file is checked with the :mod:`csv` module (quoted fields may hold line breaks)
+    and read by pandas in chunks. Memory is bounded by the part size and
+    ``max_line_bytes``, never by the file size.
     """
     import pandas as pd
 
-    if not isinstance(chunksize, int) or chunksize < 1:
+    if isinstance(chunksize, bool) or not isinstance(chunksize, int) or chunksize < 1:
         raise DataError(f"chunksize: expected a positive number of rows, found {chunksize!r}")
     if isinstance(source, pd.DataFrame):
         _no_sql_args(table, sql, "a DataFrame")
@@ -424,33 +472,450 @@ def iter_audit(
     path = Path(source)
     _check_file(path)
     kind = _file_kind(path)
+    if kind == "csv" or kind == "tsv":
+        yield from _iter_csv(path, "\t" if kind == "tsv" else ",", chunksize,
+                             max_line_limit(max_line_bytes))
+        return
     try:
-        if kind == "parquet":
-            import pyarrow.parquet as pq
+        import pyarrow.parquet as pq
 
-            pf = pq.ParquetFile(path)
-            empty = True
-            for batch in pf.iter_batches(batch_size=chunksize):
-                empty = False
-                yield batch.to_pandas()
-            if empty:
-                yield pf.schema_arrow.empty_table().to_pandas()
-            return
-        reader = pd.read_csv(path, sep="\t" if kind == "tsv" else ",", chunksize=chunksize,
-                             **_CSV_KW)
-        with reader:
-            empty = True
-            for chunk in reader:
-                empty = False
-                yield chunk
-            if empty:
-                yield pd.read_csv(path, nrows=0, sep="\t" if kind == "tsv" else ",")
-    except (ValueError, OSError) as exc:
+        pf = pq.ParquetFile(path)
+        empty = True
+        for batch in pf.iter_batches(batch_size=chunksize):
+            empty = False
+            yield batch.to_pandas()
+        if empty:
+            yield pf.schema_arrow.empty_table().to_pandas()
+    except (ValueError, OSError, _arrow_errors()) as exc:
         raise DataError(f"audit file {path}: cannot read it as {kind}: {_one_line(exc)}") from None
 
 
 class NotFastError(Exception):
     """A file the pyarrow reader does not read exactly like pandas (use pandas instead)."""
+
+
+class _Quoted(Exception):
+    """A part of a CSV holds a quote character: read the rest as a stream (csv module)."""
+
+
+# ---------------------------------------------------------------------------- CSV rows
+# rows per part when a CSV is read in parts of whole lines: a small first one (the
+# pipeline starts sooner), then about this many; a part is also at most _RANGE_BYTES long
+_RANGE_ROWS = 1 << 18
+_RANGE_BYTES = 64 << 20
+_BLOCK = 16 << 20  # block size when counting lines (for error messages)
+
+
+class _CsvSource:
+    """An open audit CSV: its header (read with bounded memory), parts of whole lines
+    read with ``os.pread`` and checked, and the messages that name a damaged line.
+
+    Both CSV readers (pyarrow, :func:`iter_csv_coded`; pandas, :func:`iter_audit`) go
+    through this class, so a damaged row gives the same :class:`DataError` on both.
+    """
+
+    def __init__(self, path: Path, sep: str, limit: int) -> None:
+        import gzip
+
+        self.path, self.sep, self.limit = path, sep, limit
+        self.sep_b = sep.encode()
+        self.compressed = path.name.lower().endswith(".gz")
+        self.f: Any = gzip.open(path, "rb") if self.compressed else open(path, "rb")
+        try:
+            self.size = None if self.compressed else os.fstat(self.f.fileno()).st_size
+            self._read_header()
+        except BaseException:
+            self.f.close()
+            raise
+
+    def __enter__(self) -> _CsvSource:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.f.close()
+
+    # -------------------------------------------------------------- messages
+    def error(self, line: int, what: str) -> DataError:
+        return DataError(f"audit file {self.path}, line {line}: {what}")
+
+    def _fields_msg(self, found: int, cut: bool) -> str:
+        n = len(self.names)
+        return (f"expected {n} field{'s' if n != 1 else ''} as in the header, found {found}; "
+                + ("the file ends inside this row (no line end): it looks cut short"
+                   if cut else "fix or remove the row (rows are never padded or dropped)"))
+
+    def _nul_msg(self, col: int) -> str:
+        return (f"a NUL byte at byte {col} of the line: expected text; the file looks damaged "
+                "or padded (e.g. by truncate or an interrupted copy)")
+
+    def _long_msg(self) -> str:
+        return (f"longer than the limit of {self.limit:,} bytes: expected rows of text; a "
+                "damaged file (one enormous line) or very long notes (raise the limit with "
+                f"{MAX_LINE_ENV}=BYTES or max_line_bytes=)")
+
+    def _utf8_msg(self, byte: int, col: int) -> str:
+        return (f"not UTF-8 text (byte 0x{byte:02x} at byte {col} of the line): expected "
+                "UTF-8; re-save the file as UTF-8 (Excel: CSV UTF-8)")
+
+    def _cr_msg(self, col: int | None) -> str:
+        at = f" at byte {col} of the line" if col else ""
+        return (f"a carriage return (\\r) inside a line{at}: expected line ends \\n or "
+                "\\r\\n (a lone \\r splits the row in two for pandas and pyarrow); the file "
+                "looks damaged or uses old Mac line ends")
+
+    def _quote_msg(self) -> str:
+        return ("a quoted field opened on this line never closes: expected a closing '\"'; "
+                "the file looks cut short, or the quote is stray")
+
+    # -------------------------------------------------------------- header
+    def _read_header(self) -> None:
+        import csv
+
+        line = 0
+        pos = 0
+        while True:
+            raw = self.f.readline(self.limit + 1)
+            line += 1
+            if not raw:
+                raise DataError(f"audit file {self.path}: "
+                                + ("no column names (the file is empty)" if line == 1 else
+                                   f"no column names (only {line - 1} blank line(s))")
+                                + ": expected a first line of column names, e.g. knee_pain,hip_pain")
+            self._check_line(raw, line, first=pos == 0)
+            pos += len(raw)
+            if raw.strip(b"\r\n"):
+                break  # blank lines before the header are skipped (as pandas does)
+        text = raw.decode("utf-8")
+        if pos == len(raw) and text.startswith("\ufeff"):
+            text = text[1:]  # a byte-order mark is not part of the first name
+        body = text.rstrip("\r\n")
+        if "\r" in body:
+            raise self.error(line, "carriage returns inside the header line (old Mac line ends?):"
+                             " expected lines ending in \\n or \\r\\n; re-save the file")
+        recs = list(csv.reader([text, "\n"], delimiter=self.sep))
+        if len(recs) != 2 or recs[1] != []:
+            raise self.error(line, "the header has a quote that never closes: expected column "
+                                   "names separated by '" + self.sep.replace("\t", "\\t") + "'")
+        self.raw_header = recs[0]
+        self.names = [h if h != "" else f"Unnamed: {i}" for i, h in enumerate(recs[0])]
+        self.header_line = line
+        self.start = pos
+
+    def _check_line(self, raw: bytes, line: int, first: bool = False) -> None:
+        """Length, NUL and UTF-8 of one line read by ``readline(limit + 1)``."""
+        if len(raw) > self.limit:
+            raise self.error(line, self._long_msg())
+        i = raw.find(b"\0")
+        if i != -1:
+            raise self.error(line, self._nul_msg(i + 1))
+        if not raw.isascii():
+            try:
+                raw.decode("utf-8-sig" if first else "utf-8")
+            except UnicodeDecodeError as exc:
+                raise self.error(line, self._utf8_msg(raw[exc.start], exc.start + 1)) from None
+
+    # -------------------------------------------------------------- positions
+    def pread(self, n: int, at: int) -> bytes:
+        out = os.pread(self.f.fileno(), n, at)
+        while len(out) < n:  # a short read (signal): read on
+            more = os.pread(self.f.fileno(), n - len(out), at + len(out))
+            if not more:
+                break
+            out += more
+        return out
+
+    def line_at(self, offset: int) -> tuple[int, int]:
+        """(line number, start offset of that line) of a byte offset (counting the file's
+        line ends before it: used only for messages)."""
+        lines, last, at = 1, -1, 0
+        while at < offset:
+            block = self.pread(min(_BLOCK, offset - at), at)
+            if not block:
+                break
+            lines += block.count(b"\n")
+            k = block.rfind(b"\n")
+            if k != -1:
+                last = at + k
+            at += len(block)
+        return lines, last + 1
+
+    def ranges(self, chunksize: int) -> Iterator[tuple[int, int]]:
+        """Byte ranges of whole data lines: about ``_RANGE_ROWS // 4`` rows, then
+        ``_RANGE_ROWS`` (at most ``chunksize``), each at most ``_RANGE_BYTES`` plus a
+        line. A range ends inside a line only when that line is over the limit."""
+        assert self.size is not None
+        pos, size = self.start, self.size
+        if pos >= size:
+            return
+        sample = self.pread(min(1 << 20, size - pos), pos)
+        per_row = max(1.0, len(sample) / max(1, sample.count(b"\n")))
+        want = max(1, min(chunksize, _RANGE_ROWS // 4))
+        while pos < size:
+            cut = pos + int(min(_RANGE_BYTES, max(1.0, per_row * want)))
+            want = max(1, min(chunksize, _RANGE_ROWS))
+            if cut >= size:
+                yield pos, size
+                return
+            end = -1
+            look = 1 << 16
+            while end == -1:
+                win = self.pread(min(look, self.limit + 1), cut)
+                k = win.find(b"\n")
+                if k != -1:
+                    end = cut + k + 1
+                elif cut + len(win) >= size:
+                    end = size
+                elif len(win) >= self.limit + 1:
+                    end = cut + len(win)  # a line over the limit: check() names it
+                else:
+                    look *= 16
+            yield pos, end
+            pos = end
+
+    def read(self, a: int, b: int, *, fields: bool) -> bytes:
+        """The bytes of range ``[a, b)``, checked: NUL bytes, lines over the limit, then
+        (``fields``) the number of fields and UTF-8. Raises :class:`_Quoted` when the
+        range holds a quote character (its line ends may be inside quoted fields)."""
+        data = self.pread(b - a, a)
+        i = data.find(b"\0")
+        if i != -1:
+            line, start = self.line_at(a + i)
+            raise self.error(line, self._nul_msg(a + i - start + 1))
+        long = _long_line(data, self.limit)
+        if long is not None:
+            raise self.error(self.line_at(a + long)[0], self._long_msg())
+        if b'"' in data:
+            raise _Quoted(a)
+        if b"\r" in data and data.count(b"\r") != data.count(b"\r\n"):
+            arr = np.frombuffer(data, dtype=np.uint8)
+            at = np.flatnonzero(arr == 13)
+            at = int(at[np.flatnonzero(arr[np.minimum(at + 1, len(arr) - 1)] != 10)[0]])
+            line, start = self.line_at(a + at)
+            raise self.error(line, self._cr_msg(a + at - start + 1))
+        if fields:
+            self.check_utf8(data, a)
+        return data
+
+    def check_utf8(self, data: bytes, a: int) -> None:
+        """Raise the error naming the first line of ``data`` (at ``a``) that is not UTF-8."""
+        if data.isascii():
+            return
+        try:
+            data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line, start = self.line_at(a + exc.start)
+            raise self.error(line, self._utf8_msg(data[exc.start],
+                                                  a + exc.start - start + 1)) from None
+
+    def fields_ok(self, data: bytes, rows: int) -> bool:
+        """A cheap sufficient test, given a parser that refuses rows with too many fields
+        and read ``rows`` rows: every line has exactly ``n - 1`` separators."""
+        lines = data.count(b"\n") + (1 if data and not data.endswith(b"\n") else 0)
+        return rows == lines and data.count(self.sep_b) == (len(self.names) - 1) * lines
+
+    def raise_bad_fields(self, data: bytes, a: int) -> None:
+        """Raise the error for the first line of ``data`` (at offset ``a``) whose number of
+        fields differs from the header's (blank lines aside); return when there is none."""
+        bad = _bad_field_line(data, self.sep_b, len(self.names))
+        if bad is None:
+            return
+        off, found = bad
+        line = self.line_at(a + off)[0]
+        nl = data.find(b"\n", off)
+        cut = nl == -1 and self.size is not None and a + len(data) == self.size
+        raise self.error(line, self._fields_msg(found, cut))
+
+    # -------------------------------------------------------------- stream
+    def check_stream(self, offset: int, line0: int) -> None:
+        """Check the lines from ``offset`` (the start of line ``line0``) to the end with the
+        :mod:`csv` module, as pandas will split them into rows (quoted fields may hold
+        line breaks). One pass, memory bounded by the limit."""
+        import csv
+
+        if self.compressed:
+            self.f.seek(0)
+            skip_to = self.header_line
+            line = 0
+        else:
+            self.f.seek(offset)
+            skip_to = 0
+            line = line0 - 1
+        state: dict[str, Any] = {"line": line, "eof": False, "nonl": False, "raw": b""}
+        f, limit = self.f, self.limit
+
+        def lines() -> Iterator[str]:
+            while True:
+                raw = f.readline(limit + 1)
+                if not raw:
+                    break
+                state["line"] += 1
+                self._check_line(raw, state["line"], first=self.compressed and state["line"] == 1)
+                state["nonl"] = not raw.endswith(b"\n")
+                state["raw"] = raw
+                if state["line"] > skip_to:
+                    yield raw.decode("utf-8")
+            state["eof"] = True
+            yield "\n"  # an empty record, unless a quoted field is still open
+
+        n = len(self.names)
+        old = csv.field_size_limit()
+        csv.field_size_limit(limit)
+        try:
+            reader = csv.reader(lines(), delimiter=self.sep)
+            while True:
+                start = state["line"] + 1
+                try:
+                    rec = next(reader)
+                except StopIteration:
+                    break
+                except csv.Error as exc:
+                    if "field larger than field limit" in str(exc):
+                        raise self.error(start, self._quote_msg()) from None
+                    if "new-line character" in str(exc):
+                        raw = state["raw"]
+                        col = next((i + 1 for i in range(len(raw))
+                                    if raw[i:i + 1] == b"\r" and raw[i + 1:i + 2] != b"\n"), None)
+                        raise self.error(state["line"], self._cr_msg(col)) from None
+                    raise self.error(start, f"{exc}: expected CSV text") from None
+                if state["eof"]:
+                    if rec:
+                        raise self.error(start, self._quote_msg())
+                    break
+                if rec and len(rec) != n:
+                    raise self.error(start, self._fields_msg(len(rec), state["nonl"]))
+        finally:
+            csv.field_size_limit(old)
+
+
+def _long_line(data: bytes, limit: int) -> int | None:
+    """Offset of the first line in ``data`` longer than ``limit`` bytes (with its line
+    end), or None. Windows of ``limit // 2`` bytes: one ``find`` each while lines are
+    short, exact around a window without a line end."""
+    w = max(1, limit // 2)
+    n = len(data)
+    k = 0
+    while k + w <= n or (k < n and n - k > limit):
+        e = min(n, k + w)
+        if data.find(b"\n", k, e) != -1:
+            k = e
+            continue
+        s = data.rfind(b"\n", 0, k) + 1
+        t = data.find(b"\n", k)
+        length = (n - s) if t == -1 else (t - s + 1)
+        if length > limit:
+            return s
+        k = n if t == -1 else t + 1
+    return None
+
+
+def _bad_field_line(data: bytes, sep: bytes, n: int) -> tuple[int, int] | None:
+    """(offset, fields) of the first non-blank line of ``data`` (no quotes) whose number of
+    ``sep``-separated fields is not ``n``; None when every line has ``n``."""
+    if not data:
+        return None
+    a = np.frombuffer(data, dtype=np.uint8)
+    nl = np.flatnonzero(a == 10)
+    ends = nl if data.endswith(b"\n") else np.append(nl, len(data))
+    starts = np.concatenate(([0], nl + 1))[:len(ends)]
+    seps = np.flatnonzero(a == sep[0])
+    found = np.searchsorted(seps, ends) - np.searchsorted(seps, starts) + 1
+    length = ends - starts
+    blank = (length == 0) | ((length == 1) & (a[np.minimum(starts, len(a) - 1)] == 13))
+    bad = np.flatnonzero((found != n) & ~blank)
+    if not len(bad):
+        return None
+    i = int(bad[0])
+    return int(starts[i]), int(found[i])
+
+
+def _iter_csv(path: Path, sep: str, chunksize: int, limit: int) -> Iterator[Any]:
+    """The pandas CSV reader: chunks of exactly ``chunksize`` rows (the last one fewer) of
+    the frames of :func:`_csv_frames`; one empty frame with the header's columns when
+    there are no rows."""
+    import pandas as pd
+
+    held: list[Any] = []
+    n_held = 0
+    names: list[str] = []
+    rows = 0
+    for df in _csv_frames(path, sep, chunksize, limit, names):
+        held.append(df)
+        n_held += len(df)
+        rows += len(df)
+        while n_held >= chunksize:
+            whole = held[0] if len(held) == 1 else pd.concat(held, ignore_index=True)
+            if n_held == chunksize:
+                yield whole
+                held = []
+            else:
+                yield whole.iloc[:chunksize].reset_index(drop=True)
+                held = [whole.iloc[chunksize:].reset_index(drop=True)]
+            n_held -= chunksize
+    if n_held:
+        yield held[0] if len(held) == 1 else pd.concat(held, ignore_index=True)
+    if rows == 0:
+        yield pd.DataFrame({i: pd.Series([], dtype=object) for i in range(len(names))}).set_axis(
+            names, axis=1)
+
+
+def _csv_frames(path: Path, sep: str, chunksize: int, limit: int,
+                names: list[str]) -> Iterator[Any]:
+    """Non-empty frames of a CSV (``names`` is filled with its column names): parts of
+    whole lines checked (:meth:`_CsvSource.read`) and parsed by ``pandas.read_csv``; from
+    the first part with a quote character on, the rest checked as a stream
+    (:meth:`_CsvSource.check_stream`) and then read by pandas in chunks."""
+    import io
+
+    import pandas as pd
+
+    with _CsvSource(path, sep, limit) as src:
+        names.extend(src.names)
+        n = len(src.names)
+        kw = {"header": None, "names": list(range(n)), "sep": sep, **_CSV_KW}
+
+        def named(df: Any) -> Any:
+            df.columns = src.names
+            return df
+
+        stream_from = (0, 1) if src.compressed else None
+        ranges = () if src.compressed else src.ranges(chunksize)
+        for a, b in ranges:
+            try:
+                data = src.read(a, b, fields=True)
+            except _Quoted:
+                stream_from = (a, src.line_at(a)[0])
+                break
+            try:
+                df = pd.read_csv(io.BytesIO(data), **kw)
+            except (ValueError, pd.errors.ParserError) as exc:
+                src.raise_bad_fields(data, a)
+                raise DataError(f"audit file {path}: cannot read it as CSV: "
+                                f"{_one_line(exc)}") from None
+            implicit_index = not isinstance(df.index, pd.RangeIndex)
+            if implicit_index or not src.fields_ok(data, len(df)):
+                src.raise_bad_fields(data, a)  # else: only blank lines, which are skipped
+                if implicit_index:
+                    raise DataError(f"audit file {path}: rows with more fields than the "
+                                    "header: expected one field per column")
+            if len(df):
+                yield named(df)
+        if stream_from is None:
+            return
+        src.check_stream(*stream_from)
+        with open(path, "rb") as f:
+            if src.compressed:
+                reader = pd.read_csv(path, **{**kw, "header": 0}, chunksize=chunksize)
+            else:
+                f.seek(stream_from[0])
+                reader = pd.read_csv(f, **kw, chunksize=chunksize)
+            try:
+                with reader:
+                    for chunk in reader:
+                        if len(chunk):
+                            yield named(chunk)
+            except (ValueError, OSError) as exc:
+                raise DataError(f"audit file {path}: cannot read it as CSV: "
+                                f"{_one_line(exc)}") from None
 
 
 @dataclass
@@ -502,132 +967,95 @@ def _labels_like_pandas(values: list[str]) -> list[Any]:
 
 
 def iter_csv_coded(path: str | os.PathLike[str], *, chunksize: int, text: Sequence[str] = (),
-                   sep: str = ",") -> Iterator[CodedFrame]:
+                   sep: str = ",", max_line_bytes: int | None = None) -> Iterator[CodedFrame]:
     """Stream a CSV with pyarrow's multithreaded reader, every column dictionary-encoded.
 
     The fast path of :func:`iter_audit` for batch posteriors: the reader hands over each
     column's distinct values and an index per row, so encoding costs one small lookup
-    per distinct value instead of hashing every cell. A file without quotes after its
-    header is read in ranges of whole lines, the next range read in a background thread
-    while the caller works on this one; otherwise whole (up to 2 GB) or streamed. Values read as in
-    :func:`read_audit` (empty cells blank, text kept as text, columns of numbers or
-    booleans typed as pandas would). Columns in ``text`` (carried to the output) stay
-    pyarrow strings. Chunks hold about ``chunksize`` rows.
+    per distinct value instead of hashing every cell. The file is read in ranges of whole
+    lines (``os.pread``; about 2^18 rows, at most 64 MB plus a line), the next range read
+    in a background thread while the caller works on this one, so memory is bounded by
+    the range size whatever the file size. Values read as in :func:`read_audit` (empty
+    cells blank, text kept as text, columns of numbers or booleans typed as pandas
+    would). Columns in ``text`` (carried to the output) stay pyarrow strings. Chunks hold
+    at most ``chunksize`` rows.
+
+    Every range is checked as the pandas reader checks it (NUL bytes, lines over
+    ``max_line_bytes``, then pyarrow's own count of fields per row; the line of a bad row
+    is found by counting separators) and a damaged row raises the same
+    :class:`~kneehip_bn.errors.DataError` as :func:`iter_audit` gives.
 
     Raises :class:`NotFastError`, ``pyarrow.ArrowInvalid`` or ``UnicodeDecodeError`` on
-    anything pandas might read differently (duplicate or empty headers, quoted line
-    breaks, other encodings); the caller then reads the file with pandas instead.
+    anything pandas might read differently (duplicate or empty headers, quote
+    characters, which may hide line breaks, other encodings, compressed files); the
+    caller then reads the file with pandas instead.
     """
-    import csv
-
     import pyarrow as pa
     import pyarrow.csv as pacsv
 
-    with open(path, newline="", encoding="utf-8-sig") as f:  # a byte-order mark is not a name
-        header = next(csv.reader(f, delimiter=sep), None)
-    if not header or len(set(header)) != len(header) or any(h == "" for h in header):
-        raise NotFastError("header: empty or duplicate column names")
-    size = max(1, os.path.getsize(path))
-    # node columns dictionary-encoded as bytes: the distinct values are decoded (and so
-    # checked as UTF-8) below, which spares checking every cell (measured 15% of the read)
-    types = {h: (pa.string() if h in text else pa.dictionary(pa.int32(), pa.binary()))
-             for h in header}
-    convert = pacsv.ConvertOptions(column_types=types, strings_can_be_null=False,
-                                   quoted_strings_can_be_null=False)
-    parse = pacsv.ParseOptions(delimiter=sep)
-
-    def frame(tbl: Any) -> CodedFrame:
-        if tbl.schema.names != header:
-            raise NotFastError("header: pyarrow read different column names")
-        data: dict[str, Any] = {}
-        for name, col in zip(header, tbl.columns):
-            if name in text:
-                data[name] = col.combine_chunks()
-                continue
-            if col.num_chunks == 1:
-                arr = col.chunk(0)
-            elif col.num_chunks == 0:
-                arr = pa.array([], type=pa.binary()).dictionary_encode()
-            else:
-                arr = col.unify_dictionaries().combine_chunks()
-            labels = [x.decode("utf-8") for x in arr.dictionary.to_pylist()]
-            data[name] = CodedColumn(_int32_values(arr.indices), _labels_like_pandas(labels))
-        return CodedFrame(list(header), data, tbl.num_rows)
-
-    ranges = _line_ranges(path, chunksize) if size <= _WHOLE_FILE_BYTES else None
-    if ranges:  # ranges of whole lines, the next read (pyarrow, no GIL) while this is used
-        from concurrent.futures import ThreadPoolExecutor
-
-        buf = pa.memory_map(os.fspath(path), "r").read_buffer()
+    path = Path(path)
+    with _CsvSource(path, sep, max_line_limit(max_line_bytes)) as src:
+        header = src.raw_header
+        if src.compressed:
+            raise NotFastError("compressed file")
+        if len(set(header)) != len(header) or any(h == "" for h in header):
+            raise NotFastError("header: empty or duplicate column names")
+        # node columns dictionary-encoded as bytes: the distinct values are decoded (and so
+        # checked as UTF-8) below, which spares checking every cell (measured 15% of the read)
+        types = {h: (pa.string() if h in text else pa.dictionary(pa.int32(), pa.binary()))
+                 for h in header}
+        convert = pacsv.ConvertOptions(column_types=types, strings_can_be_null=False,
+                                       quoted_strings_can_be_null=False)
+        parse = pacsv.ParseOptions(delimiter=sep)
         names = pacsv.ReadOptions(column_names=header, block_size=4 << 20)
 
-        def read(a: int, b: int) -> CodedFrame:
-            return frame(pacsv.read_csv(pa.BufferReader(buf.slice(a, b - a)), read_options=names,
-                                        parse_options=parse, convert_options=convert))
+        def frame(tbl: Any) -> CodedFrame:
+            if tbl.schema.names != header:
+                raise NotFastError("header: pyarrow read different column names")
+            data: dict[str, Any] = {}
+            for name, col in zip(header, tbl.columns):
+                if name in text:
+                    data[name] = col.combine_chunks()
+                    continue
+                if col.num_chunks == 1:
+                    arr = col.chunk(0)
+                elif col.num_chunks == 0:
+                    arr = pa.array([], type=pa.binary()).dictionary_encode()
+                else:
+                    arr = col.unify_dictionaries().combine_chunks()
+                labels = [x.decode("utf-8") for x in arr.dictionary.to_pylist()]
+                data[name] = CodedColumn(_int32_values(arr.indices), _labels_like_pandas(labels))
+            return CodedFrame(list(header), data, tbl.num_rows)
 
+        def read(a: int, b: int) -> Any:  # in a thread: pread and pyarrow release the GIL
+            try:
+                data = src.read(a, b, fields=False)
+            except _Quoted:
+                raise NotFastError("a quote character: pandas reads quoted fields") from None
+            try:
+                return pacsv.read_csv(pa.BufferReader(pa.py_buffer(data)), read_options=names,
+                                      parse_options=parse, convert_options=convert)
+            except pa.ArrowInvalid:
+                src.check_utf8(data, a)  # the same order of checks as the pandas reader
+                src.raise_bad_fields(data, a)
+                raise
+
+        from concurrent.futures import ThreadPoolExecutor
+
+        any_rows = False
+        ranges = src.ranges(chunksize)
         with ThreadPoolExecutor(1) as ex:
-            nxt = ex.submit(read, *ranges[0])
-            for i in range(len(ranges)):
-                fr = nxt.result()
-                if i + 1 < len(ranges):
-                    nxt = ex.submit(read, *ranges[i + 1])
-                yield fr
-        return
-    if size <= _WHOLE_FILE_BYTES:  # one multithreaded read (about 4 bytes per cell)
-        tbl = pacsv.read_csv(path, read_options=pacsv.ReadOptions(block_size=4 << 20),
-                             parse_options=parse, convert_options=convert)
-        if tbl.num_rows == 0:
-            yield frame(tbl)
-        for a in range(0, tbl.num_rows, chunksize):
-            yield frame(tbl.slice(a, chunksize))
-        return
-    reader = pacsv.open_csv(path, read_options=pacsv.ReadOptions(block_size=16 << 20),
-                            parse_options=parse, convert_options=convert)
-    pending: list[Any] = []
-    rows = 0
-    empty = True
-    for batch in reader:
-        pending.append(batch)
-        rows += batch.num_rows
-        if rows >= chunksize:
-            empty = False
-            yield frame(pa.Table.from_batches(pending, schema=reader.schema))
-            pending, rows = [], 0
-    if pending or empty:
-        yield frame(pa.Table.from_batches(pending, schema=reader.schema))
-
-
-# rows per range when a CSV is read in ranges: a small first one (the pipeline starts
-# sooner), then about this many
-_RANGE_ROWS = 1 << 18
-
-
-def _line_ranges(path: Any, chunksize: int) -> list[tuple[int, int]] | None:
-    """Byte ranges of whole data lines (after the header line) of about ``_RANGE_ROWS``
-    rows (at most ``chunksize``), or None when a quote anywhere after the header could put
-    a line break inside a field (then the file is read whole)."""
-    import mmap
-
-    size = os.path.getsize(path)
-    if size == 0:
-        return None
-    with open(path, "rb") as f, mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as mm:
-        start = mm.find(b"\n") + 1
-        if start <= 0 or start >= size or mm.find(b'"', start) != -1:
-            return None
-        sample = mm[start:start + (1 << 20)]
-        per_row = max(1, len(sample) / max(1, sample.count(b"\n")))
-        want = [max(1, min(chunksize, _RANGE_ROWS // 4))]
-        rest = max(1, min(chunksize, _RANGE_ROWS))
-        cuts = [start]
-        while cuts[-1] < size:
-            pos = int(cuts[-1] + per_row * (want[0] if len(cuts) == 1 else rest))
-            if pos >= size:
-                cuts.append(size)
-                break
-            nl = mm.find(b"\n", pos)
-            cuts.append(size if nl == -1 else nl + 1)
-    return list(itertools.pairwise(cuts))
+            first = next(ranges, None)
+            nxt = ex.submit(read, *first) if first is not None else None
+            while nxt is not None:
+                tbl = nxt.result()
+                r = next(ranges, None)
+                nxt = ex.submit(read, *r) if r is not None else None
+                for s in range(0, tbl.num_rows, chunksize):
+                    any_rows = True
+                    yield frame(tbl.slice(s, chunksize))
+        if not any_rows:
+            yield frame(pa.table({h: pa.array([], type=types[h]) for h in header}))
 
 
 def _int32_values(ind: Any) -> np.ndarray:
@@ -639,10 +1067,6 @@ def _int32_values(ind: Any) -> np.ndarray:
     if buf is None:
         return np.zeros(0, dtype=np.int32)
     return np.frombuffer(buf, dtype=np.int32, count=ind.offset + len(ind))[ind.offset:]
-
-
-# CSV files up to this size are read whole by pyarrow (in parallel), larger ones streamed
-_WHOLE_FILE_BYTES = 2 << 30
 
 
 def _single_chunk(data: Any, chunksize: int) -> bool:
@@ -965,13 +1389,30 @@ class _Encoder:
         else:  # factorize is vectorised (pyarrow-accelerated for text columns)
             import pandas as pd
 
-            cc, uniq = pd.factorize(s, use_na_sentinel=True)
+            try:
+                cc, uniq = pd.factorize(s, use_na_sentinel=True)
+            except TypeError:  # lists, dicts (Parquet list/struct columns): not one code a cell
+                kinds = sorted({type(v).__name__ for v in s if v is not None})
+                self._bad_values(p, "nested_values", len(s), list(range(offset, offset + min(
+                    len(s), _N_FIRST))), f"values of type {', '.join(kinds)} (e.g. a Parquet "
+                    "list or struct column): expected one code per cell (text, a whole number "
+                    "or a boolean); flatten the column or drop it")
+                return np.full(len(s), -1, dtype=np.int8)
             cats = list(uniq)
         index = {lab: i for i, lab in enumerate(p.labels)}
         lut = np.empty(len(cats) + 1, dtype=np.int16)
         lut[-1] = -1
         unknown = []
+        odd: dict[str, list[int]] = {}
         for i, raw in enumerate(cats):  # loop over distinct codes only
+            if isinstance(raw, (bytes, bytearray, memoryview)):
+                odd.setdefault("binary_values", []).append(i)
+                lut[i] = -1
+                continue
+            if isinstance(raw, str) and "\x00" in raw:
+                odd.setdefault("nul_in_value", []).append(i)
+                lut[i] = -1
+                continue
             lab = _norm(raw)
             if p.codes is not None and lab is not None and lab in p.codes:
                 t = p.codes[lab]
@@ -985,6 +1426,13 @@ class _Encoder:
                 unknown.append(i)
         cc = np.asarray(cc)
         out = lut[cc]
+        for kind, idx in odd.items():
+            hit = np.isin(cc, idx)
+            n_hit = int(hit.sum())
+            if not n_hit:
+                continue
+            rows = (np.flatnonzero(hit)[:_N_FIRST] + offset).tolist()
+            self._bad_values(p, kind, n_hit, rows, _ODD_VALUES[kind])
         if unknown:
             mult = getattr(self, "_mult", None)
             counts = np.bincount(cc[cc >= 0], minlength=len(cats), weights=None if mult is None
@@ -998,6 +1446,22 @@ class _Encoder:
                 self._unknown(p, str(lab), int(counts[i]), rows, valid)
             out = np.where(out == -2, -1, out)
         return out.astype(np.int8)
+
+    def _bad_values(self, p: _Plan, kind: str, count: int, rows: list[int], what: str) -> None:
+        """A problem with the values' type (not one readable code): once per column,
+        counts added over chunks."""
+        key = (p.column, "\x00" + kind)
+        rec = self.unknown_seen.get(key)
+        if rec is None:
+            rec = _problem("error", kind, p.column, p.target or "working diagnosis", None, 0,
+                           rows, None, "")
+            self.unknown_seen[key] = rec
+            self.problems.append(rec)
+        rec["count"] += count
+        n = rec["count"]
+        rec["message"] = (f"column '{p.column}' ({'node ' + p.target if p.target else 'working diagnosis'}): "
+                          f"{what} ({n} row{'s' if n != 1 else ''}; first rows: "
+                          f"{', '.join(map(str, rec['first_rows']))})")
 
     def _unknown(self, p: _Plan, lab: str, count: int, rows: list[int], valid: list[str]):
         key = (p.column, lab)
@@ -1090,6 +1554,19 @@ class _Encoder:
                            n_rows=self.n_rows, source=self.source)
 
 
+_ODD_VALUES = {
+    "binary_values": "binary values (bytes, e.g. an SQL BLOB or a Parquet binary column): "
+                     "expected text codes; cast the column to text",
+    "nul_in_value": "a value holds a NUL character: expected text; the data look damaged",
+}
+
+
+def _show(lab: str, width: int = 60) -> str:
+    """A value as shown in a message: control characters escaped, long values cut."""
+    s = lab if lab.isprintable() else lab.encode("unicode_escape").decode("ascii")
+    return s if len(s) <= width else f"{s[:width]}... ({len(lab):,} characters)"
+
+
 def _closest_ci(lab: str, valid: Sequence[str]) -> str | None:
     low = {v.lower(): v for v in valid}
     if lab.lower() in low:
@@ -1103,7 +1580,7 @@ def _unknown_msg(p, lab, count, rows, valid, g) -> str:
     shown = ", ".join(valid[:15]) + (", ..." if len(valid) > 15 else "")
     exp = "one of " + shown + (" (the mapping's codes)" if p.codes is not None else "")
     where = f" (first rows: {', '.join(map(str, rows))})" if rows else ""
-    return (f"column '{p.column}' ({what}): unknown code '{lab}' in {count} row"
+    return (f"column '{p.column}' ({what}): unknown code '{_show(lab)}' in {count} row"
             f"{'s' if count != 1 else ''}{where}; expected "
             f"{exp}" + (f"; did you mean '{g}'?" if g else "; add it to the mapping's codes"))
 

@@ -12,6 +12,7 @@ Other modules add commands through :data:`COMMAND_MODULES`: each has
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import json
 import os
@@ -26,7 +27,7 @@ DISCLAIMER = (
 )
 
 #: modules that add subcommands (``register(subparsers, parents)``)
-COMMAND_MODULES = ["kneehip_bn.cli_learn", "kneehip_bn.cli_teach"]
+COMMAND_MODULES = ["kneehip_bn.cli_learn", "kneehip_bn.cli_teach", "kneehip_bn.cli_causal"]
 
 
 class CLIError(Exception):
@@ -90,6 +91,7 @@ def _clean(o: Any) -> Any:
 def cmd_diagnose(args: argparse.Namespace) -> int:
     from .queries import _diagnose_rows, diagnosis_dict, format_diagnosis
 
+    check_plot_option(args)
     spec = load_for_cli(args)
     rows = _diagnose_rows(args.evidence, args.do, spec, None, None)  # no pandas: fast start
     if args.json:
@@ -101,26 +103,39 @@ def cmd_diagnose(args: argparse.Namespace) -> int:
     if args.plot:
         from .queries import diagnose
 
-        _plot_diagnosis(spec, diagnose(args.evidence, do=args.do, model=spec), args.plot)
+        _plot_diagnosis(spec, diagnose(args.evidence, do=args.do, model=spec), args.plot,
+                        args.overwrite)
     return 0
 
 
-def _plot_diagnosis(spec: Any, dx: Any, path: str) -> None:
+def check_plot_option(args: argparse.Namespace, option: str = "plot") -> None:
+    """``--plot`` (or another figure option): a known figure extension, and a new file
+    unless ``--overwrite``, checked before any work so that nothing is half done."""
+    path = getattr(args, option, None)
+    if path is None:
+        return
+    from ._files import check_new_output
+    from .plots import figure_format
+
+    figure_format(path, "--" + option if option == "plot" else "--output")
+    check_new_output(path, getattr(args, "overwrite", False))
+
+
+def _plot_diagnosis(spec: Any, dx: Any, path: str, overwrite: bool = False) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
     from .engine import get_engine
-    from .plots import draw_network, plot_origins
+    from .plots import draw_network, plot_origins, save_figure
 
     fig = plt.figure(figsize=(18, 11))
     gs = fig.add_gridspec(1, 2, width_ratios=[3.2, 1])
     post = get_engine(spec).posterior(dx.evidence, do=dx.do or None)
     draw_network(spec, posteriors=post, evidence={**dx.evidence, **dx.do}, ax=fig.add_subplot(gs[0]))
     plot_origins(dx, ax=fig.add_subplot(gs[1]))
-    fig.savefig(path, bbox_inches="tight", dpi=120)
-    plt.close(fig)
+    save_figure(fig, path, overwrite=overwrite, dpi=120)
     print(f"figure written to {path}", file=sys.stderr)
 
 
@@ -158,11 +173,10 @@ def cmd_graph(args: argparse.Namespace) -> int:
     matplotlib.use("Agg")
     from .plots import draw_network, save_figure
 
+    check_plot_option(args, "output")
     spec = load_for_cli(args)
-    if os.path.exists(args.output) and not args.overwrite:
-        raise FileExistsError(f"{args.output} exists: pass --overwrite to replace it")
     ax = draw_network(spec, title=spec.title or spec.name)
-    save_figure(ax, args.output)
+    save_figure(ax, args.output, overwrite=args.overwrite)
     print(f"wrote {args.output}")
     return 0
 
@@ -171,7 +185,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     from .network import build_network
     from .spec import load_spec
 
-    path = args.model_file or args.model
+    path = args.model_file if args.model_file is not None else args.model
     spec = load_spec(path)
     model = build_network(spec)
     n_num = len(spec.provenance())
@@ -253,6 +267,7 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("diagnose", parents=[par["model"], par["evidence"], par["json"], par["plot"]],
                        help="rank the origins given findings",
                        description="How likely is each origin given these findings? " + DISCLAIMER)
+    d.add_argument("--overwrite", action="store_true", help="replace an existing --plot file")
     d.set_defaults(func=cmd_diagnose)
 
     q = sub.add_parser("query", parents=[par["model"], par["evidence"], par["json"]],
@@ -307,31 +322,98 @@ def _print_other_problems(exc: Exception) -> None:
         print(f"  also: {msg}", file=sys.stderr)
 
 
+def _quiet_stdout() -> None:
+    """Point stdout at /dev/null so that Python's flush at exit cannot fail again."""
+    try:
+        fd = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(fd, sys.stdout.fileno())
+        os.close(fd)
+    except (OSError, ValueError, AttributeError):  # pragma: no cover (no real stdout)
+        pass
+
+
+def _error(msg: str) -> int:
+    print(f"error: {msg}", file=sys.stderr)
+    return 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``kneehip`` command; returns the exit status."""
+    """Entry point of the ``kneehip`` command; returns the exit status.
+
+    Every failure is one ``error: ...`` line on stderr and exit status 1 (usage errors:
+    argparse's message and status 2). Stdout closed early (``kneehip sources | head -1``)
+    ends quietly with status 141 as other Unix tools do; a full disk on stdout is one
+    line; SIGINT, SIGTERM and SIGHUP remove any temporary output file and exit with 130,
+    143 and 129. ``KNEEHIP_DEBUG=1`` shows the traceback instead.
+    """
+    from ._files import (
+        Terminated,
+        install_signal_handlers,
+        remove_leftovers,
+        restore_signal_handlers,
+    )
     from .errors import KneeHipError
 
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    old_handlers = install_signal_handlers()
+    debug = bool(os.environ.get("KNEEHIP_DEBUG"))
     try:
-        return int(args.func(args) or 0)
+        parser = build_parser()
+        args = parser.parse_args(argv)
+        code = int(args.func(args) or 0)
+        sys.stdout.flush()  # a broken pipe or full disk shows here, not at exit
+        return code
+    except BrokenPipeError:
+        _quiet_stdout()
+        if debug:
+            raise
+        return 141
+    except KeyboardInterrupt as exc:
+        if debug:
+            raise
+        if isinstance(exc, Terminated):
+            print(f"interrupted ({exc}): no output written", file=sys.stderr)
+            return 128 + exc.signum
+        print("interrupted: no output written", file=sys.stderr)
+        return 130
     except KneeHipError as exc:
-        if os.environ.get("KNEEHIP_DEBUG"):
+        if debug:
             raise
-        print(f"error: {exc}", file=sys.stderr)
+        code = _error(str(exc))
         _print_other_problems(exc)
-        return 1
-    except (FileExistsError, FileNotFoundError, PermissionError, IsADirectoryError) as exc:
-        if os.environ.get("KNEEHIP_DEBUG"):
+        return code
+    except OSError as exc:
+        if debug:
             raise
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        if exc.errno == errno.EPIPE:
+            _quiet_stdout()
+            return 141
+        name = exc.filename if exc.filename is not None else None
+        if name is None and exc.errno == errno.ENOSPC:
+            _quiet_stdout()
+            return _error("cannot write the output: no space left on the device (standard "
+                          "output?)")
+        why = exc.strerror or str(exc)
+        return _error(f"{name}: {why}" if name is not None else why)
     except CLIError as exc:
         print(f"kneehip: error: {exc}", file=sys.stderr)
         return 2
-    except KeyboardInterrupt:  # pragma: no cover
-        print("interrupted", file=sys.stderr)
-        return 130
+    except MemoryError:
+        if debug:
+            raise
+        return _error("out of memory: the model or the data is too large for this machine "
+                      "(see KNEEHIP_MAX_TABLE_BYTES and --chunksize)")
+    except RecursionError:
+        if debug:
+            raise
+        return _error("the input is nested too deeply to process")
+    except Exception as exc:  # a bug: still one line, and the way to see more
+        if debug:
+            raise
+        return _error(f"unexpected {type(exc).__name__}: {str(exc)[:300]} (this is a bug in "
+                      "kneehip_bn: please report it; KNEEHIP_DEBUG=1 shows the traceback)")
+    finally:
+        remove_leftovers()
+        restore_signal_handlers(old_handlers)
 
 
 if __name__ == "__main__":  # pragma: no cover

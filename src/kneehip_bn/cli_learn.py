@@ -21,7 +21,7 @@ import os
 import sys
 from typing import Any
 
-from .errors import KneeHipError
+from .errors import KneeHipError, ParameterError
 
 __all__ = ["register"]
 
@@ -40,6 +40,16 @@ def _data_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     p.add_argument("--sql", default=None,
                    help="one read-only SELECT (or WITH ... SELECT) query, with a database URL; "
                         "anything else is refused before it reaches the database")
+
+
+def _spark_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--spark", metavar="TABLE_OR_PATH", default=None,
+                   help="read the audit with Spark: a table name or a path Spark reads (CSV, "
+                        "Parquet, a folder); honours SPARK_REMOTE and --spark-master (default "
+                        "local[2]); needs pip install \"kneehip_bn[spark]\"")
+    p.add_argument("--spark-master", metavar="URL", default=None,
+                   help="Spark master (default: $SPARK_MASTER or local[2]; ignored with "
+                        "SPARK_REMOTE)")
 
 
 def _mapping_arg(args: argparse.Namespace) -> Any:
@@ -90,6 +100,17 @@ def register(subparsers: Any, parents: dict[str, argparse.ArgumentParser]) -> No
     fit.add_argument("--report", metavar="REPORT.json", default=None,
                      help="also write the fit report as JSON")
     fit.add_argument("--quiet", action="store_true", help="no progress bars")
+    fit.add_argument("--on-impossible", choices=["error", "drop", "relax"], default="error",
+                     help="rows the expert model rules out (they contradict a structural zero): "
+                          "stop with a message naming them (default), fit the other rows and "
+                          "record how many were dropped, or give each contradicted zero a "
+                          "small pseudo-count (recorded in the fitted file)")
+    fit.add_argument("--no-squarem", action="store_true",
+                     help="plain EM steps (default: SQUAREM-accelerated, same optimum)")
+    fit.add_argument("--estep", choices=["auto", "shared", "rows"], default="auto",
+                     help="E-step through the shared-message pass or row by row "
+                          "(default: auto; same numbers)")
+    _spark_arg(fit)
     fit.set_defaults(func=cmd_fit)
 
     chk = subparsers.add_parser(
@@ -113,14 +134,19 @@ def register(subparsers: Any, parents: dict[str, argparse.ArgumentParser]) -> No
                     "are computed once; every number is written exactly (shortest form that "
                     "reads back to the same float). Teaching and research model, not a "
                     "medical device.")
-    _data_args(bat)
+    _data_args(bat, required=False)
     bat.add_argument("--output", "-o", required=True, metavar="POSTERIORS.csv")
     bat.add_argument("--targets", nargs="+", metavar="NODE", default=None,
                      help="nodes to report (default: the origins)")
     bat.add_argument("--keep", nargs="+", metavar="COLUMN", default=[],
                      help="input columns copied to the output (e.g. a patient id)")
-    bat.add_argument("--on-impossible", choices=["raise", "nan"], default="raise",
-                     help="rows the model gives probability zero: error (default) or NaN")
+    bat.add_argument("--on-impossible", choices=["error", "drop", "relax", "raise", "nan"],
+                     default="error",
+                     help="rows the model gives probability zero: stop naming them (default; "
+                          "'raise' is the same), blank posteriors with a status column "
+                          "('drop'), posteriors with each contradicted zero given a small "
+                          "probability and status 'relaxed' ('relax'), or NaN ('nan')")
+    _spark_arg(bat)
     bat.add_argument("--chunksize", type=int, default=1_000_000, help="rows read at a time")
     bat.add_argument("--overwrite", action="store_true")
     bat.set_defaults(func=cmd_batch)
@@ -148,10 +174,15 @@ def register(subparsers: Any, parents: dict[str, argparse.ArgumentParser]) -> No
         help="summarise an audit into shareable pattern counts",
         description="Distinct patterns and their counts (no patient records): fitting from "
                     "merged counts equals fitting from the pooled rows.")
-    _data_args(cnt)
+    _data_args(cnt, required=False)
     cnt.add_argument("--output", "-o", required=True, metavar="COUNTS",
                      help=".json, .csv or .parquet")
     cnt.add_argument("--dataset-name", default=None)
+    cnt.add_argument("--on-impossible", choices=["error", "drop", "relax"], default="error",
+                     help="patterns the model rules out: stop naming them (default), leave them "
+                          "out (the count is printed), or keep them for a fit with "
+                          "--on-impossible relax")
+    _spark_arg(cnt)
     cnt.add_argument("--min-count", type=int, default=None, metavar="K",
                      help="release no pattern with fewer than K rows: rarer patterns are "
                           "generalised (cells blanked, most common value first) until they "
@@ -179,10 +210,13 @@ def _spec(args):
     return load_for_cli(args)
 
 
-def _check_out(path: str, overwrite: bool) -> None:
-    if os.path.exists(path) and not overwrite:
-        raise FileExistsError(f"{path} exists: expected a new file name, found an existing file; "
-                              "pass --overwrite to replace it")
+def _check_out(path: str, overwrite: bool, option: str = "--output") -> None:
+    """Fail before any work when the writer would refuse ``path`` (it checks again)."""
+    from ._files import check_new_output
+
+    if path == "":
+        raise ParameterError(f"{option}: expected a file name, found an empty string")
+    check_new_output(path, overwrite)
 
 
 def _strengths(items) -> dict[str, float]:
@@ -198,39 +232,62 @@ def _strengths(items) -> dict[str, float]:
     return out
 
 
+def _spark_data(args: argparse.Namespace, what: str) -> Any:
+    """The Spark DataFrame of ``--spark`` (None without it); DATA and --spark exclude
+    each other."""
+    if getattr(args, "spark", None) is None:
+        if getattr(args, "data", None) is None and getattr(args, "counts", None) is None:
+            raise KneeHipError(f"{what}: expected exactly one of DATA (an audit file or URL)"
+                               + (", --counts FILES" if what == "fit" else "")
+                               + " or --spark TABLE_OR_PATH, found neither")
+        return None
+    if getattr(args, "data", None) is not None or getattr(args, "counts", None) is not None:
+        raise KneeHipError(f"{what}: expected one of DATA, --counts or --spark, found more "
+                           "than one")
+    from .spark import read_spark, session
+
+    return read_spark(args.spark, session(args.spark_master))
+
+
 def cmd_fit(args: argparse.Namespace) -> int:
     from .cli import emit_json
     from .learn import PriorFitter
 
     spec = _spec(args)
-    if (args.data is None) == (args.counts is None):
+    sdf = _spark_data(args, "fit")
+    if sdf is None and (args.data is None) == (args.counts is None):
         raise KneeHipError("fit: expected exactly one of DATA (an audit file or URL) or "
                            f"--counts FILES, found {'both' if args.data else 'neither'}")
     _check_out(args.output, args.overwrite)
-    for extra in (args.report, args.plot):
-        if extra:
-            _check_out(extra, args.overwrite)
-    if spec.path and os.path.abspath(args.output) == os.path.abspath(spec.path) and not args.overwrite:
-        raise FileExistsError(f"{args.output} is the input model: pass --overwrite to replace it")
+    if args.report is not None:
+        _check_out(args.report, args.overwrite, "--report")
+    if args.plot is not None:
+        from .plots import figure_format
+
+        figure_format(args.plot)
+        _check_out(args.plot, args.overwrite, "--plot")
     fitter = PriorFitter(
         model=spec, strength=args.strength, strengths=_strengths(args.strengths),
         freeze=args.freeze, noisy_or=args.noisy_or, max_iter=args.max_iter, tol=args.tol,
-        progress=not args.quiet and sys.stderr.isatty(), holdout=args.holdout, seed=args.seed)
-    data = args.counts if args.counts is not None else args.data
+        progress=not args.quiet and sys.stderr.isatty(), holdout=args.holdout, seed=args.seed,
+        accelerate=not args.no_squarem, estep=args.estep, on_impossible=args.on_impossible)
+    data = sdf if sdf is not None else args.counts if args.counts is not None else args.data
     fitter.fit(data, mapping=_mapping_arg(args), dataset_name=args.dataset_name, table=args.table,
                sql=args.sql)
-    fitter.save(args.output, overwrite=args.overwrite)
     rep = fitter.report_
-    if args.report:
-        rep.to_json(args.report, overwrite=args.overwrite)
-    if args.plot:
+    fig = None
+    if args.plot:  # drawn before anything is written: a failure leaves no output behind
         import matplotlib
 
         matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
+        fig = rep.plot()
+    fitter.save(args.output, overwrite=args.overwrite)
+    if args.report:
+        rep.to_json(args.report, overwrite=args.overwrite)
+    if fig is not None:
+        from .plots import save_figure
 
-        fig = rep.plot(args.plot)
-        plt.close(fig)
+        save_figure(fig, args.plot, overwrite=args.overwrite, dpi=110)
     if args.json:
         emit_json(rep.to_dict() | {"output": args.output})
     else:
@@ -299,8 +356,26 @@ def _keep_freed_memory() -> None:
 def cmd_batch(args: argparse.Namespace) -> int:
     from .learn import write_batch_posteriors
 
+    table_format(args.output)
+    _check_out(args.output, args.overwrite)
     _keep_freed_memory()
     spec = _spec(args)
+    sdf = _spark_data(args, "batch")
+    if sdf is not None:
+        from .learn import batch_posteriors
+
+        _check_out(args.output, args.overwrite)
+        out = batch_posteriors(sdf, spec, _mapping_arg(args), args.targets,
+                               on_impossible=args.on_impossible, keep=args.keep)
+        writer = out.write.mode("overwrite" if args.overwrite else "errorifexists")
+        low = args.output.lower().rstrip("/")
+        if low.endswith((".csv", ".tsv")):
+            writer.csv(args.output, header=True, sep="\t" if low.endswith(".tsv") else ",")
+        else:
+            writer.parquet(args.output)
+        print(f"wrote {args.output} (a folder of part files written by Spark; one row per "
+              "input row, matched by the --keep columns)")
+        return 0
     path, n = write_batch_posteriors(
         args.data, args.output, spec, _mapping_arg(args), args.targets,
         on_impossible=args.on_impossible, keep=args.keep, table=args.table, sql=args.sql,
@@ -313,8 +388,9 @@ def cmd_batch(args: argparse.Namespace) -> int:
 def cmd_simulate(args: argparse.Namespace) -> int:
     from .simulate import simulate_audit
 
-    spec = _spec(args)
+    table_format(args.output)
     _check_out(args.output, args.overwrite)
+    spec = _spec(args)
     df = simulate_audit(args.n, seed=args.seed, missing=args.missing, mechanism=args.mechanism,
                         diagnosis_noise=args.diagnosis_noise, model=spec, hidden=args.hide)
     write_table(df, args.output, overwrite=args.overwrite)
@@ -323,28 +399,42 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
+def table_format(path: str) -> str:
+    """``"parquet"`` or ``"csv"`` from a table output's extension, or a ParameterError.
+
+    >>> table_format("audit.parquet"), table_format("audit.csv")
+    ('parquet', 'csv')
+    """
+    low = os.fspath(path).lower()
+    if low.endswith((".parquet", ".pq")):
+        return "parquet"
+    if low.endswith((".csv", ".txt")):
+        return "csv"
+    raise ParameterError(f"--output {path}: expected a .csv or .parquet file name, found "
+                         f"'{os.path.splitext(low)[1] or 'no extension'}'")
+
+
 def write_table(df: Any, path: str, overwrite: bool = False) -> None:
-    """Write a DataFrame to CSV or Parquet (by extension) atomically, with pyarrow."""
+    """Write a DataFrame to CSV or Parquet (by extension) with the one atomic writer."""
+    from ._files import atomic_write
+
+    kind = table_format(path)
+    atomic_write(path, lambda tmp: _write_table_to(df, tmp, kind), overwrite=overwrite)
+
+
+def _write_table_to(df: Any, tmp: str, kind: str) -> None:
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    _check_out(path, overwrite)
-    tmp = os.path.join(os.path.dirname(os.path.abspath(path)),
-                       f".{os.path.basename(path)}.{os.getpid()}.tmp")
-    try:
-        if path.lower().endswith((".parquet", ".pq")):
-            pq.write_table(pa.Table.from_pandas(df, preserve_index=False), tmp)
-        elif len(df) < 200_000:  # pandas writes plain, unquoted CSV
-            df.to_csv(tmp, index=False)
-        else:  # pyarrow is ~10x faster on large tables
-            tbl = pa.Table.from_pandas(df, preserve_index=False)
-            tbl = tbl.cast(pa.schema([pa.field(f.name, pa.string()) if pa.types.is_dictionary(f.type)
-                                      else f for f in tbl.schema]))
-            write_csv_arrow(tbl, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    if kind == "parquet":
+        pq.write_table(pa.Table.from_pandas(df, preserve_index=False), tmp)
+    elif len(df) < 200_000:  # pandas writes plain, unquoted CSV
+        df.to_csv(tmp, index=False)
+    else:  # pyarrow is ~10x faster on large tables
+        tbl = pa.Table.from_pandas(df, preserve_index=False)
+        tbl = tbl.cast(pa.schema([pa.field(f.name, pa.string()) if pa.types.is_dictionary(f.type)
+                                  else f for f in tbl.schema]))
+        write_csv_arrow(tbl, tmp)
 
 
 def write_csv_arrow(tbl: Any, path: str) -> None:
@@ -359,25 +449,48 @@ def write_csv_arrow(tbl: Any, path: str) -> None:
         pacsv.write_csv(tbl, path, write_options=pacsv.WriteOptions(quoting_style="needed"))
 
 
+def _counts_format(path: str) -> None:
+    if not os.fspath(path).lower().endswith((".json", ".csv", ".parquet", ".pq")):
+        raise ParameterError(f"--output {path}: expected a .json, .csv or .parquet file name, "
+                             f"found '{os.path.splitext(path)[1] or 'no extension'}'")
+
+
 def cmd_counts(args: argparse.Namespace) -> int:
     from .audit import audit_counts
+    from .learn import screen_counts
 
-    spec = _spec(args)
+    _counts_format(args.output)
     _check_out(args.output, args.overwrite)
     if args.min_count is not None and args.min_count < 1:
-        raise KneeHipError(f"--min-count: expected a whole number of rows of at least 1, found "
-                           f"{args.min_count}")
+        raise ParameterError(f"--min-count: expected a whole number of rows of at least 1, "
+                             f"found {args.min_count}")
     if args.threads is not None and args.threads < 1:
-        raise KneeHipError(f"--threads: expected a positive number, found {args.threads}")
-    c = audit_counts(args.data, spec, _mapping_arg(args), table=args.table, sql=args.sql,
-                     dataset=args.dataset_name, progress=sys.stderr.isatty(),
-                     min_count=args.min_count, memory_limit=args.memory_limit,
+        raise ParameterError(f"--threads: expected a positive number, found {args.threads}")
+    spec = _spec(args)
+    sdf = _spark_data(args, "counts")
+    c = audit_counts(args.data if sdf is None else sdf, spec, _mapping_arg(args),
+                     table=args.table, sql=args.sql, dataset=args.dataset_name,
+                     progress=sys.stderr.isatty(), memory_limit=args.memory_limit,
                      threads=args.threads)
+    c, bad = screen_counts(c, spec, args.on_impossible)
+    if args.min_count is not None:  # generalised after screening: only possible patterns merge
+        from .counts import generalise
+
+        c = generalise(c, args.min_count)
     c.save(args.output, overwrite=args.overwrite)
     print(f"wrote {args.output}: {c.n_rows} rows as {c.patterns.shape[0]} distinct patterns over "
           f"{len(c.columns)} columns (no patient-level records)")
     _print_privacy(c)
+    if bad is not None:
+        what = ("left out" if args.on_impossible == "drop" else
+                "kept for a fit with --on-impossible relax")
+        print(f"{_n(bad.rows)} row(s) in {bad.patterns.size} pattern(s) the model rules out were "
+              f"{what}: " + "; ".join(map(str, bad.entries[:4])))
     return 0
+
+
+def _n(x: float) -> str:
+    return str(int(x)) if float(x).is_integer() else f"{x:g}"
 
 
 def _print_privacy(c: Any) -> None:
@@ -391,8 +504,9 @@ def _print_privacy(c: Any) -> None:
 def cmd_merge_counts(args: argparse.Namespace) -> int:
     from .audit import merge_counts, read_counts
 
-    spec = _spec(args)
+    _counts_format(args.output)
     _check_out(args.output, args.overwrite)
+    spec = _spec(args)
     c = merge_counts([read_counts(p, spec) for p in args.counts])
     c.save(args.output, overwrite=args.overwrite)
     print(f"wrote {args.output}: {c.n_rows} rows from {len(args.counts)} files "

@@ -7,7 +7,6 @@ imports (pandas, matplotlib) stay inside the handlers so that other commands sta
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from typing import Any
 
@@ -59,6 +58,8 @@ def register(subparsers: Any, parents: dict[str, argparse.ArgumentParser]) -> No
                "-e knee_effusion=present --plot why.png")
     ex.add_argument("--origin", action="append", default=None, metavar="NODE",
                     help="explain only these origins (repeatable; default: all)")
+    ex.add_argument("--shapley", action="store_true",
+                    help="also the Shapley value of each finding on each origin's log-odds")
     overwrite(ex)
     ex.set_defaults(func=cmd_explain)
 
@@ -134,30 +135,20 @@ def register(subparsers: Any, parents: dict[str, argparse.ArgumentParser]) -> No
 
 # ----------------------------------------------------------------------------- helpers
 def _check_plot_path(args: argparse.Namespace) -> None:
-    if args.plot and os.path.exists(args.plot) and not getattr(args, "overwrite", False):
-        raise FileExistsError(f"{args.plot} exists: expected a new file name for --plot; "
-                              "pass --overwrite to replace it")
+    """--plot: a figure extension and a new file (or --overwrite), before any work."""
+    if args.plot is not None:
+        from ._files import check_new_output
+        from .plots import figure_format
+
+        figure_format(args.plot)
+        check_new_output(args.plot, getattr(args, "overwrite", False))
 
 
-def _save(fig: Any, path: str) -> None:
-    """Save a figure atomically (temp file + rename) and close it."""
-    import tempfile
+def _save(fig: Any, path: str, overwrite: bool = False) -> None:
+    """Save a figure with the one atomic writer and close it."""
+    from .plots import save_figure
 
-    import matplotlib.pyplot as plt
-
-    ext = os.path.splitext(path)[1].lstrip(".").lower() or "png"
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".kneehip-", suffix=f".{ext}", dir=folder)
-    os.close(fd)
-    try:
-        fig.savefig(tmp, format=ext, bbox_inches="tight", dpi=130)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    finally:
-        plt.close(fig)
+    save_figure(fig, path, overwrite=overwrite, dpi=130)
     print(f"figure written to {path}", file=sys.stderr)
 
 
@@ -169,6 +160,18 @@ def _pyplot() -> Any:
     import matplotlib.pyplot as plt
 
     return plt
+
+
+def _flags_json(df: Any) -> dict[str, Any]:
+    """``{"warning": ..., "red_flags": [...]}`` of a teaching table (warning only if any)."""
+    flags = list(df.attrs.get("red_flags", []))
+    return ({"warning": df.attrs["warning"]} if flags else {}) | {"red_flags": flags}
+
+
+def _print_warning(df: Any) -> None:
+    if df.attrs.get("warning"):
+        print(df.attrs["warning"])
+        print()
 
 
 def _frame_text(df: Any, floatfmt: str = "{:.3f}") -> str:
@@ -187,10 +190,18 @@ def cmd_explain(args: argparse.Namespace) -> int:
     _check_plot_path(args)
     spec = load_for_cli(args)
     ex = explain(args.evidence, model=spec, origins=args.origin, do=args.do)
+    sh = None
+    if args.shapley:
+        from .attribution import shapley
+
+        sh = shapley(args.evidence, diagnosis=args.origin, model=spec)
     if args.json:
-        emit_json(ex.to_dict())
+        emit_json({**ex.to_dict(), **({"shapley": sh.as_nested()} if sh else {})})
     else:
         print(ex)
+        if sh is not None:
+            print()
+            print(sh)
         print()
         print(DISCLAIMER)
     if args.plot:
@@ -208,7 +219,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
         if ex.leading and not ex.table.empty:
             plot_explanation(ex, ax=fig.add_subplot(gs[1, 1]))
         fig.tight_layout()
-        _save(fig, args.plot)
+        _save(fig, args.plot, args.overwrite)
     return 0
 
 
@@ -230,13 +241,14 @@ def cmd_what_if(args: argparse.Namespace) -> int:
     desc = df.attrs["descriptions"]
     if args.json:
         emit_json({
-            "evidence": df.attrs["evidence"], "do": df.attrs["do"],
+            **_flags_json(df), "evidence": df.attrs["evidence"], "do": df.attrs["do"],
             "targets": [{"target": t, "state": df.attrs["states"][t]} for t in df.index],
             "scenarios": [{"name": c, "description": desc[c],
                            "values": {t: float(v) for t, v in df[c].items()}}
                           for c in df.columns],
         })
     else:
+        _print_warning(df)
         print("Base case: " + (", ".join(args.evidence + [f"do({d})" for d in args.do])
                                or "no findings"))
         for c in df.columns[1:]:
@@ -249,7 +261,7 @@ def cmd_what_if(args: argparse.Namespace) -> int:
         from .plots import plot_what_if
 
         ax = plot_what_if(df)
-        _save(ax.figure, args.plot)
+        _save(ax.figure, args.plot, args.overwrite)
     return 0
 
 
@@ -273,12 +285,15 @@ def cmd_next_test(args: argparse.Namespace) -> int:
     if args.top is not None and args.top < 1:
         raise EvidenceError(f"--top: expected a positive number, found {args.top}")
     if args.json:
+        if df.attrs.get("warning"):  # the JSON is a list: the warning goes to stderr
+            print(df.attrs["warning"], file=sys.stderr)
         emit_json([{"finding": str(n), "expected_information_gain": float(r[
             "expected_information_gain"]), **{k: r[k] for k in df.columns
                                                if k != "expected_information_gain"}}
                    for n, r in df.iterrows()])
     else:
         shown = df if args.top is None else df.head(args.top)
+        _print_warning(df)
         print(f"Uncertainty about the origins now: {df.attrs['entropy_bits']:.3f} bits "
               f"(leading: {df.attrs['leading']}).")
         print()
@@ -291,7 +306,7 @@ def cmd_next_test(args: argparse.Namespace) -> int:
         from .plots import plot_next_test
 
         ax = plot_next_test(df, top=args.top or 12)
-        _save(ax.figure, args.plot)
+        _save(ax.figure, args.plot, args.overwrite)
     return 0
 
 
@@ -319,7 +334,7 @@ def cmd_sensitivity(args: argparse.Namespace) -> int:
     top = s.head(args.top)
     if args.json:
         out: dict[str, Any] = {
-            "target": s.attrs["target"], "state": s.attrs["state"],
+            **_flags_json(s), "target": s.attrs["target"], "state": s.attrs["state"],
             "posterior": s.attrs["posterior"], "evidence": s.attrs["evidence"],
             "do": s.attrs["do"], "interval": str(args.interval),
             "parameters": top.reset_index().to_dict(orient="records"),
@@ -328,6 +343,7 @@ def cmd_sensitivity(args: argparse.Namespace) -> int:
             out["credible_intervals"] = ci.reset_index().to_dict(orient="records")
         emit_json(out)
     else:
+        _print_warning(s)
         print(f"P({s.attrs['target']}={s.attrs['state']} | findings) = "
               f"{s.attrs['posterior']:.4f}; the {len(top)} most influential of {len(s)} "
               "numbers:")
@@ -354,7 +370,7 @@ def cmd_sensitivity(args: argparse.Namespace) -> int:
             fig, axs = plt.subplots(1, 2, figsize=(16, 0.38 * len(top) + 1.6))
             plot_tornado(s, top=args.top, ax=axs[0])
             plot_credible_intervals(ci, ax=axs[1])
-        _save(fig, args.plot)
+        _save(fig, args.plot, args.overwrite)
     return 0
 
 
@@ -378,5 +394,5 @@ def cmd_conflict(args: argparse.Namespace) -> int:
         from .plots import plot_conflict
 
         ax = plot_conflict(c)
-        _save(ax.figure, args.plot)
+        _save(ax.figure, args.plot, args.overwrite)
     return 0

@@ -36,7 +36,6 @@ import io
 import json
 import math
 import os
-import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -222,24 +221,10 @@ def _checksum(body: dict[str, Any]) -> str:
 
 
 def _atomic_write(p: Path, data: bytes, overwrite: bool) -> Path:
-    """Temp file + rename; refuses an existing file unless ``overwrite``."""
-    if p.exists() and not overwrite:
-        raise FileExistsError(f"{p} exists: expected a new file name, found an existing file; "
-                              "pass overwrite=True (CLI: --overwrite) to replace it")
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent or ".")
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-            fh.flush()
-            os.fsync(fh.fileno())
-        if p.exists() and not overwrite:  # re-checked at the moment of replacing
-            raise FileExistsError(f"{p} appeared while writing: expected a new file name; pass "
-                                  "overwrite=True (CLI: --overwrite) to replace it")
-        os.replace(tmp, p)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return p
+    """The package's one atomic writer (refuses an existing file unless ``overwrite``)."""
+    from ._files import atomic_write_bytes
+
+    return atomic_write_bytes(p, data, overwrite=overwrite)
 
 
 def _counts_from_codes(codes, cards, columns, states, weights, n_rows, datasets, model_name):
@@ -408,8 +393,15 @@ def audit_counts(
         raise DataError(f"engine: expected 'auto', 'duckdb' or 'pandas', found {engine!r}")
     if min_count is not None:
         _check_min_count(min_count)
+    from .spark import is_spark_dataframe
+
     if isinstance(data, AuditCounts):
         out = data
+    elif is_spark_dataframe(data):  # grouped on the cluster (kneehip_bn.spark)
+        from .spark import spark_counts
+
+        out = spark_counts(data, model, mapping, dataset=dataset)
+        out.model_hash = model_hash(as_model(model))
     elif isinstance(data, EncodedAudit):
         m = as_model(model)
         out = _counts_from_codes(data.codes, data.cards, data.columns, _states_of(m, data.columns),
@@ -432,7 +424,12 @@ def audit_counts(
             if src is None:  # a header pandas reads differently: keep its messages
                 out = _pandas_counts(data, m, mp, name, None, None, chunksize, progress)
             else:
-                out = _duckdb_counts(src, m, mp, name, progress, memory_limit, threads)
+                from .sources_duckdb import NotForDuckDBError
+
+                try:
+                    out = _duckdb_counts(src, m, mp, name, progress, memory_limit, threads)
+                except NotForDuckDBError:  # a layout only pandas reads: its rows, its messages
+                    out = _pandas_counts(data, m, mp, name, None, None, chunksize, progress)
         out.model_hash = model_hash(m)
     if min_count is not None:
         out = generalise(out, min_count)
@@ -528,6 +525,16 @@ def _duckdb_counts(src, m, mp, name, progress, memory_limit, threads) -> AuditCo
         with _connect(memory_limit, threads) as con:
             src = cache_csv(con, src, use)
             n_rows, frame, mult = tally_columns(con, src, use, bar if progress else None)
+            if any(not isinstance(v, (str, int, float, bool, type(None)))
+                   or (isinstance(v, str) and "\x00" in v)
+                   for col in frame.segments for v in frame[col].raw):
+                # a NUL, a nested or a binary value: the package's readers name the line (CSV)
+                # or the column and rows (Parquet, through the pandas path)
+                from .sources_duckdb import NotForDuckDBError, _read_error
+
+                if src.kind in ("csv", "tsv"):
+                    raise _read_error(src, DataError("a NUL byte in a value"))
+                raise NotForDuckDBError("values that are not one code")
             codes, _, _ = enc.encode(frame, 0, multiplicity=mult)
             enc.n_rows = n_rows  # the tallies hold each row once per column
 

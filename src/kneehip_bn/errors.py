@@ -24,7 +24,10 @@ __all__ = [
     "KneeHipError",
     "ModelFileError",
     "NotFittedError",
+    "OutputExistsError",
+    "ParameterError",
     "UnknownNameError",
+    "WriteError",
     "closest",
     "format_problem",
 ]
@@ -131,3 +134,23 @@ class DataError(KneeHipError, ValueError):
 
 class NotFittedError(KneeHipError, AttributeError):
     """An estimator was used before ``fit`` was called."""
+
+
+class ParameterError(KneeHipError, ValueError):
+    """A bad parameter or option value (a seed, a size, ``alpha``, a chunk size...).
+
+    >>> from kneehip_bn.errors import ParameterError
+    >>> isinstance(ParameterError("--alpha: expected 0 < alpha < 1, found 2"), ValueError)
+    True
+    """
+
+
+class OutputExistsError(KneeHipError, FileExistsError):
+    """The output file exists and ``overwrite=True`` (CLI: ``--overwrite``) was not given,
+    or it appeared while this run was writing. Raised only by
+    :func:`kneehip_bn._files.atomic_write`, the one writer of every output."""
+
+
+class WriteError(KneeHipError, OSError):
+    """An output could not be written (full disk, permissions, a directory in the way);
+    the operating system's reason is in the message and nothing was left half-written."""

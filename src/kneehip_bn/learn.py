@@ -56,6 +56,7 @@ from typing import Any
 
 import numpy as np
 
+from ._files import atomic_write, check_new_output
 from .audit import (
     AuditCounts,
     EncodedAudit,
@@ -80,9 +81,16 @@ from .errors import (
 )
 
 __all__ = [
+    "RELAX_PROBABILITY",
+    "RELAX_PSEUDO_COUNT",
+    "STATUS_LABELS",
+    "ImpossibleRows",
     "PriorFitter",
+    "ZeroEntry",
     "batch_posteriors",
+    "find_impossible",
     "fit_priors",
+    "screen_counts",
     "write_batch_posteriors",
 ]
 
@@ -118,11 +126,16 @@ class _Family:
     w_expert: np.ndarray | None = None
     parent_states: dict[str, list[str]] = field(default_factory=dict)
     link_labels: list[str] = field(default_factory=list)
+    extra: np.ndarray | None = None    # pseudo-counts added to relaxed structural zeros
+    start: np.ndarray | None = None    # starting table when some zeros are relaxed
+    w_start: np.ndarray | None = None
+    relaxed: list[Any] = field(default_factory=list)  # the ZeroEntry objects relaxed
 
     @property
     def alpha(self) -> np.ndarray:
-        """Dirichlet pseudo-counts: strength x expert table."""
-        return self.strength * self.expert
+        """Dirichlet pseudo-counts: strength x expert table (plus relaxed zeros')."""
+        a = self.strength * self.expert
+        return a if self.extra is None else a + self.extra
 
     def table_from_w(self, w: np.ndarray) -> np.ndarray:
         """The implied noisy-OR table for parameters ``w = -log(1 - p)``."""
@@ -258,8 +271,9 @@ class _Params:
 
     def __init__(self, fams: list[_Family]):
         self.fams = fams
-        self.table = {f.name: f.expert.copy() for f in fams}
-        self.w = {f.name: f.w_expert.copy() for f in fams if f.kind == "noisy_or"}
+        self.table = {f.name: (f.expert if f.start is None else f.start).copy() for f in fams}
+        self.w = {f.name: (f.w_expert if f.w_start is None else f.w_start).copy()
+                  for f in fams if f.kind == "noisy_or"}
 
     def log_prior(self) -> float:
         return sum(_xlogy(f.alpha, self.table[f.name]) for f in self.fams)
@@ -383,9 +397,288 @@ def _impossible_error(counts: AuditCounts, bad: np.ndarray, what: str) -> None:
         raise DataError(
             f"{rows} audit row(s) in {bad.size} distinct pattern(s) are impossible under the "
             f"{what} (probability zero), e.g. {'; '.join(shown)}: expected findings the model "
-            "allows; a structural zero (such as upper_lumbar_root present without "
-            "lumbar_radiculopathy) contradicts these rows: check them (batch_posteriors(data, "
-            "on_impossible='nan') marks them with NaN), or give that table a non-zero prior")
+            f"allows; check them, or {_IMPOSSIBLE_HINT}")
+
+
+# ============================================================================ impossible rows
+#: the Dirichlet pseudo-count a contradicted structural zero gets with ``on_impossible="relax"``
+#: (half a row: the data, not this number, decide how far the entry moves off zero)
+RELAX_PSEUDO_COUNT = 0.5
+#: the probability a contradicted zero gets in ``batch_posteriors(on_impossible="relax")``
+RELAX_PROBABILITY = 1e-4
+
+_IMPOSSIBLE_HINT = ("rerun with --on-impossible drop (fit the other rows) or --on-impossible "
+                    "relax (each contradicted zero gets a pseudo-count of "
+                    f"{RELAX_PSEUDO_COUNT:g}); in Python on_impossible='drop' or 'relax'")
+_ON_IMPOSSIBLE = ("error", "drop", "relax")
+
+
+def _check_on_impossible(mode: Any, where: str, allowed: Sequence[str] = _ON_IMPOSSIBLE) -> str:
+    if mode not in allowed:
+        raise KneeHipError(f"{where}: expected one of {', '.join(map(repr, allowed))}, found "
+                           f"{mode!r}")
+    return str(mode)
+
+
+@dataclass
+class ZeroEntry:
+    """A structural zero of a table: ``P(node = state | given) = 0`` in the expert model."""
+
+    node: str
+    given: dict[str, str]
+    state: str
+    index: tuple[int, ...]  # (state, *parent states) into the (card, *pcards) table
+    rows: float = 0.0       # audit rows it contradicts (that become possible without it)
+
+    def __str__(self) -> str:
+        given = ", ".join(f"{k}={v}" for k, v in self.given.items())
+        return f"P({self.node}={self.state}" + (f" | {given}" if given else "") + ") = 0"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"node": self.node, "given": dict(self.given), "state": self.state,
+                "rows": float(self.rows)}
+
+
+@dataclass
+class ImpossibleRows:
+    """Patterns of an audit the expert model gives probability zero, and why.
+
+    Attributes
+    ----------
+    patterns : ndarray of int
+        Indices of the impossible patterns in the counts.
+    rows : float
+        Audit rows in them.
+    entries : list of ZeroEntry
+        The structural zeros they contradict (each one such that giving it a positive
+        probability alone makes some of these patterns possible; when no single zero
+        does, every zero of the tables that do).
+    first_rows : list of int or None
+        The first (0-based) audit row numbers, when the rows are at hand.
+    """
+
+    patterns: np.ndarray
+    rows: float
+    entries: list[ZeroEntry]
+    first_rows: list[int] | None = None
+
+    def message(self, what: str = "audit") -> str:
+        ent = "; ".join(f"{e} ({_num(e.rows)} row{'' if e.rows == 1 else 's'})"
+                        for e in self.entries[:4])
+        if len(self.entries) > 4:
+            ent += f"; and {len(self.entries) - 4} more"
+        where = ""
+        if self.first_rows:
+            where = f"; first rows {', '.join(map(str, self.first_rows))} (0-based)"
+        return (f"{_num(self.rows)} {what} row(s) in {self.patterns.size} distinct pattern(s) "
+                f"are impossible under the model (probability zero): they contradict "
+                f"{'a structural zero' if len(self.entries) == 1 else 'structural zeros'} "
+                f"{ent}{where}: expected rows the model allows; check those rows, or "
+                f"{_IMPOSSIBLE_HINT}")
+
+
+def _zero_entries(engine) -> list[ZeroEntry]:
+    out = []
+    for name in engine.variables:
+        fam, arr = engine.factors[engine.index[name]]
+        order = [engine.index[name]] + [engine.index[p] for p in engine.parents[name]]
+        table = arr.transpose([fam.index(x) for x in order])
+        for idx in map(tuple, np.argwhere(table == 0)):
+            given = {p: engine.states[p][int(i)] for p, i in zip(engine.parents[name], idx[1:])}
+            out.append(ZeroEntry(name, given, engine.states[name][int(idx[0])],
+                                 tuple(int(i) for i in idx)))
+    return out
+
+
+def _table_of(engine, name: str) -> np.ndarray:
+    fam, arr = engine.factors[engine.index[name]]
+    order = [engine.index[name]] + [engine.index[p] for p in engine.parents[name]]
+    return arr.transpose([fam.index(x) for x in order])
+
+
+def _relaxed_tables(engine, entries: Sequence[ZeroEntry], p: float) -> dict[str, np.ndarray]:
+    """Tables with each entry given probability ``p`` (its column renormalised)."""
+    tables: dict[str, np.ndarray] = {}
+    for e in entries:
+        t = tables.get(e.node)
+        if t is None:
+            t = tables[e.node] = _table_of(engine, e.node).copy()
+        col = (slice(None), *e.index[1:])
+        t[e.index] = p
+        t[col] = t[col] / t[col].sum()
+    return tables
+
+
+def find_impossible(counts: AuditCounts, model: Any = None) -> ImpossibleRows | None:
+    """The patterns of ``counts`` the model gives probability zero, and the structural zeros
+    they contradict (``None`` when every pattern is possible).
+
+    Each zero of every table is given a small probability in turn (on the compiled
+    engine, nothing recompiled) and the impossible patterns re-checked; a pattern that no
+    single zero explains is charged to every zero of the tables that together do.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from kneehip_bn import load_spec
+    >>> from kneehip_bn.audit import audit_counts
+    >>> spec = load_spec("knee_hip_basic")
+    >>> c = audit_counts(pd.DataFrame({"knee_pain": ["present"]}), spec)
+    >>> find_impossible(c, spec) is None
+    True
+    """
+    from .engine import get_engine
+    from .queries import as_model
+
+    eng = get_engine(as_model(model)) if not hasattr(model, "expected_counts") else model
+    if counts.patterns.shape[0] == 0:
+        return None
+    res = eng.batch(counts.patterns, counts.columns, targets=[], on_impossible="nan")
+    bad = np.flatnonzero(~np.isfinite(res.log_evidence))
+    if bad.size == 0:
+        return None
+    return _diagnose(eng, counts.patterns, counts.columns, counts.counts, bad)
+
+
+def _diagnose(eng, patterns, columns, weights, bad) -> ImpossibleRows:
+    """Which structural zeros the impossible patterns ``bad`` contradict."""
+    sub = patterns[bad]
+    w = np.asarray(weights, dtype=float)[bad]
+    counts = _ColumnsOnly(list(columns))
+    zeros = _zero_entries(eng)
+    why: list[list[int]] = [[] for _ in range(bad.size)]
+
+    def fixed_by(entries) -> np.ndarray:
+        e2 = eng.with_tables(_relaxed_tables(eng, entries, RELAX_PROBABILITY))
+        r = e2.batch(sub, counts.columns, targets=[], on_impossible="nan")
+        return np.isfinite(r.log_evidence)
+
+    for k, z in enumerate(zeros):
+        for i in np.flatnonzero(fixed_by([z])):
+            why[i].append(k)
+    left = [i for i, x in enumerate(why) if not x]
+    if left:  # no single zero explains these: the zeros of whole tables, then of all
+        by_node: dict[str, list[int]] = {}
+        for k, z in enumerate(zeros):
+            by_node.setdefault(z.node, []).append(k)
+        groups = [*by_node.values(), list(range(len(zeros)))]
+        for i in left:
+            for g in groups:
+                if fixed_by([zeros[k] for k in g])[i]:
+                    why[i].extend(g)
+                    break
+    used = sorted({k for x in why for k in x})
+    entries = []
+    for k in used:
+        z = zeros[k]
+        z.rows = float(sum(w[i] for i, x in enumerate(why) if k in x))
+        entries.append(z)
+    entries.sort(key=lambda z: -z.rows)
+    return ImpossibleRows(bad, float(w.sum()), entries)
+
+
+@dataclass
+class _ColumnsOnly:
+    columns: list[str]
+
+
+def _first_rows(data, spec, mapping, table, sql, chunksize, counts: AuditCounts,
+                bad: np.ndarray, limit: int = 5) -> list[int] | None:
+    """The first audit row numbers (0-based) whose pattern is one of ``bad`` (a second
+    pass over the data, only to name them in an error)."""
+    from .audit import pattern_keys
+
+    if isinstance(data, AuditCounts) or (isinstance(data, (list, tuple)) and data and all(
+            isinstance(d, (AuditCounts, str, os.PathLike)) for d in data)):
+        return None
+    cards = counts.cards
+    want = np.sort(pattern_keys(counts.patterns[bad], cards))
+    if isinstance(data, EncodedAudit):
+        keys = pattern_keys(data.codes, cards)
+        return np.flatnonzero(np.isin(keys, want))[:limit].tolist()
+    mp = load_mapping(mapping)
+    enc = None
+    out: list[int] = []
+    offset = 0
+    for chunk in iter_audit(data, table=table, sql=sql, chunksize=chunksize):
+        if enc is None:
+            enc = _Encoder(chunk.columns, spec, mp, source="audit")
+        codes, _, _ = enc.encode(chunk, offset)
+        hit = np.flatnonzero(np.isin(pattern_keys(codes, cards), want))
+        out.extend((hit[: limit - len(out)] + offset).tolist())
+        offset += len(chunk)
+        if len(out) >= limit:
+            break
+    return out
+
+
+def _drop_patterns(counts: AuditCounts, bad: np.ndarray) -> AuditCounts:
+    keep = np.ones(counts.patterns.shape[0], dtype=bool)
+    keep[bad] = False
+    dropped = float(counts.counts[bad].sum())
+    return AuditCounts(columns=list(counts.columns), states=dict(counts.states),
+                       patterns=counts.patterns[keep], counts=counts.counts[keep],
+                       n_rows=round(counts.n_rows - dropped), datasets=list(counts.datasets),
+                       model=counts.model)
+
+
+def screen_counts(counts: AuditCounts, model: Any = None, on_impossible: str = "error"
+                  ) -> tuple[AuditCounts, ImpossibleRows | None]:
+    """Check counts for patterns the model rules out (for ``kneehip counts``).
+
+    ``"error"`` raises :class:`~kneehip_bn.DataError` naming the contradicted zeros;
+    ``"drop"`` returns the counts without them; ``"relax"`` keeps them (a fit with
+    ``on_impossible="relax"`` relaxes the zeros). The second value says what was found.
+
+    Examples
+    --------
+    >>> import pandas as pd
+    >>> from kneehip_bn import load_spec
+    >>> from kneehip_bn.audit import audit_counts
+    >>> spec = load_spec("knee_hip_basic")
+    >>> c, bad = screen_counts(audit_counts(pd.DataFrame({"knee_pain": ["absent"]}), spec), spec)
+    >>> c.n_rows, bad is None
+    (1, True)
+    """
+    mode = _check_on_impossible(on_impossible, "on_impossible")
+    bad = find_impossible(counts, model)
+    if bad is None:
+        return counts, None
+    if mode == "error":
+        raise DataError(bad.message("counted"))
+    if mode == "drop":
+        return _drop_patterns(counts, bad.patterns), bad
+    return counts, bad
+
+
+def _relax_families(fams: list[_Family], entries: Sequence[ZeroEntry]) -> None:
+    """Give each contradicted zero the pseudo-count ``RELAX_PSEUDO_COUNT`` and a starting
+    value off zero."""
+    by = {f.name: f for f in fams}
+    for e in entries:
+        f = by[e.node]
+        if f.extra is None:
+            f.extra = np.zeros_like(f.expert)
+            f.start = f.expert.copy()
+        f.extra[e.index] += RELAX_PSEUDO_COUNT
+        f.relaxed.append(e)
+        eps = RELAX_PSEUDO_COUNT / (max(f.strength, 1.0) + RELAX_PSEUDO_COUNT)
+        col = (slice(None), *e.index[1:])
+        t = f.start
+        t[e.index] = eps
+        t[col] = t[col] / t[col].sum()
+        if f.kind == "noisy_or":
+            if f.w_start is None:
+                f.w_start = f.w_expert.copy()
+            cfg = np.ravel_multi_index(e.index[1:], f.pcards) if f.pcards else 0
+            active = np.flatnonzero(f.design[cfg] > 0)
+            if e.index[0] == f.on_idx:  # P(on | u) = 0: every active w is 0
+                f.w_start[0] = max(f.w_start[0], -math.log1p(-eps))
+            else:  # P(off | u) = 0: an active link is certain
+                for j in active:
+                    if f.w_start[j] >= _W_MAX:
+                        f.w_start[j] = -math.log(eps)
+            f.start = f.table_from_w(f.w_start)
 
 
 def _check_possible_complete(counts: AuditCounts, fams: list[_Family]) -> None:
@@ -415,14 +708,14 @@ def _family_counts_complete(counts: AuditCounts, fams: list[_Family]) -> dict[st
 
 
 def _run_em(spec, fams, counts: AuditCounts, **kw: Any) -> _FitResult:
+    """EM (SQUAREM-accelerated unless ``accelerate=False``) on pattern counts."""
     with _blas_single():
         return _run_em_inner(spec, fams, counts, **kw)
 
 
-def _run_em_inner(spec, fams, counts: AuditCounts, *, max_iter, tol, progress, desc="EM"
-                  ) -> _FitResult:
+def _run_em_inner(spec, fams, counts: AuditCounts, *, max_iter, tol, progress, desc="fitting (EM)",
+                  accelerate=True, estep="auto") -> _FitResult:
     import pandas as pd
-    from tqdm.auto import tqdm
 
     from .engine import Engine
 
@@ -453,43 +746,161 @@ def _run_em_inner(spec, fams, counts: AuditCounts, *, max_iter, tol, progress, d
         method = "bayes-dirichlet" + ("+noisy-or" if has_nor else "")
         return _FitResult(params, pd.DataFrame(rows), N, ll, ll0, True, 1, method, True)
     pats, w = counts.patterns, counts.counts
-    converged = False
-    prev = None
-    ll0 = None
-    bar = tqdm(total=max_iter, desc=desc, disable=not progress, leave=False)
-    N: dict[str, np.ndarray] = {}
-    ll = -math.inf
-    it = 0
-    for it in range(max_iter + 1):
+    relaxed = any(f.start is not None for f in fams)
+
+    def e_step(it: int, strict: bool):
+        """Expected counts, log-likelihood and log-posterior at the current parameters."""
         t0 = time.perf_counter()
-        eng = base.with_tables(params.table) if it else base
+        eng = base.with_tables(params.table) if it or relaxed else base
         try:
-            N, ll, _ = eng.expected_counts(pats, counts.columns, weights=w)
+            N, ll, _ = eng.expected_counts(pats, counts.columns, weights=w, method=estep,
+                                           on_impossible="raise" if strict else "nan")
         except ImpossibleEvidenceError as exc:
             if it == 0:  # rows the expert model rules out: name them
                 _check_possible(base, counts, "expert model")
-            # later iterations cannot create new zeros where data exist (M-step)
+            # later EM iterations cannot create new zeros where data exist (M-step)
             raise DataError(f"EM iteration {it}: {exc}") from None  # pragma: no cover
-        if ll0 is None:
-            ll0 = ll
-        lp = ll + params.log_prior()
-        rel = None if prev is None else _rel(lp, prev)
-        rows.append(_hist(it, ll, lp - ll, rel, time.perf_counter() - t0))
-        bar.set_postfix(loglik=f"{ll:.6g}")
-        if rel is not None and abs(rel) < tol:
-            converged = True
-            break
-        if it == max_iter:
-            break
+        return N, ll, ll + params.log_prior(), time.perf_counter() - t0
+
+    bar = _bar(progress, desc, max_iter, "it")
+    n_e = 0  # E-steps done (the iteration budget)
+
+    def record(N, ll, lp, prev_lp, secs, step):
+        rel = None if prev_lp is None else _rel(lp, prev_lp)
+        rows.append(_hist(len(rows), ll, lp - ll, rel, secs) | {"step": step})
+        if hasattr(bar, "set_postfix"):
+            bar.set_postfix({"log_posterior": f"{lp:.8g}",
+                             "change": "-" if rel is None else f"{rel:.2e}"}, refresh=False)
+        bar.update(1)
+        return rel
+
+    def m_step(N):
         t1 = time.perf_counter()
         params.m_step(N)
         rows[-1]["mstep_seconds"] = time.perf_counter() - t1
-        prev = lp
-        bar.update(1)
-    bar.close()
-    method = "em-dirichlet" + ("+noisy-or" if has_nor else "")
-    return _FitResult(params, pd.DataFrame(rows), N, float(ll), float(ll0), converged, it,
-                      method, False)
+
+    N, ll, lp, secs = e_step(0, True)
+    n_e += 1
+    ll0 = ll
+    record(N, ll, lp, None, secs, "start")
+    converged = False
+    step_max = 1.0  # SQUAREM's step-length bound (Varadhan & Roland 2008: starts at 1,
+    try:             # x4 each time a step reaches it, /4 after a rejected step)
+        while n_e <= max_iter:
+            x0 = _snapshot(params)
+            m_step(N)
+            N, ll, lp1, secs = e_step(n_e, True)
+            n_e += 1
+            rel = record(N, ll, lp1, lp, secs, "em")
+            if abs(rel) < tol:
+                converged = True
+                break
+            lp = lp1
+            if not accelerate or n_e > max_iter:
+                continue
+            x1 = _snapshot(params)
+            m_step(N)
+            N, ll, lp2, secs = e_step(n_e, True)
+            n_e += 1
+            rel = record(N, ll, lp2, lp, secs, "em")
+            if abs(rel) < tol:
+                converged = True
+                break
+            lp = lp2
+            if n_e > max_iter:
+                continue
+            x2 = _snapshot(params)
+            raw_alpha = _squarem_alpha(x0, x1, x2)
+            alpha = min(max(raw_alpha, 1.0), step_max)
+            if alpha <= 1.0:  # the extrapolation is the second EM step itself
+                if raw_alpha >= step_max:
+                    step_max *= 4.0
+                continue
+            _extrapolate(params, x0, x1, x2, alpha)
+            Nx, llx, lpx, secs = e_step(n_e, False)
+            n_e += 1
+            if np.isfinite(lpx) and lpx >= lp2:
+                N, ll, lp = Nx, llx, lpx
+                record(N, ll, lp, lp2, secs, "squarem")
+                if alpha >= step_max:
+                    step_max *= 4.0
+            else:  # the log-posterior would decrease: back to the plain EM step
+                _restore(params, x2)
+                step_max = max(1.0, step_max / 4.0)
+    finally:
+        bar.close()
+    method = "em-dirichlet" + ("+noisy-or" if has_nor else "") + ("+squarem" if accelerate else "")
+    return _FitResult(params, pd.DataFrame(rows), N, float(ll), float(ll0), converged,
+                      len(rows) - 1, method, False)
+
+
+def _snapshot(params: _Params) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+    return ({k: v.copy() for k, v in params.table.items()},
+            {k: v.copy() for k, v in params.w.items()})
+
+
+def _restore(params: _Params, x) -> None:
+    params.table = {k: v.copy() for k, v in x[0].items()}
+    params.w = {k: v.copy() for k, v in x[1].items()}
+
+
+def _free_tables(params: _Params, x0, x1, x2):
+    """(family, mask of the entries positive in all three) of each fitted full table."""
+    for f in params.fams:
+        if f.frozen or f.kind != "table":
+            continue
+        yield f, (x0[0][f.name] > 0) & (x1[0][f.name] > 0) & (x2[0][f.name] > 0)
+
+
+def _squarem_alpha(x0, x1, x2) -> float:
+    """SQUAREM's step length ``|r| / |v|`` (scheme S3), ``r = x1 - x0``,
+    ``v = x2 - 2 x1 + x0``, in log probabilities (full tables) and ``w`` (noisy-OR)."""
+    rr = vv = 0.0
+    for name in x0[1]:
+        r = x1[1][name] - x0[1][name]
+        v = x2[1][name] - 2 * x1[1][name] + x0[1][name]
+        rr += float(r @ r)
+        vv += float(v @ v)
+    for name in x0[0]:
+        if name in x0[1]:
+            continue
+        a, b, c = x0[0][name], x1[0][name], x2[0][name]
+        mask = (a > 0) & (b > 0) & (c > 0)
+        la, lb, lc = np.log(a[mask]), np.log(b[mask]), np.log(c[mask])
+        r, v = lb - la, lc - 2 * lb + la
+        rr += float(r @ r)
+        vv += float(v @ v)
+    if vv <= 0 or not np.isfinite(vv):
+        return 1.0
+    return math.sqrt(rr / vv)
+
+
+def _extrapolate(params: _Params, x0, x1, x2, alpha: float) -> None:
+    """Set ``params`` to ``x0 + 2 alpha r + alpha^2 v`` (log probabilities of full tables,
+    renormalised per parent configuration; noisy-OR ``w`` clipped to its domain)."""
+    _restore(params, x2)
+    for f in params.fams:
+        if f.frozen:
+            continue
+        if f.kind == "noisy_or":
+            a, b, c = x0[1][f.name], x1[1][f.name], x2[1][f.name]
+            wn = np.clip(a + 2 * alpha * (b - a) + alpha**2 * (c - 2 * b + a), 0.0, _W_MAX)
+            params.w[f.name] = wn
+            params.table[f.name] = f.table_from_w(wn)
+            continue
+        a, b, c = x0[0][f.name], x1[0][f.name], x2[0][f.name]
+        mask = (a > 0) & (b > 0) & (c > 0)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            la, lb, lc = np.log(a), np.log(b), np.log(c)
+            x = np.where(mask, la + 2 * alpha * (lb - la) + alpha**2 * (lc - 2 * lb + la),
+                         -np.inf)
+        top = np.max(x, axis=0, keepdims=True)
+        e = np.where(mask, np.exp(x - np.where(np.isfinite(top), top, 0.0)), 0.0)
+        rest = np.where(mask, 0.0, c)  # entries not positive throughout keep x2's value
+        room = 1.0 - rest.sum(axis=0, keepdims=True)
+        tot = e.sum(axis=0, keepdims=True)
+        new = np.where(mask, e * room / np.where(tot > 0, tot, 1.0), rest)
+        params.table[f.name] = np.where(tot > 0, new, c)
 
 
 def _complete_loglik(N, params: _Params) -> float:
@@ -504,7 +915,7 @@ def _hist(it, ll, lprior, rel, secs) -> dict[str, Any]:
     return {"iteration": it, "loglik": float(ll), "log_prior": float(lprior),
             "log_posterior": float(ll + lprior),
             "rel_change": float("nan") if rel is None else float(rel), "seconds": float(secs),
-            "mstep_seconds": float("nan")}
+            "mstep_seconds": float("nan"), "step": "em"}
 
 
 # ============================================================================ output spec
@@ -517,6 +928,10 @@ def _fitted_spec(spec, fams, params: _Params, meta: dict[str, Any]):
             continue
         node = new.nodes[f.name]
         info = dict(meta, strength=_num(f.strength))
+        relaxed = [{"given": dict(e.given), "state": e.state, "pseudo_count": RELAX_PSEUDO_COUNT,
+                    "rows": _num(e.rows)} for e in f.relaxed]
+        if relaxed and (f.kind == "noisy_or" or node.table is None):
+            info["relaxed"] = relaxed  # structural zeros given a pseudo-count by the fit
         if f.kind == "noisy_or":
             nor = node.noisy_or
             p = -np.expm1(-params.w[f.name])
@@ -531,7 +946,8 @@ def _fitted_spec(spec, fams, params: _Params, meta: dict[str, Any]):
             for row in node.table:
                 idx = tuple(new.nodes[q].states.index(row.given[q]) for q in node.parents)
                 old = dict(row.probabilities)
-                _mark_fitted(row, old, info)
+                mine = [r for r in relaxed if r["given"] == dict(row.given)]
+                _mark_fitted(row, old, dict(info, relaxed=mine) if mine else info)
                 row.probabilities = _exact_row(node.states, theta[(slice(None), *idx)])
         else:  # noisy-OR turned into a full table
             nor = node.noisy_or
@@ -599,6 +1015,28 @@ class PriorFitter:
         Seed of the train/test split.
     chunksize : int, default 500000
         Rows read at a time (files are streamed; memory does not grow with rows).
+    accelerate : bool, default True
+        SQUAREM (Varadhan & Roland 2008, scheme S3): after two EM steps the parameters
+        (log probabilities of full tables, noisy-OR ``w``) are extrapolated by the squared
+        step length ``alpha = |r| / |v|``, bounded by a step limit that starts at 1, grows
+        x4 whenever a step reaches it and shrinks /4 after a rejected step; the
+        extrapolated point is kept only if its log-posterior is at least that of the
+        second EM step, else the plain EM step is kept. The recorded log-posterior never
+        decreases. ``False``: plain EM.
+    estep : {"auto", "shared", "rows"}
+        How the E-step's expected counts are computed (:meth:`Engine.expected_counts`):
+        ``"shared"`` through the shared-message pass (every clique's work once per
+        distinct sub-pattern of the audit), ``"rows"`` through the row-by-row junction
+        tree, ``"auto"`` shared for 4096 patterns or more. ``accelerate=False,
+        estep="rows"`` is the fitting path before version 0.4 (kept to check the new one).
+    on_impossible : {"error", "drop", "relax"}
+        Rows the expert model gives probability zero (they contradict a structural zero):
+        ``"error"`` stops with how many rows contradict which table entry, the first row
+        numbers and the two other options; ``"drop"`` fits the other rows and records the
+        number dropped (:attr:`report_`, the fitted file's ``fitted.dropped_rows``);
+        ``"relax"`` gives each contradicted zero the pseudo-count
+        :data:`RELAX_PSEUDO_COUNT` (so the data can move it off zero) and records it in the
+        fitted file (``fitted.relaxed``).
 
     Attributes
     ----------
@@ -639,6 +1077,9 @@ class PriorFitter:
         holdout: float = 0.25,
         seed: int | None = 0,
         chunksize: int = 500_000,
+        accelerate: bool = True,
+        estep: str = "auto",
+        on_impossible: str = "error",
     ) -> None:
         self.model = model
         self.strength = strength
@@ -651,6 +1092,9 @@ class PriorFitter:
         self.holdout = holdout
         self.seed = seed
         self.chunksize = chunksize
+        self.accelerate = accelerate
+        self.estep = estep
+        self.on_impossible = on_impossible
 
     # -------------------------------------------------------------- parameter checks
     def _check_params(self, spec) -> tuple[dict[str, float], set[str]]:
@@ -680,6 +1124,13 @@ class PriorFitter:
                                f"{self.max_iter!r}")
         number("tol", self.tol, 0, lo_open=True)
         number("holdout", self.holdout, 0, 0.9)
+        if self.estep not in ("auto", "shared", "rows"):
+            raise KneeHipError(f"PriorFitter estep: expected 'auto', 'shared' or 'rows', found "
+                               f"{self.estep!r}")
+        if not isinstance(self.accelerate, bool):
+            raise KneeHipError(f"PriorFitter accelerate: expected True or False, found "
+                               f"{self.accelerate!r}")
+        _check_on_impossible(self.on_impossible, "PriorFitter on_impossible")
         return strengths, set(freeze)
 
     # -------------------------------------------------------------- fit
@@ -719,11 +1170,41 @@ class PriorFitter:
         fams = _families(spec, self.strength, strengths, freeze, self.noisy_or)
         t0 = time.perf_counter()
         scan = self._scan(data, spec, mapping, dataset_name, table, sql)
+        bad = find_impossible(scan.counts, spec)
+        self.impossible_ = bad
+        notes = []
+        if bad is not None:
+            if self.on_impossible == "error":
+                bad.first_rows = _first_rows(data, spec, mapping, table, sql,
+                                             int(self.chunksize), scan.counts, bad.patterns)
+                raise DataError(bad.message())
+            if self.on_impossible == "drop":
+                scan.counts = _drop_patterns(scan.counts, bad.patterns)
+                if scan.train is not None:
+                    tb = find_impossible(scan.train, spec)
+                    if tb is not None:
+                        scan.train = _drop_patterns(scan.train, tb.patterns)
+                notes.append(f"on_impossible='drop': {_num(bad.rows)} row(s) in "
+                             f"{bad.patterns.size} pattern(s) the expert model rules out were "
+                             "left out of the fit (" + "; ".join(map(str, bad.entries[:4])) + ")")
+            else:
+                frozen = sorted({e.node for e in bad.entries} & freeze)
+                if frozen:
+                    raise KneeHipError(
+                        f"on_impossible='relax': the contradicted zeros are in frozen tables "
+                        f"{frozen}: expected unfrozen tables; remove them from freeze, or use "
+                        "on_impossible='drop'")
+                _relax_families(fams, bad.entries)
+                notes.append(f"on_impossible='relax': {len(bad.entries)} structural zero(s) "
+                             f"contradicted by {_num(bad.rows)} row(s) got a pseudo-count of "
+                             f"{RELAX_PSEUDO_COUNT:g}: " + "; ".join(map(str, bad.entries[:4])))
         counts = scan.counts
         res = _run_em(spec, fams, counts, max_iter=self.max_iter, tol=self.tol,
-                      progress=self.progress)
+                      progress=self.progress, accelerate=self.accelerate, estep=self.estep)
         meta = {"dataset": scan.dataset, "rows": int(counts.n_rows),
                 "date": _dt.date.today().isoformat(), "method": res.method}
+        if bad is not None and self.on_impossible == "drop":
+            meta["dropped_rows"] = _num(bad.rows)
         self.spec_ = _fitted_spec(spec, fams, res.params, meta)
         self.model_ = build_network(self.spec_)
         self.history_ = res.history
@@ -737,9 +1218,10 @@ class PriorFitter:
         holdout = None
         if scan.train is not None and scan.test is not None:
             train_fit = _run_em(spec, fams, scan.train, max_iter=self.max_iter, tol=self.tol,
-                                progress=False)
+                                progress=False, accelerate=self.accelerate, estep=self.estep)
             holdout = (train_fit, scan.test, scan.diagnosis_labels)
         self.report_ = build_fit_report(self, scan, holdout, seconds=time.perf_counter() - t0)
+        self.report_.notes.extend(notes)
         return self
 
     def _scan(self, data, spec, mapping, dataset_name, table, sql) -> _Scan:
@@ -763,6 +1245,19 @@ class PriorFitter:
 
             c = audit_counts(data, spec)
             return _Scan(c, None, None, data.report, dataset_name or data.dataset, [])
+        from .spark import is_spark_dataframe
+
+        if is_spark_dataframe(data):  # grouped on the cluster; no held-out split
+            import pandas as pd
+
+            from .audit import PROBLEM_COLUMNS, AuditReport
+            from .spark import spark_counts
+
+            c = spark_counts(data, spec, mapping, dataset=dataset_name)
+            rep = AuditReport(pd.DataFrame(columns=PROBLEM_COLUMNS),
+                              pd.DataFrame(columns=["column", "role", "node", "blank",
+                                                    "blank_fraction"]), c.n_rows, c.datasets[0])
+            return _Scan(c, None, None, rep, c.datasets[0], [])
         return _scan(data, spec, mapping, table=table, sql=sql, dataset=dataset_name,
                      holdout=float(self.holdout), seed=self.seed, chunksize=int(self.chunksize),
                      progress=bool(self.progress))
@@ -807,7 +1302,7 @@ class PriorFitter:
         """Constructor parameters (scikit-learn convention)."""
         return {k: getattr(self, k) for k in (
             "model", "strength", "strengths", "freeze", "noisy_or", "max_iter", "tol",
-            "progress", "holdout", "seed", "chunksize")}
+            "progress", "holdout", "seed", "chunksize", "accelerate", "estep", "on_impossible")}
 
     def __repr__(self) -> str:
         return f"PriorFitter(strength={self.strength!r}, noisy_or={self.noisy_or!r}, tol={self.tol!r})"
@@ -862,8 +1357,7 @@ def _posterior_matrix_inner(engine, enc_codes, columns, cards, targets, on_impos
                             row_offset=0, expand=True):
     """Grouped posteriors: (n_rows, n_out) array, output column names; with
     ``expand=False`` the (n_patterns, n_out) array, names, and each row's pattern."""
-    if on_impossible not in ("raise", "nan"):
-        raise KneeHipError(f"on_impossible: expected 'raise' or 'nan', found {on_impossible!r}")
+    _check_on_impossible(on_impossible, "on_impossible", _BATCH_MODES)
     tcols = _target_columns(engine, targets)
     nodes = sorted({t[1] for t in tcols})
     n = enc_codes.shape[0]
@@ -881,18 +1375,45 @@ def _posterior_matrix_inner(engine, enc_codes, columns, cards, targets, on_impos
         out[:, j] = col[inv] if expand else col
     logev = res.log_evidence
     bad = ~np.isfinite(logev)
-    if bad.any() and on_impossible == "raise":
+    status = None
+    if on_impossible in ("drop", "relax"):
+        status = np.zeros(m, dtype=np.int8)
+        status[bad] = 1
+    if bad.any() and on_impossible in ("raise", "error"):
         bad_rows = np.flatnonzero(bad[inv])
-        b = int(np.flatnonzero(bad)[0])
-        obs = ", ".join(f"{c}={engine.states[c][int(x)]}" for c, x in zip(columns, pats[b]) if x >= 0)
-        raise ImpossibleEvidenceError(
-            f"{bad_rows.size} row(s) are impossible under the model (probability zero), first "
-            f"rows {', '.join(str(int(r) + row_offset) for r in bad_rows[:5])} (0-based), e.g. "
-            f"{{{obs}}}: expected findings the model allows; check those rows, or pass "
-            "on_impossible='nan' to get NaN for them")
+        cnt = np.bincount(inv, minlength=m).astype(float)
+        why = _diagnose(engine, pats, columns, cnt, np.flatnonzero(bad))
+        why.first_rows = [int(r) + row_offset for r in bad_rows[:5]]
+        raise ImpossibleEvidenceError(why.message().replace(
+            "(fit the other rows)", "(blank posteriors and a status column)").replace(
+            "(each contradicted zero gets a pseudo-count of "
+            f"{RELAX_PSEUDO_COUNT:g})", f"(each contradicted zero gets probability "
+            f"{RELAX_PROBABILITY:g}, status 'relaxed')"))
+    if bad.any() and on_impossible == "relax":
+        b = np.flatnonzero(bad)
+        why = _diagnose(engine, pats, columns, np.ones(m), b)
+        eng2 = engine.with_tables(_relaxed_tables(engine, why.entries, RELAX_PROBABILITY))
+        r2 = eng2.batch(pats[b], columns, targets=nodes, on_impossible="nan")
+        ok = np.isfinite(r2.log_evidence)
+        status[b[ok]] = 2
+        for j, (_, node, k) in enumerate(tcols):
+            fill = r2.marginals[node][:, k]
+            if expand:
+                rows = np.flatnonzero(np.isin(inv, b))
+                pos = np.searchsorted(b, inv[rows])
+                out[rows, j] = fill[pos]
+            else:
+                out[b, j] = fill
+    if expand and status is not None:
+        status = status[inv]
     if not expand:
-        return out, [t[0] for t in tcols], inv
-    return out, [t[0] for t in tcols]
+        return out, [t[0] for t in tcols], inv, status
+    return out, [t[0] for t in tcols], status
+
+
+#: values of the ``status`` column of batch posteriors (``on_impossible="drop"/"relax"``)
+STATUS_LABELS = ("ok", "impossible", "relaxed")
+_BATCH_MODES = ("raise", "error", "nan", "drop", "relax")
 
 
 def batch_posteriors(
@@ -901,7 +1422,7 @@ def batch_posteriors(
     mapping: Any = None,
     targets: Sequence[str] | None = None,
     *,
-    on_impossible: str = "raise",
+    on_impossible: str = "error",
     keep: Sequence[str] = (),
     table: str | None = None,
     sql: str | None = None,
@@ -921,17 +1442,23 @@ def batch_posteriors(
     targets : list of str, optional
         Nodes to report (default: the origins). A two-state node gives one column,
         P(present/positive); a node with more states one column ``node=state`` per state.
-    on_impossible : {"raise", "nan"}
-        Rows the model gives probability zero raise
-        :class:`~kneehip_bn.ImpossibleEvidenceError` naming their row numbers, or get NaN.
+    on_impossible : {"error", "drop", "relax", "nan"}
+        Rows the model gives probability zero (they contradict a structural zero):
+        ``"error"`` (default; ``"raise"`` is the same) raises
+        :class:`~kneehip_bn.ImpossibleEvidenceError` naming how many rows contradict which
+        table entry and their first row numbers; ``"drop"`` gives them NaN posteriors and a
+        ``status`` column (``"ok"`` / ``"impossible"``); ``"relax"`` computes them with each
+        contradicted zero given probability :data:`RELAX_PROBABILITY` (renormalised),
+        status ``"relaxed"``; ``"nan"`` gives NaN without a status column.
     keep : list of str
         Input columns copied to the output first (e.g. a patient id).
 
     Returns
     -------
-    pandas.DataFrame
+    pandas.DataFrame or pyspark.sql.DataFrame
         One row per input row, in input order (the input DataFrame's index), one column
-        per target.
+        per target. For a Spark DataFrame, a Spark DataFrame (the ``keep`` columns and the
+        targets, joined on the cluster; see :mod:`kneehip_bn.spark`).
 
     Examples
     --------
@@ -944,17 +1471,25 @@ def batch_posteriors(
 
     from .engine import get_engine
     from .queries import as_model, node_groups
+    from .spark import is_spark_dataframe
 
+    if is_spark_dataframe(data):
+        from .spark import spark_batch_posteriors
+
+        return spark_batch_posteriors(data, model, mapping, targets, on_impossible=on_impossible,
+                                      keep=keep)
     m = as_model(model)
     enc = encode_audit(data, m, mapping, table=table, sql=sql, keep=keep)
     eng = get_engine(m)
     if targets is None:
         groups = node_groups(m)
         targets = [n for n in groups if groups[n] == "origin"]
-    mat, names = _posterior_matrix(eng, enc.codes, enc.columns, enc.cards, list(targets),
-                                   on_impossible, progress)
+    mat, names, status = _posterior_matrix(eng, enc.codes, enc.columns, enc.cards,
+                                           list(targets), on_impossible, progress)
     index = data.index if isinstance(data, pd.DataFrame) else pd.RangeIndex(enc.n_rows)
     out = pd.DataFrame(mat, columns=names, index=index)
+    if status is not None:
+        out["status"] = pd.Categorical.from_codes(status, categories=list(STATUS_LABELS))
     if enc.kept is not None:
         kept = enc.kept.set_axis(index)
         out = pd.concat([kept, out], axis=1)
@@ -968,13 +1503,14 @@ def write_batch_posteriors(
     mapping: Any = None,
     targets: Sequence[str] | None = None,
     *,
-    on_impossible: str = "raise",
+    on_impossible: str = "error",
     keep: Sequence[str] = (),
     table: str | None = None,
     sql: str | None = None,
     overwrite: bool = False,
     chunksize: int = 1_000_000,
     progress: bool | None = None,
+    reader: str = "auto",
 ) -> tuple[Path, int]:
     """Stream an audit through :func:`batch_posteriors` into a CSV or Parquet file.
 
@@ -986,8 +1522,10 @@ def write_batch_posteriors(
     dictionary-encoded (:func:`~kneehip_bn.audit.iter_csv_coded`): encoding then costs a
     lookup per distinct value, not per cell. Files it would read differently from pandas
     (quoted line breaks, duplicate headers, other encodings) go through pandas instead,
-    with the same validation either way. A CSV output is formatted in two threads;
-    every number is written exactly (shortest round-trip form).
+    with the same validation either way (and the same error for a damaged row).
+    ``reader="pandas"`` forces the pandas reader (``"auto"``: pyarrow when it can). A
+    CSV output is formatted in two threads; every number is written exactly (shortest
+    round-trip form).
 
     Returns
     -------
@@ -996,10 +1534,10 @@ def write_batch_posteriors(
     from .engine import get_engine
     from .queries import as_model, node_groups
 
+    if reader not in ("auto", "pandas"):
+        raise DataError(f"reader: expected 'auto' or 'pandas', found {reader!r}")
     out = Path(output)
-    if out.exists() and not overwrite:
-        raise FileExistsError(f"{out} exists: expected a new file name, found an existing file; "
-                              "pass overwrite=True (CLI: --overwrite) to replace it")
+    check_new_output(out, overwrite)
     kind = "parquet" if out.name.lower().endswith((".parquet", ".pq")) else "csv"
     m = as_model(model)
     eng = get_engine(m)
@@ -1009,8 +1547,9 @@ def write_batch_posteriors(
     mp = load_mapping(mapping)
     name = _source_name(None, mp, data, table, sql)
     out.parent.mkdir(parents=True, exist_ok=True)
-    args = (out, kind, m, eng, mp, name, list(targets), on_impossible, list(keep), progress)
-    sep = _fast_csv_sep(data, table, sql)
+    args = (out, overwrite, kind, m, eng, mp, name, list(targets), on_impossible, list(keep),
+            progress)
+    sep = _fast_csv_sep(data, table, sql) if reader == "auto" else None
     if sep is not None:
         import pyarrow as pa
 
@@ -1018,11 +1557,22 @@ def write_batch_posteriors(
 
         try:
             chunks = iter_csv_coded(data, chunksize=chunksize, text=keep, sep=sep)
-            return _write_posteriors(chunks, False, *args)
+            return _atomic_posteriors(chunks, False, *args)
         except (NotFastError, pa.ArrowException, UnicodeDecodeError):
             pass  # pandas reads it (or reports why it cannot), as below
     chunks = iter_audit(data, table=table, sql=sql, chunksize=chunksize)
-    return _write_posteriors(chunks, _single_chunk(data, chunksize), *args)
+    return _atomic_posteriors(chunks, _single_chunk(data, chunksize), *args)
+
+
+def _atomic_posteriors(chunks, single, out, overwrite, *rest) -> tuple[Path, int]:
+    """:func:`_write_posteriors` into the one atomic writer's temporary file."""
+    n = [0]
+
+    def write(tmp: str) -> None:
+        n[0] = _write_posteriors(chunks, single, Path(tmp), *rest)[1]
+
+    atomic_write(out, write, overwrite=overwrite)
+    return out, n[0]
 
 
 def _fast_csv_sep(data: Any, table: Any, sql: Any) -> str | None:
@@ -1063,15 +1613,15 @@ def _write_posteriors(chunks, single, out, kind, m, eng, mp, name, targets, on_i
                 continue
             kept = [chunk[k] if k in chunk else None for k in keep]
             for a, b in _parts(n):
-                mat, names, inv = _posterior_matrix(eng, codes[a:b], enc.columns, enc.cards,
-                                                    targets, on_impossible, False,
-                                                    row_offset=offset + a, expand=False)
+                mat, names, inv, status = _posterior_matrix(
+                    eng, codes[a:b], enc.columns, enc.cards, targets, on_impossible, False,
+                    row_offset=offset + a, expand=False)
                 if writer is None:
-                    writer = _TableWriter(tmp, kind, keep, names)
+                    writer = _TableWriter(tmp, kind, keep, names, status is not None)
                 if pending is not None:
                     pending.result()  # one part in flight: bounded memory, order kept
                 part = [None if k is None else _rows(k, a, b) for k in kept]
-                pending = pool.submit(writer.write, mat, part, inv)
+                pending = pool.submit(writer.write, mat, part, inv, status)
                 bar.update(b - a)
             offset += n
         if pending is not None:
@@ -1135,12 +1685,15 @@ class _TableWriter:
     assembling a million lines costs more than formatting them.)
     """
 
-    def __init__(self, path: Path, kind: str, keep: Sequence[str], names: Sequence[str]):
+    def __init__(self, path: Path, kind: str, keep: Sequence[str], names: Sequence[str],
+                 status: bool = False):
         self.path, self.kind, self.keep, self.names = path, kind, list(keep), list(names)
+        self.status = status
         self.writer: Any = None
         self.file: Any = None
 
-    def _table(self, mat: np.ndarray, kept: Sequence[Any], inv: np.ndarray | None = None) -> Any:
+    def _table(self, mat: np.ndarray, kept: Sequence[Any], inv: np.ndarray | None = None,
+               status: np.ndarray | None = None) -> Any:
         import pyarrow as pa
 
         cols: dict[str, Any] = {}
@@ -1159,14 +1712,26 @@ class _TableWriter:
             col = np.ascontiguousarray(mat[:, j], dtype=np.float64)
             if inv is not None:
                 col = col[inv]
-            cols[c] = pa.Array.from_buffers(pa.float64(), col.shape[0], [None, pa.py_buffer(col)])
+            valid = None
+            if self.status:  # impossible rows: blank (null), not NaN
+                ok = ~np.isnan(col)
+                if not ok.all():
+                    valid = pa.py_buffer(np.packbits(ok, bitorder="little"))
+            cols[c] = pa.Array.from_buffers(pa.float64(), col.shape[0],
+                                            [valid, pa.py_buffer(col)])
+        if self.status:
+            st = status if inv is None or status is None else status[inv]
+            cols["status"] = pa.array(list(STATUS_LABELS)).take(
+                pa.array(np.zeros(mat.shape[0] if inv is None else inv.shape[0], np.int8)
+                         if st is None else st.astype(np.int8)))
         return pa.table(cols)
 
-    def write(self, mat: np.ndarray, kept: Sequence[Any], inv: np.ndarray | None = None) -> None:
+    def write(self, mat: np.ndarray, kept: Sequence[Any], inv: np.ndarray | None = None,
+              status: np.ndarray | None = None) -> None:
         """Append rows: ``mat`` (one row per output row, or per pattern with ``inv`` giving
-        each output row's pattern)."""
+        each output row's pattern); ``status`` per row of ``mat``."""
 
-        tbl = self._table(mat, kept, inv)
+        tbl = self._table(mat, kept, inv, status)
         if self.kind == "parquet":
             import pyarrow.parquet as pq
 

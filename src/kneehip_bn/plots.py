@@ -22,9 +22,14 @@ from typing import Any
 
 import numpy as np
 
+from ._files import atomic_write
+from .errors import ParameterError, closest
+
 __all__ = [
+    "FIGURE_FORMATS",
     "GROUP_COLORS",
     "draw_network",
+    "figure_format",
     "layered_layout",
     "plot_conflict",
     "plot_credible_intervals",
@@ -571,15 +576,51 @@ def plot_credible_intervals(ci: Any, ax: Any = None) -> Any:
     return ax
 
 
-def save_figure(ax_or_fig: Any, path: str | os.PathLike[str], overwrite: bool = True) -> str:
-    """Save a figure (PNG, SVG, PDF by extension) and close it; returns the path."""
+#: figure formats by file extension (matplotlib's writers; JPEG and TIFF through Pillow)
+FIGURE_FORMATS = ("png", "svg", "pdf", "svgz", "eps", "ps", "jpg", "jpeg", "tif", "tiff")
+
+
+def figure_format(path: str | os.PathLike[str], option: str = "--plot") -> str:
+    """The figure format of ``path`` from its extension, or a :class:`ParameterError`.
+
+    Called before any work, so that a bad name fails at once and nothing is written.
+
+    >>> figure_format("why.svg")
+    'svg'
+    >>> figure_format("x.jpg2")
+    Traceback (most recent call last):
+    ...
+    kneehip_bn.errors.ParameterError: --plot x.jpg2: expected a figure file name ending in .png, .svg, .pdf, .svgz, .eps, .ps, .jpg, .jpeg, .tif or .tiff, found '.jpg2'; did you mean '.jpg'?
+    """
+    text = os.fspath(path)
+    ext = os.path.splitext(text)[1].lstrip(".").lower()
+    if not text:
+        raise ParameterError(f"{option}: expected a figure file name, found an empty string")
+    if ext not in FIGURE_FORMATS:
+        known = ", ".join(f".{f}" for f in FIGURE_FORMATS[:-1]) + f" or .{FIGURE_FORMATS[-1]}"
+        g = closest(ext, FIGURE_FORMATS) if ext else None
+        raise ParameterError(
+            f"{option} {text}: expected a figure file name ending in {known}, found "
+            + (f"'.{ext}'" if ext else "no extension") + (f"; did you mean '.{g}'?" if g else ""))
+    return ext
+
+
+def save_figure(ax_or_fig: Any, path: str | os.PathLike[str], overwrite: bool = False,
+                dpi: int = 150, close: bool = True) -> str:
+    """Save a figure (format by extension: :data:`FIGURE_FORMATS`) with the one atomic
+    writer (:func:`kneehip_bn._files.atomic_write`: never over an existing file unless
+    ``overwrite=True``, nothing half-written left behind) and close it; returns the path.
+    """
     import matplotlib.pyplot as plt
 
     fig = ax_or_fig.figure if hasattr(ax_or_fig, "figure") and not hasattr(ax_or_fig, "savefig") \
         else ax_or_fig
     path = os.fspath(path)
-    if os.path.exists(path) and not overwrite:
-        raise FileExistsError(f"{path} exists: pass --overwrite to replace it")
-    fig.savefig(path, bbox_inches="tight", dpi=150)
-    plt.close(fig)
+    fmt = figure_format(path)
+    try:
+        atomic_write(path, lambda tmp: fig.savefig(tmp, format=fmt, bbox_inches="tight",
+                                                   dpi=dpi), overwrite=overwrite)
+    finally:
+        if close:
+            plt.close(fig)
     return path

@@ -121,7 +121,10 @@ def resolve_evidence(engine: Engine, evidence: Evidence, what: str = "evidence")
         pairs = parse_assignments(items, what) if all(isinstance(i, str) for i in items) else [
             tuple(i) for i in items]
     out: dict[str, str] = {}
+    scope = getattr(engine, "scope", None) or {}
     for k, v in pairs:
+        if scope:
+            k, v = _apply_scope(engine, scope, k, v, what)
         if k not in engine.index:
             raise UnknownNameError.for_name("node", k, engine.variables, where=what)
         if not isinstance(v, str):
@@ -134,6 +137,101 @@ def resolve_evidence(engine: Engine, evidence: Evidence, what: str = "evidence")
                 f"{k}={v}; expected one state per node")
         out[k] = v
     return out
+
+
+_AGE_WORDS = ("child", "paediatric", "pediatric", "adolescent", "teen", "juvenile", "infant")
+
+
+def _age_bounds(label: str) -> tuple[float, float] | None:
+    """Age range of an age-band label: ``under_40``, ``40_to_59``, ``60_plus``, ``18-39``."""
+    import re
+
+    t = label.lower()
+    if m := re.fullmatch(r"(?:under|below|lt)_?(\d+)", t):
+        return (0.0, float(m.group(1)))
+    if m := re.fullmatch(r"(\d+)_?(?:to|-|_)_?(\d+)", t):
+        return (float(m.group(1)), float(m.group(2)) + 1.0)
+    if m := re.fullmatch(r"(\d+)_?(?:plus|\+|_and_over|_or_more)", t):
+        return (float(m.group(1)), math.inf)
+    return None
+
+
+def _apply_scope(engine: Engine, scope: Mapping[str, Any], k: str, v: Any,
+                 what: str) -> tuple[str, Any]:
+    """The model's ``scope``: refuse an age below ``min_age``; map ``age=67`` to its band."""
+    min_age = scope.get("min_age")
+    age_node = scope.get("age_node")
+    if min_age is None:
+        return k, v
+    refer = scope.get("refer") or f"this model describes people aged {min_age} and over"
+    text = str(v).strip().lower()
+    age_key = k in ("age", "age_years") and k not in engine.index
+    if age_key or k == age_node:
+        try:
+            years = float(text)
+        except ValueError:
+            years = None
+        if years is not None and not math.isfinite(years):
+            years = None
+        if years is not None:
+            if years < float(min_age):
+                raise EvidenceError(
+                    f"{what}: {k}={v}: expected an age of at least {min_age} years, found "
+                    f"{v}; {refer}")
+            if age_node in engine.index:
+                for state in engine.states[age_node]:
+                    b = _age_bounds(state)
+                    if b is not None and b[0] <= years < b[1]:
+                        return age_node, state
+            return k, v
+        if k == age_node and age_node in engine.index and v not in engine.state_index[age_node]:
+            b = _age_bounds(text)
+            if any(w in text for w in _AGE_WORDS) or (b is not None and b[1] <= float(min_age)):
+                raise EvidenceError(
+                    f"{what}: {k}={v}: expected an adult age band "
+                    f"({', '.join(engine.states[age_node])}), found {v}; {refer}")
+    return k, v
+
+
+def red_flags_present(model: Any, evidence: Mapping[str, str]) -> list[str]:
+    """The red-flag findings (``red_flag: true`` in the model file) entered as present.
+
+    Examples
+    --------
+    >>> red_flags_present("knee_hip_basic", {"knee_pain": "present"})
+    []
+    """
+    spec = spec_or_none(model)
+    if spec is None:
+        return []
+    out = []
+    for n in spec.red_flags():
+        if n in evidence and evidence[n] == on_state(spec.nodes[n].states):
+            out.append(n)
+    return out
+
+
+def red_flag_warning(flags: Sequence[str]) -> str:
+    """The line every output puts first when a red flag is present (``""`` when none)."""
+    if not flags:
+        return ""
+    return (f"REFER: red flag ({', '.join(flags)}): a red flag means refer for medical "
+            "assessment now, whatever the probabilities below say. This is a teaching model, "
+            "not a medical device.")
+
+
+def spec_or_none(model: Any) -> Any:
+    """The :class:`~kneehip_bn.spec.ModelSpec` behind a model, or ``None`` if there is none."""
+    from .spec import ModelSpec
+
+    m = as_model(model)
+    if isinstance(m, ModelSpec):
+        return m
+    if hasattr(m, "graph"):
+        spec = m.graph.get("kneehip_spec")
+        if isinstance(spec, ModelSpec):
+            return spec
+    return None
 
 
 @dataclass
@@ -149,17 +247,41 @@ class Diagnosis:
         ``prior`` and ``posterior`` P(present) of each mechanism.
     evidence, do : dict
         What was given.
+    regions : dict
+        ``{region: P(at least one of its diagnoses present)}`` (models whose diagnoses name a
+        ``region``; empty otherwise).
+    red_flags : list of str
+        Red-flag findings entered as present: when not empty, refer (see :attr:`warning`).
+    explained_by : dict
+        ``{finding: {cause: probability}}`` for each present noisy-OR finding: the posterior
+        probability that each cause's link (or the leak) is active, i.e. would by itself have
+        produced the finding. A finding can have several active causes at once, so these
+        need not add up to 1.
     """
 
     origins: Any
     mechanisms: Any
     evidence: dict[str, str] = field(default_factory=dict)
     do: dict[str, str] = field(default_factory=dict)
+    regions: dict[str, float] = field(default_factory=dict)
+    red_flags: list[str] = field(default_factory=list)
+    explained_by: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    @property
+    def warning(self) -> str:
+        """"REFER: red flag ..." when a red flag is present, else ``""``."""
+        return red_flag_warning(self.red_flags)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: ``{"origins": [{"name", "prior", "posterior", "odds_ratio"}...],
-        "mechanisms": {name: P(present)}, "evidence": {...}, "do": {...}}``."""
-        return diagnosis_dict(self.evidence, self.do, *self._rows())
+        "mechanisms": {name: P(present)}, "evidence": {...}, "do": {...}, "regions": {...},
+        "red_flags": [...], "explained_by": {finding: {cause: p}}}`` (``"warning"`` first
+        when a red flag is present)."""
+        return diagnosis_dict(self.evidence, self.do, *self._rows(), self._extras())
+
+    def _extras(self) -> dict[str, Any]:
+        return {"regions": self.regions, "red_flags": self.red_flags,
+                "explained_by": self.explained_by}
 
     def _rows(self) -> tuple[list[tuple], list[tuple]]:
         o = [(n, float(r.prior), float(r.posterior), float(r.odds_ratio))
@@ -168,9 +290,19 @@ class Diagnosis:
         return o, m
 
     def __str__(self) -> str:
-        return format_diagnosis(self.evidence, self.do, *self._rows())
+        return format_diagnosis(self.evidence, self.do, *self._rows(), self._extras())
 
     def _repr_html_(self) -> str:
+        import html
+
+        warn = (f'<p style="color:#b00;font-weight:bold">{html.escape(self.warning)}</p>'
+                if self.red_flags else "")
+        regions = ("<b>Regions</b> " + ", ".join(
+            f"{html.escape(r)} {p:.3f}" for r, p in self.regions.items()) + "<br>"
+            if self.regions else "")
+        return warn + regions + self._tables_html()
+
+    def _tables_html(self) -> str:
         try:  # pandas' Styler needs jinja2, which is not a dependency
             return (
                 "<b>Origins</b>" + self.origins.style.format(
@@ -183,28 +315,50 @@ class Diagnosis:
                     + "<b>Mechanisms</b>" + self.mechanisms.to_html(float_format="{:.3f}".format))
 
 
-def diagnosis_dict(ev, dov, o_rows, m_rows) -> dict[str, Any]:
-    """The JSON form of a diagnosis from its rows."""
-    return {
+def diagnosis_dict(ev, dov, o_rows, m_rows, extras=None) -> dict[str, Any]:
+    """The JSON form of a diagnosis from its rows (a red-flag ``warning`` comes first)."""
+    extras = extras or {}
+    out: dict[str, Any] = {}
+    if extras.get("red_flags"):
+        out["warning"] = red_flag_warning(extras["red_flags"])
+    out.update({
         "origins": [{"name": n, "prior": pr, "posterior": po, "odds_ratio": _json_num(r)}
                     for n, pr, po, r in o_rows],
         "mechanisms": {n: po for n, _, po in m_rows},
         "evidence": dict(ev),
         "do": dict(dov),
-    }
+        "regions": dict(extras.get("regions", {})),
+        "red_flags": list(extras.get("red_flags", [])),
+        "explained_by": {f: dict(c) for f, c in extras.get("explained_by", {}).items()},
+    })
+    return out
 
 
-def format_diagnosis(ev, dov, o_rows, m_rows) -> str:
-    """The diagnosis as a readable text table."""
-    lines = [f"Findings: {', '.join(f'{k}={v}' for k, v in ev.items()) or 'none'}"]
+def format_diagnosis(ev, dov, o_rows, m_rows, extras=None) -> str:
+    """The diagnosis as a readable text table (a red-flag warning first)."""
+    extras = extras or {}
+    lines = []
+    if extras.get("red_flags"):
+        lines += [red_flag_warning(extras["red_flags"]), ""]
+    lines.append(f"Findings: {', '.join(f'{k}={v}' for k, v in ev.items()) or 'none'}")
     if dov:
         lines.append("Interventions: " + ", ".join(f"do({k}={v})" for k, v in dov.items()))
-    lines += ["", f"{'origin':<24}{'prior':>8}{'posterior':>11}{'odds x':>9}"]
+    width = max([24, *(len(n) + 2 for n, *_ in o_rows)])
+    lines += ["", f"{'diagnosis':<{width}}{'prior':>8}{'posterior':>11}{'odds x':>9}"]
     for n, pr, po, r in o_rows:
-        lines.append(f"{n:<24}{pr:>8.3f}{po:>11.3f}{_fmt_or(r):>9}")
-    lines += ["", f"{'mechanism':<28}{'prior':>8}{'posterior':>11}"]
+        lines.append(f"{n:<{width}}{pr:>8.3f}{po:>11.3f}{_fmt_or(r):>9}")
+    if extras.get("regions"):
+        lines += ["", "region (P at least one diagnosis present): " + ", ".join(
+            f"{r} {p:.3f}" for r, p in extras["regions"].items())]
+    if extras.get("explained_by"):
+        lines += ["", "what accounts for each finding present (P that this cause produced it):"]
+        for f, causes in extras["explained_by"].items():
+            top = sorted(causes.items(), key=lambda kv: -kv[1])
+            lines.append(f"  {f}: " + ", ".join(f"{c} {p:.2f}" for c, p in top if p >= 0.005))
+    mwidth = max([28, *(len(n) + 2 for n, *_ in m_rows)])
+    lines += ["", f"{'mechanism':<{mwidth}}{'prior':>8}{'posterior':>11}"]
     for n, pr, po in m_rows:
-        lines.append(f"{n:<28}{pr:>8.3f}{po:>11.3f}")
+        lines.append(f"{n:<{mwidth}}{pr:>8.3f}{po:>11.3f}")
     return "\n".join(lines)
 
 
@@ -214,6 +368,14 @@ def _fmt_or(x: float) -> str:
 
 def _json_num(x: float) -> float | None:
     return None if not math.isfinite(x) else float(x)
+
+
+def _odds_ratio(post: float, prior: float) -> float:
+    """Posterior odds / prior odds, with inf and NaN where a probability is 0 or 1."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        return float(_odds(np.array(post)) / _odds(np.array(prior))) if (
+            post in (0.0, 1.0) or prior in (0.0, 1.0)) else (
+            (post / (1.0 - post)) / (prior / (1.0 - prior)))
 
 
 def _odds(p: np.ndarray) -> np.ndarray:
@@ -257,11 +419,11 @@ def diagnose(
     """
     import pandas as pd
 
-    ev, dov, o_rows, m_rows = _diagnose_rows(evidence, do, model, origins, mechanisms)
+    ev, dov, o_rows, m_rows, extras = _diagnose_rows(evidence, do, model, origins, mechanisms)
     o = pd.DataFrame(o_rows, columns=["origin", "prior", "posterior", "odds_ratio"])
     o = o.set_index("origin")
     mech = pd.DataFrame(m_rows, columns=["mechanism", "prior", "posterior"]).set_index("mechanism")
-    return Diagnosis(origins=o, mechanisms=mech, evidence=ev, do=dov)
+    return Diagnosis(origins=o, mechanisms=mech, evidence=ev, do=dov, **extras)
 
 
 def _diagnose_rows(evidence, do, model, origins, mechanisms):
@@ -287,12 +449,105 @@ def _diagnose_rows(evidence, do, model, origins, mechanisms):
     o_rows = []
     for n in origins:
         pr, po = p_on(prior, n), p_on(post, n)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = float(_odds(np.array(po)) / _odds(np.array(pr)))
-        o_rows.append((n, pr, po, ratio))
+        o_rows.append((n, pr, po, _odds_ratio(po, pr)))
     o_rows.sort(key=lambda r: -r[2])  # stable: ties keep the model's order
     m_rows = [(n, p_on(prior, n), p_on(post, n)) for n in mechanisms]
-    return ev, dov, o_rows, m_rows
+    spec = spec_or_none(m)
+    extras = {
+        "regions": region_probabilities(eng, spec, ev, dov) if spec is not None else {},
+        "red_flags": red_flags_present(spec, ev) if spec is not None else [],
+        "explained_by": explained_by(eng, spec, ev, dov) if spec is not None else {},
+    }
+    return ev, dov, o_rows, m_rows, extras
+
+
+def region_probabilities(eng: Engine, spec: Any, ev: Mapping[str, str],
+                         dov: Mapping[str, str]) -> dict[str, float]:
+    """``{region: P(at least one of its diagnoses present | evidence, do)}``.
+
+    Exact: ``1 - P(every diagnosis of the region absent, evidence) / P(evidence)``, two
+    propagations per region (a diagnosis that is observed or intervened on counts with its
+    given state).
+    """
+    out: dict[str, float] = {}
+    regions = spec.regions()
+    if not regions:
+        return out
+    log_pe = eng.log_probability(ev, do=dov or None)
+    for region, diags in regions.items():
+        given = {**ev, **dov}
+        if any(d in given and given[d] == on_state(eng.states[d]) for d in diags):
+            out[region] = 1.0
+            continue
+        joint = dict(ev)
+        for d in diags:
+            if d not in given:
+                joint[d] = _off_state(eng.states[d])
+        lp = eng.log_probability(joint, do=dov or None)
+        out[region] = float(min(1.0, max(0.0, 1.0 - math.exp(lp - log_pe))))
+    return out
+
+
+def _off_state(states: Sequence[str]) -> str:
+    on = on_state(states)
+    for s in ("absent", "negative", "no", "False"):
+        if s in states and s != on:
+            return s
+    return next(s for s in states if s != on)
+
+
+def explained_by(eng: Engine, spec: Any, ev: Mapping[str, str],
+                 dov: Mapping[str, str]) -> dict[str, dict[str, float]]:
+    """For each present noisy-OR finding, the posterior probability that each cause produced it.
+
+    A noisy-OR finding is present when at least one of its independent mechanisms fires: the
+    leak (``leak``), or the link of a parent in its ``when`` state. Given the parents, the
+    finding's own state screens its mechanisms off from every other observation, so
+
+    ``P(link j fired | e) = sum over pa of P(pa | e) * [pa_j = when_j] * p_j / P(present | pa)``
+
+    with ``P(pa | e)`` the joint posterior of the finding's parents (one pass of the engine
+    for all findings: :meth:`Engine.family_posteriors`). Exact; tested against enumeration
+    of the link switches. Cause keys are parent names (``parent:state`` when a parent has
+    links for several states) and ``leak``. A finding can have several active causes at
+    once, so the probabilities need not add up to 1.
+    """
+    from .network import cpd_array
+
+    present = []
+    for f, state in ev.items():
+        node = spec.nodes.get(f)
+        if node is not None and node.noisy_or is not None and f not in dov \
+                and state == node.noisy_or.on_state:
+            present.append(f)
+    if not present:
+        return {}
+    fams = eng.family_posteriors(ev, present, do=dov or None)
+    out: dict[str, dict[str, float]] = {}
+    for f in present:
+        node = spec.nodes[f]
+        nor = node.noisy_or
+        on = node.states.index(nor.on_state)
+        parents = eng.parents[f]
+        p_on = cpd_array(spec, f)[on]  # P(present | parents), parents in engine order
+        q = fams[f][on]                 # P(present, parents | e) = P(parents | e)
+        q = q / q.sum()
+        with np.errstate(divide="ignore", invalid="ignore"):
+            w = np.where(p_on > 0, q / p_on, 0.0)
+        multi = {p: sum(1 for ln in nor.links if ln.parent == p) > 1 for p in parents}
+        causes = {"leak": float(nor.leak.p * w.sum())}
+        for ln in nor.links:
+            label = f"{ln.parent}:{ln.when}" if multi.get(ln.parent) else ln.parent
+            causes[label] = ln.p * _link_sum(eng, w, parents, ln.parent, ln.when)
+        out[f] = {k: min(1.0, max(0.0, v)) for k, v in causes.items()}
+    return out
+
+
+def _link_sum(eng: Engine, w: np.ndarray, parents: Sequence[str], parent: str,
+              when: str) -> float:
+    """Sum of ``w`` (axes: the parents) over the configurations with ``parent = when``."""
+    axis = list(parents).index(parent)
+    return float(np.take(w, eng.state_index[parent][when], axis=axis).sum())
 
 
 def _check_do_vs_evidence(ev: Mapping[str, str], dov: Mapping[str, str]) -> None:

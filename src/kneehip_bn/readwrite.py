@@ -23,10 +23,11 @@ Examples
 from __future__ import annotations
 
 import os
-import tempfile
+import re
 from pathlib import Path
 from typing import Any
 
+from ._files import atomic_write, check_new_output
 from .errors import KneeHipError, UnknownNameError
 
 __all__ = ["FORMATS", "export_network", "read_network"]
@@ -67,59 +68,64 @@ def _plain_network(model: Any) -> Any:
     return plain
 
 
+#: the pgmpy writer of each format (BIF with full precision: ``round_values=None``)
+_WRITERS = {
+    "bif": ("BIFWriter", {"round_values": None}),
+    "xmlbif": ("XMLBIFWriter", {}),
+    "net": ("NETWriter", {}),
+    "xdsl": ("XDSLWriter", {}),
+}
+_SAFE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.+-]*\Z")
+
+
+def _check_names(net: Any, fmt: str) -> None:
+    """BIF and NET have no quoting: a name with a space, ``=`` or ``,`` writes a file that
+    no reader (pgmpy's included) can read back, so refuse it with the first bad name."""
+    if fmt not in ("bif", "net"):
+        return
+    for cpd in net.get_cpds():
+        names = [cpd.variable, *(str(s) for s in cpd.state_names[cpd.variable])]
+        for n in names:
+            if not _SAFE_NAME.match(str(n)):
+                raise KneeHipError(
+                    f"export as {fmt}: expected node and state names of letters, digits, "
+                    f"'_', '.', '+' or '-', found {str(n)!r} (in node {cpd.variable}); "
+                    "rename it in the model file or export as xmlbif")
+
+
 def export_network(
     model: Any, path: str | os.PathLike[str], format: str | None = None, overwrite: bool = False
 ) -> Path:
     """Write the network (``None``: the shipped model) as BIF, XMLBIF, Hugin NET or XDSL.
 
-    The format follows the extension unless ``format`` is given. The file is written
-    atomically and an existing file is only replaced with ``overwrite=True``.
+    The format follows the extension unless ``format`` is given. The file is written by
+    the one atomic writer (:func:`kneehip_bn._files.atomic_write`): an existing file is
+    only replaced with ``overwrite=True``, and nothing is left behind on failure.
     """
+    import pgmpy.readwrite as prw
+
     from .network import build_network
     from .queries import as_model
 
     p = Path(path)
     fmt = _format_for(p, format)
-    if p.exists() and not overwrite:
-        raise FileExistsError(
-            f"{p} exists: expected a new file name, found an existing file; pass "
-            "overwrite=True (CLI: --overwrite) to replace it")
+    check_new_output(p, overwrite)
     m = as_model(model)
     if not hasattr(m, "get_cpds"):
         m = build_network(m)
     net = _plain_network(m)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=FORMATS[fmt][0], dir=p.parent)
-    os.close(fd)
-    try:
-        if fmt == "bif":
-            from pgmpy.readwrite import BIFWriter
+    _check_names(net, fmt)
+    cls, kwargs = _WRITERS[fmt]
 
-            w = BIFWriter(net, round_values=None)
-            (w.write if hasattr(w, "write") else w.write_bif)(tmp)
-        elif fmt == "xmlbif":
-            from pgmpy.readwrite import XMLBIFWriter
-
-            w = XMLBIFWriter(net)
-            (w.write if hasattr(w, "write") else w.write_xmlbif)(tmp)
-        elif fmt == "net":
-            from pgmpy.readwrite import NETWriter
-
-            w = NETWriter(net)
-            (w.write if hasattr(w, "write") else w.write_net)(tmp)
-        else:
-            from pgmpy.readwrite import XDSLWriter
-
-            w = XDSLWriter(net)
-            (w.write if hasattr(w, "write") else w.write_xdsl)(tmp)
-        os.replace(tmp, p)
-    except Exception as exc:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        if isinstance(exc, KneeHipError):
+    def write(tmp: str) -> None:
+        try:
+            getattr(prw, cls)(net, **kwargs).write(tmp)
+        except OSError:
             raise
-        raise KneeHipError(f"export to {p} as {fmt} failed: {exc}") from exc
-    return p
+        except Exception as exc:  # a pgmpy writer's own failure, in one line
+            raise KneeHipError(f"export to {p} as {fmt} failed: {exc}") from exc
+
+    return atomic_write(p, write, overwrite=overwrite)
 
 
 def read_network(path: str | os.PathLike[str], format: str | None = None) -> Any:

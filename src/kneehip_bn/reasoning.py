@@ -45,6 +45,8 @@ from .queries import (
     as_model,
     node_groups,
     on_state,
+    red_flag_warning,
+    red_flags_present,
     resolve_evidence,
 )
 
@@ -76,6 +78,13 @@ def _setup(evidence: Evidence, do: Evidence, model: Any):
     dov = resolve_evidence(eng, do, what="do")
     _check_do_vs_evidence(ev, dov)
     return m, eng, ev, dov
+
+
+def _flag_attrs(df: Any, model: Any, ev: Mapping[str, str]) -> None:
+    """Red flags of a teaching table: ``attrs["red_flags"]`` and ``attrs["warning"]``."""
+    flags = red_flags_present(model, ev)
+    df.attrs["red_flags"] = flags
+    df.attrs["warning"] = red_flag_warning(flags)
 
 
 def _on(eng: Engine, node: str) -> int:
@@ -274,6 +283,12 @@ class Explanation:
     leading: list[str]
     evidence: dict[str, str] = field(default_factory=dict)
     do: dict[str, str] = field(default_factory=dict)
+    red_flags: list[str] = field(default_factory=list)
+
+    @property
+    def warning(self) -> str:
+        """"REFER: red flag ..." when a red-flag finding is present, else ``""``."""
+        return red_flag_warning(self.red_flags)
 
     def woe(self, unit: str = "nats") -> Any:
         """Weights of evidence as a findings x origins DataFrame (``unit``: nats or bits)."""
@@ -305,7 +320,9 @@ class Explanation:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (``weights`` are the table's records; WoE in nats and bits)."""
+        head = {"warning": self.warning} if self.red_flags else {}
         return {
+            **head, "red_flags": list(self.red_flags),
             "evidence": dict(self.evidence), "do": dict(self.do),
             "units": "woe: natural log of the odds ratio (nats); woe_bits: log2",
             "origins": [{"name": n, **{k: float(v) for k, v in r.items()}}
@@ -317,20 +334,23 @@ class Explanation:
     def __str__(self) -> str:
         import pandas as pd
 
+        head = f"{self.warning}\n\n" if self.red_flags else ""
         if self.table.empty:
-            return self.summary
+            return head + self.summary
         t = self.table[self.table["origin"].isin(self.leading[:3])]
         cols = ["finding", "state", "origin", "posterior_without", "posterior", "odds_factor",
                 "woe", "path"]
         with pd.option_context("display.width", 200, "display.max_colwidth", 80,
                                "display.max_rows", 200):
             body = t[cols].to_string(index=False, float_format=lambda x: f"{x:.3g}")
-        return f"{self.summary}\n\n{body}"
+        return f"{head}{self.summary}\n\n{body}"
 
     def _repr_html_(self) -> str:
         import html
 
         summary = "<br>".join(html.escape(s) for s in self.summary.splitlines())
+        if self.red_flags:
+            summary = f'<b style="color:#b00">{html.escape(self.warning)}</b><br>' + summary
         if self.table.empty:
             return f"<p>{summary}</p>"
         t = self.table[self.table["origin"].isin(self.leading[:3])]
@@ -434,7 +454,8 @@ def explain(
     table = pd.DataFrame(table_rows, columns=cols)
     summary = _summary(ev, dov, o_rows, table_rows)
     return Explanation(table=table, origins=odf, summary=summary, paths=paths,
-                       posteriors=post, leading=leading, evidence=ev, do=dov)
+                       posteriors=post, leading=leading, evidence=ev, do=dov,
+                       red_flags=red_flags_present(m, ev))
 
 
 def _exp(w: float) -> float:
@@ -673,6 +694,7 @@ def what_if(
         data[name] = [float(post[n][e2.state_index[n][s]]) for _, n, s in rows]
     df = pd.DataFrame(data, index=pd.Index([lab for lab, _, _ in rows], name="target"))
     df.attrs["descriptions"] = {k: v[3] for k, v in cases.items()}
+    _flag_attrs(df, m, base_ev)
     df.attrs["evidence"] = dict(base_ev)
     df.attrs["do"] = dict(base_do)
     df.attrs["states"] = {lab: s for lab, _, s in rows}
@@ -910,6 +932,7 @@ def next_best_test(
     df.attrs["leading"] = olist[lead0] if lead0 >= 0 else None
     df.attrs["evidence"] = dict(ev)
     df.attrs["origins"] = olist
+    _flag_attrs(df, m, ev)
     return df
 
 
@@ -941,6 +964,12 @@ class Conflict:
     do: dict[str, str]
     p_value: float | None = None
     simulated: np.ndarray | None = None
+    red_flags: list[str] = field(default_factory=list)
+
+    @property
+    def warning(self) -> str:
+        """"REFER: red flag ..." when a red-flag finding is present, else ``""``."""
+        return red_flag_warning(self.red_flags)
 
     @property
     def flagged(self) -> bool:
@@ -949,7 +978,9 @@ class Conflict:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
-        return {"conflict_bits": self.conflict, "flagged": self.flagged,
+        head = {"warning": self.warning} if self.red_flags else {}
+        return {**head, "red_flags": list(self.red_flags),
+                "conflict_bits": self.conflict, "flagged": self.flagged,
                 "p_value": self.p_value, "evidence": dict(self.evidence), "do": dict(self.do),
                 "contributions": self.contributions.reset_index().to_dict(orient="records")}
 
@@ -957,7 +988,8 @@ class Conflict:
         verdict = ("CONFLICT: the findings are less likely together than apart (atypical or "
                    "contradictory case)" if self.flagged else
                    "no conflict: the findings support each other")
-        lines = [f"conf(e) = {self.conflict:+.3f} bits -> {verdict}."]
+        lines = [self.warning, ""] if self.red_flags else []
+        lines.append(f"conf(e) = {self.conflict:+.3f} bits -> {verdict}.")
         if self.p_value is not None:
             lines.append(f"Share of {len(self.simulated)} cases simulated from the model with at "
                          f"least this conflict: {self.p_value:.3f}.")
@@ -1016,7 +1048,7 @@ def conflict(
     """
     import pandas as pd
 
-    _, eng, ev, dov = _setup(evidence, do, model)
+    m, eng, ev, dov = _setup(evidence, do, model)
     if not ev:
         raise EvidenceError("conflict: expected at least one finding, found none")
     names = list(ev)
@@ -1039,7 +1071,8 @@ def conflict(
         "given_rest": np.exp2(lp[0] - lp[1:]),
         "contribution": contrib,
     }, index=pd.Index(names, name="finding"))
-    out = Conflict(conflict=conf, contributions=df, evidence=ev, do=dov)
+    out = Conflict(conflict=conf, contributions=df, evidence=ev, do=dov,
+                   red_flags=red_flags_present(m, ev))
     if n_sim and n_sim > 0:
         rng = np.random.default_rng(seed)
         sample = forward_sample(eng, int(n_sim), rng, dov)

@@ -250,7 +250,7 @@ class FitReport:
 
     def to_json(self, path: str | os.PathLike[str] | None = None, overwrite: bool = False) -> str:
         """The report as JSON text; also written (atomically) to ``path`` when given."""
-        from .spec import atomic_write_text
+        from ._files import atomic_write_text
 
         text = json.dumps(self.to_dict(), indent=2)
         if path is not None:
@@ -258,10 +258,12 @@ class FitReport:
         return text
 
     # -------------------------------------------------------------- figure
-    def plot(self, path: str | os.PathLike[str] | None = None, fig: Any = None) -> Any:
+    def plot(self, path: str | os.PathLike[str] | None = None, fig: Any = None,
+             overwrite: bool = False) -> Any:
         """A 2x2 figure: expert vs fitted with intervals, surprise, EM history, calibration.
 
-        Returns the matplotlib Figure (saved to ``path`` when given).
+        Returns the matplotlib Figure (saved to ``path`` when given, by the one atomic
+        writer: never over an existing file unless ``overwrite=True``).
         """
         import matplotlib.pyplot as plt
 
@@ -320,7 +322,9 @@ class FitReport:
         fig.suptitle(f"{self.model_name} fitted to {self.dataset} ({self.n_rows} rows)")
         fig.tight_layout()
         if path is not None:
-            fig.savefig(path, dpi=110, bbox_inches="tight")
+            from .plots import save_figure
+
+            save_figure(fig, path, overwrite=overwrite, dpi=110, close=False)
         return fig
 
 

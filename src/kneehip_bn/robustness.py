@@ -37,7 +37,7 @@ import numpy as np
 from .engine import Engine, get_engine
 from .errors import EvidenceError, ImpossibleEvidenceError, KneeHipError, UnknownNameError
 from .queries import Evidence, on_state
-from .reasoning import _codes, _family_table, _origin_list, _setup, _states_text
+from .reasoning import _codes, _family_table, _flag_attrs, _origin_list, _setup, _states_text
 
 __all__ = ["credible_intervals", "model_parameters", "sensitivity"]
 
@@ -310,6 +310,7 @@ def sensitivity(
     df = df.sort_values(["swing", "_abs"], ascending=False, kind="stable").drop(columns="_abs")
     df.attrs.update(target=target, state=state, evidence=dict(ev), do=dict(dov),
                     posterior=post0, interval=interval, level=level)
+    _flag_attrs(df, m, ev)
     return df
 
 
@@ -475,5 +476,6 @@ def credible_intervals(
     df.attrs["draws"] = {t: out[:, j].tolist() for j, t in enumerate(tl)}
     df.attrs.update(level=level, n_draws=int(n_draws), n_failed=int((~ok).sum()),
                     evidence=dict(ev), do=dict(dov), seed=seed)
+    _flag_attrs(df, m, ev)
     return df
 

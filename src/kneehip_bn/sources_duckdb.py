@@ -62,6 +62,35 @@ _PQ_SUFFIXES = (".parquet", ".pq")
 _HIVE = re.compile(r"^[^=/\\]+=[^/\\]*$")
 
 
+class NotForDuckDBError(Exception):
+    """DuckDB cannot read a file that the package's reader reads: count it with pandas."""
+
+
+def _read_error(src: FileSource, exc: Exception) -> Exception:
+    """The error of a file DuckDB could not read.
+
+    For CSV files the package's own reader (:func:`kneehip_bn.audit.iter_audit`) reads the
+    file again to name the damaged line as every other reader does (too few or too many
+    fields, a file cut mid-row, a NUL, an over-long line); only if it reads the file without
+    complaint (a layout DuckDB's CSV sniffer rejects, such as a line holding only a
+    carriage return) is :class:`NotForDuckDBError` returned, so the caller counts the file
+    with the pandas path. Damaged files are rare, so the second read costs nothing on the
+    usual path.
+    """
+    if src.kind in ("csv", "tsv"):
+        from .audit import iter_audit
+
+        for f in src.files:
+            try:
+                for _ in iter_audit(f, chunksize=65536):
+                    pass
+            except DataError as canonical:
+                return canonical
+        return NotForDuckDBError(_first_line(exc))
+    return DataError(f"audit file {src.label}: cannot read it as {src.kind}: "
+                     f"{_first_line(exc)}")
+
+
 @dataclass
 class FileSource:
     """Files DuckDB reads as one table."""
@@ -107,6 +136,13 @@ def _csv_header(path: str, sep: str) -> list[str] | None:
         with opener(path, "rt", newline="", encoding="utf-8-sig") as f:
             return next(csv.reader(f, delimiter=sep), None)
     except (UnicodeDecodeError, OSError, csv.Error) as exc:
+        from .audit import iter_audit
+
+        try:  # the package's reader names the damaged line, as for every other reader
+            for _ in iter_audit(path, chunksize=65536):
+                pass
+        except DataError as canonical:
+            raise canonical from None
         raise DataError(f"audit file {path}: cannot read its header as UTF-8 CSV: {exc}") from None
 
 
@@ -330,8 +366,7 @@ def tally_columns(con: Any, src: FileSource, columns: Sequence[str], bar: Any = 
                         f"COUNT(*) AS {_COUNT} FROM {_from(src)} GROUP BY GROUPING SETS ({sets})",
                    bar)
     except duckdb.Error as exc:
-        raise DataError(f"audit file {src.label}: cannot read it as {src.kind}: "
-                        f"{_first_line(exc)}") from None
+        raise _read_error(src, exc) from None
     k = len(cols)
     full = (1 << k) - 1
     g = np.asarray(tbl.column("kneehip_set__").to_numpy(zero_copy_only=False), dtype=np.int64)
@@ -418,8 +453,7 @@ def pattern_counts(con: Any, src: FileSource, columns: Sequence[str],
         tbl = _run(con, f"SELECT {sel}, COUNT(*) AS {_COUNT} FROM {_from(src)} GROUP BY {grp}",
                    bar, params)
     except duckdb.Error as exc:
-        raise DataError(f"audit file {src.label}: cannot read it as {src.kind}: "
-                        f"{_first_line(exc)}") from None
+        raise _read_error(src, exc) from None
     from .audit import group_patterns
 
     pats = np.stack([np.asarray(tbl.column(f"d{j}").to_numpy(zero_copy_only=False), np.int16) - 1

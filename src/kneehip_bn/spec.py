@@ -2,7 +2,7 @@
 
 A :class:`ModelSpec` is the declarative form of the network: nodes, states, parents,
 probability tables (full tables keyed by state labels, or noisy-OR with a leak), and the
-source of every number. It is read with :func:`load_spec` (``yaml.safe_load`` only),
+source of every number. It is read with :func:`load_spec` (the strict loader of :mod:`kneehip_bn._yaml`),
 checked by :func:`validate_spec`, edited with :func:`set_prior`, :func:`set_row`,
 :func:`set_link` and :func:`set_leak` (each returns a *new* spec and records the edit),
 and written back with :func:`save_spec` (atomically, never over an existing file unless
@@ -28,7 +28,6 @@ import datetime as _dt
 import itertools
 import math
 import os
-import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -37,6 +36,8 @@ from typing import Any
 
 import yaml
 
+from ._files import atomic_write_text
+from ._yaml import YAMLInputError, load_yaml, unknown_fields
 from .errors import ModelFileError, UnknownNameError, closest
 
 __all__ = [
@@ -73,8 +74,6 @@ RESERVED_SOURCES = {
     "fitted": "updated from audit data (see the entry's `fitted` field for the expert value)",
 }
 SUM_TOL = 1e-9
-# libyaml's safe loader when available (5x faster, same safety as yaml.safe_load)
-_SafeLoader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 # ----------------------------------------------------------------------------- dataclasses
@@ -335,11 +334,16 @@ def load_spec(path: str | os.PathLike[str] | None = None) -> ModelSpec:
     Raises
     ------
     ModelFileError
-        The file is missing, is not valid YAML, uses unsafe YAML tags, or fails validation;
-        the message lists every problem with its location.
+        The file is missing, is not a regular UTF-8 text file, is not valid YAML, uses YAML
+        tags, aliases or duplicate keys, has a field no model file has (the closest known
+        field is named), is over the size limits of :mod:`kneehip_bn._yaml`, or fails
+        validation; the message lists every problem with its location.
     """
+    if path is not None and os.fspath(path) == "":
+        raise ModelFileError("expected a model file path or a shipped model name "
+                             f"({', '.join(SHIPPED_MODELS)}), found an empty string")
     p = _model_file(path)
-    if not p.exists():
+    if not p.exists() and not p.is_symlink():
         raise ModelFileError(
             f"no such file: expected a YAML model file or a shipped model name "
             f"({', '.join(SHIPPED_MODELS)}), found nothing at '{p}'; "
@@ -347,29 +351,11 @@ def load_spec(path: str | os.PathLike[str] | None = None) -> ModelSpec:
             source=str(p),
         )
     try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ModelFileError(f"cannot read the file: {exc}", source=str(p)) from None
-    try:
-        data = yaml.load(text, Loader=_SafeLoader)  # safe: no tags, no Python objects
-    except yaml.constructor.ConstructorError as exc:
-        mark = exc.problem_mark
-        at = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "?"
-        raise ModelFileError(
-            f"unsafe or unknown YAML tag at {at}: expected plain YAML (mappings, lists, "
-            f"numbers, strings), found {exc.problem}; model files never contain Python objects",
-            source=str(p),
-        ) from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ModelFileError(
-            f"not valid YAML at {at}: {problem}; check indentation and quoting there",
-            source=str(p),
-        ) from None
-    spec = parse_spec(data, source=str(p))
-    spec.path = str(p)
+        doc = load_yaml(p, what="model file")  # the one strict loader (kneehip_bn._yaml)
+    except YAMLInputError as exc:
+        raise ModelFileError(str(exc), source=str(p)) from None
+    spec = parse_spec(doc.data, source=str(p), lines=doc.lines)
+    object.__setattr__(spec, "path", str(p))
     return spec
 
 
@@ -378,14 +364,31 @@ def _is_number(x: Any) -> bool:
 
 
 class _Collector:
-    def __init__(self) -> None:
+    def __init__(self, lines: Mapping[tuple[Any, ...], int] | None = None) -> None:
         self.problems: list[str] = []
+        self.lines = lines or {}
 
-    def add(self, where: str, expected: str, found: Any, hint: str | None = None) -> None:
-        msg = f"at {where}: expected {expected}, found {found!r}"
+    def add(self, where: str, expected: str, found: Any, hint: str | None = None,
+            path: tuple[Any, ...] | None = None) -> None:
+        line = self.lines.get(path) if path is not None else None
+        at = f"{where} (line {line})" if line else where
+        msg = f"at {at}: expected {expected}, found {_found(found)}"
         if hint:
             msg += f"; {hint}"
         self.problems.append(msg)
+
+
+def _found(x: Any, limit: int = 200) -> str:
+    """``repr`` of a found value, cut short (a hostile value must not make a huge line)."""
+    r = repr(x)
+    return r if len(r) <= limit else r[:limit] + f"... ({len(r):,} characters)"
+
+
+def _fields(c: _Collector, d: Mapping[Any, Any], known: Sequence[str], where: str,
+            path: tuple[Any, ...]) -> None:
+    """An error for each unknown field of ``d``, naming the closest known field."""
+    for k, hint in unknown_fields(d, known):
+        c.add(where, "a known field (" + ", ".join(known) + ")", k, hint, (*path, k))
 
 
 def _prov_fields(d: Mapping[str, Any]) -> dict[str, Any]:
@@ -397,21 +400,40 @@ def _prov_fields(d: Mapping[str, Any]) -> dict[str, Any]:
     }
 
 
-_ENTRY_KEYS = {"source", "note", "edited", "fitted"}
+_ENTRY_KEYS = ("source", "note", "edited", "fitted")
+#: the fields a model file may have, by place (an unknown field is an error)
+TOP_FIELDS = ("format", "name", "title", "description", "population", "default_strength",
+              "scope", "sources", "nodes")
+NODE_FIELDS = ("group", "description", "states", "parents", "strength", "table", "noisy_or",
+               "region", "red_flag")
+SOURCE_FIELDS = ("citation", "elicited", "evidence_id", "note")
+ROW_FIELDS = ("given", "probabilities", *_ENTRY_KEYS)
+NOISY_OR_FIELDS = ("on_state", "leak", "links")
+LINK_FIELDS = ("parent", "when", "p", *_ENTRY_KEYS)
+LEAK_FIELDS = ("p", *_ENTRY_KEYS)
+SCOPE_FIELDS = ("min_age", "age_node", "refer")
+#: most nodes in one model file
+MAX_MODEL_NODES = 10_000
 
 
-def parse_spec(data: Any, source: str | None = None) -> ModelSpec:
+def parse_spec(data: Any, source: str | None = None, *,
+               lines: Mapping[tuple[Any, ...], int] | None = None) -> ModelSpec:
     """Turn a plain mapping (from YAML) into a validated :class:`ModelSpec`.
 
-    Every problem is collected and reported together in one :class:`ModelFileError`.
+    Every problem is collected and reported together in one :class:`ModelFileError`;
+    ``lines`` (from :func:`kneehip_bn._yaml.load_yaml`) adds the line of each. A field
+    that no model file has is an error naming the closest known field.
     """
-    c = _Collector()
+    c = _Collector(lines)
     if not isinstance(data, Mapping):
         raise ModelFileError(
             f"expected a mapping with keys format, name, sources, nodes; found "
             f"{type(data).__name__}",
             source=source,
         )
+    _fields(c, data, TOP_FIELDS, "the top level", ())
+    if isinstance(data.get("scope"), Mapping):
+        _fields(c, data["scope"], SCOPE_FIELDS, "scope", ("scope",))
     fmt = data.get("format")
     if fmt != FORMAT:
         c.add("format", f"'{FORMAT}'", fmt)
@@ -434,8 +456,9 @@ def parse_spec(data: Any, source: str | None = None) -> ModelSpec:
         if sid in RESERVED_SOURCES:
             continue
         if not isinstance(s, Mapping):
-            c.add(where, "a mapping with `citation` or `elicited`", s)
+            c.add(where, "a mapping with `citation` or `elicited`", s, path=("sources", sid))
             continue
+        _fields(c, s, SOURCE_FIELDS, where, ("sources", sid))
         cit, eli = s.get("citation"), s.get("elicited")
         if bool(cit) == bool(eli):
             c.add(where, "exactly one of `citation` (text) or `elicited` (one-line rationale)",
@@ -452,11 +475,16 @@ def parse_spec(data: Any, source: str | None = None) -> ModelSpec:
     if not isinstance(raw_nodes, Mapping) or not raw_nodes:
         c.add("nodes", "a mapping of node names to node entries", raw_nodes)
         raw_nodes = {}
+    if len(raw_nodes) > MAX_MODEL_NODES:
+        raise ModelFileError(f"at nodes: expected at most {MAX_MODEL_NODES:,} nodes, found "
+                             f"{len(raw_nodes):,}", source=source)
     for nname, nd in raw_nodes.items():
         where = f"nodes.{nname}"
         if not isinstance(nd, Mapping):
-            c.add(where, "a mapping with group, states, parents and table or noisy_or", nd)
+            c.add(where, "a mapping with group, states, parents and table or noisy_or", nd,
+                  path=("nodes", nname))
             continue
+        _fields(c, nd, NODE_FIELDS, where, ("nodes", nname))
         group = nd.get("group")
         if group not in GROUPS:
             c.add(f"{where}.group", "one of " + ", ".join(GROUPS), group)
@@ -478,8 +506,7 @@ def parse_spec(data: Any, source: str | None = None) -> ModelSpec:
         if strength is not None and (not _is_number(strength) or strength <= 0):
             c.add(f"{where}.strength", "a positive number (equivalent sample size)", strength)
             strength = None
-        known = {"group", "description", "states", "parents", "strength", "table", "noisy_or"}
-        extra = {k: v for k, v in nd.items() if k not in known}
+        extra = {k: v for k, v in nd.items() if k in ("region", "red_flag")}
         node = NodeSpec(
             name=str(nname), group=str(group), states=list(states), parents=list(parents),
             description=str(nd.get("description", "") or ""), strength=strength, extra=extra,
@@ -489,18 +516,17 @@ def parse_spec(data: Any, source: str | None = None) -> ModelSpec:
             c.add(where, "exactly one of `table` or `noisy_or`",
                   "both" if has_t else "neither")
         elif has_t:
-            node.table = _parse_table(nd["table"], node, where, c)
+            node.table = _parse_table(nd["table"], node, where, c, ("nodes", nname, "table"))
         else:
-            node.noisy_or = _parse_noisy_or(nd["noisy_or"], node, where, c)
+            node.noisy_or = _parse_noisy_or(nd["noisy_or"], node, where, c,
+                                            ("nodes", nname, "noisy_or"))
         nodes[str(nname)] = node
 
     spec = ModelSpec(
         name=str(name or ""), sources=sources, nodes=nodes,
         title=str(data.get("title", "") or ""), description=str(data.get("description", "") or ""),
         population=str(data.get("population", "") or ""), default_strength=float(ds),
-        extra={k: v for k, v in data.items() if k not in
-               {"format", "name", "title", "description", "population", "default_strength",
-                "sources", "nodes"}},
+        extra={k: v for k, v in data.items() if k == "scope"},
     )
     if c.problems:
         raise ModelFileError(c.problems, source=source)
@@ -508,7 +534,8 @@ def parse_spec(data: Any, source: str | None = None) -> ModelSpec:
     return spec
 
 
-def _parse_table(raw: Any, node: NodeSpec, where: str, c: _Collector) -> list[TableRow]:
+def _parse_table(raw: Any, node: NodeSpec, where: str, c: _Collector,
+                 path: tuple[Any, ...] = ()) -> list[TableRow]:
     where = f"{where}.table"
     if isinstance(raw, Mapping):
         raw_rows = [raw]
@@ -520,9 +547,11 @@ def _parse_table(raw: Any, node: NodeSpec, where: str, c: _Collector) -> list[Ta
     rows = []
     for i, r in enumerate(raw_rows):
         w = f"{where}[{i}]" if isinstance(raw, list) else where
+        rpath = (*path, i) if isinstance(raw, list) else path
         if not isinstance(r, Mapping):
-            c.add(w, "a row {given, probabilities, source}", r)
+            c.add(w, "a row {given, probabilities, source}", r, path=rpath)
             continue
+        _fields(c, r, ROW_FIELDS, w, rpath)
         given = r.get("given", {}) or {}
         probs = r.get("probabilities")
         if not isinstance(given, Mapping):
@@ -531,9 +560,6 @@ def _parse_table(raw: Any, node: NodeSpec, where: str, c: _Collector) -> list[Ta
         if not isinstance(probs, Mapping):
             c.add(f"{w}.probabilities", "a mapping state -> probability", probs)
             probs = {}
-        unknown = set(r) - {"given", "probabilities"} - _ENTRY_KEYS
-        if unknown:
-            c.add(w, "only given, probabilities, source, note, edited, fitted", sorted(unknown))
         rows.append(TableRow(
             given={str(k): v for k, v in given.items()},
             probabilities={str(k): v for k, v in probs.items()}, **_prov_fields(r),
@@ -541,16 +567,19 @@ def _parse_table(raw: Any, node: NodeSpec, where: str, c: _Collector) -> list[Ta
     return rows
 
 
-def _parse_noisy_or(raw: Any, node: NodeSpec, where: str, c: _Collector) -> NoisyOr | None:
+def _parse_noisy_or(raw: Any, node: NodeSpec, where: str, c: _Collector,
+                    path: tuple[Any, ...] = ()) -> NoisyOr | None:
     where = f"{where}.noisy_or"
     if not isinstance(raw, Mapping):
-        c.add(where, "a mapping {leak, links}", raw)
+        c.add(where, "a mapping {leak, links}", raw, path=path)
         return None
+    _fields(c, raw, NOISY_OR_FIELDS, where, path)
     on_state = raw.get("on_state", node.states[1] if len(node.states) > 1 else None)
     lk = raw.get("leak")
     if not isinstance(lk, Mapping):
-        c.add(f"{where}.leak", "a mapping {p, source}", lk)
+        c.add(f"{where}.leak", "a mapping {p, source}", lk, path=(*path, "leak"))
         lk = {}
+    _fields(c, lk, LEAK_FIELDS, f"{where}.leak", (*path, "leak"))
     leak = Leak(p=lk.get("p"), **_prov_fields(lk))
     links = []
     raw_links = raw.get("links")
@@ -559,8 +588,10 @@ def _parse_noisy_or(raw: Any, node: NodeSpec, where: str, c: _Collector) -> Nois
         raw_links = []
     for i, ln in enumerate(raw_links):
         if not isinstance(ln, Mapping):
-            c.add(f"{where}.links[{i}]", "a mapping {parent, when, p, source}", ln)
+            c.add(f"{where}.links[{i}]", "a mapping {parent, when, p, source}", ln,
+                  path=(*path, "links", i))
             continue
+        _fields(c, ln, LINK_FIELDS, f"{where}.links[{i}]", (*path, "links", i))
         links.append(Link(parent=ln.get("parent"), when=ln.get("when"), p=ln.get("p"),
                           **_prov_fields(ln)))
     return NoisyOr(on_state=on_state, leak=leak, links=links)
@@ -874,29 +905,6 @@ def spec_to_yaml(spec: ModelSpec) -> str:
     """The specification as YAML text (floats written with full precision)."""
     return yaml.dump(dump_spec(spec), Dumper=_Dumper, sort_keys=False, allow_unicode=True,
                      width=100, default_flow_style=False)
-
-
-def atomic_write_text(path: str | os.PathLike[str], text: str, overwrite: bool = False) -> Path:
-    """Write ``text`` to ``path`` atomically (temp file + rename); refuse to overwrite."""
-    p = Path(path)
-    if p.exists() and not overwrite:
-        raise FileExistsError(
-            f"{p} exists: expected a new file name, found an existing file; "
-            "pass overwrite=True (CLI: --overwrite) to replace it"
-        )
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, p)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return p
 
 
 def save_spec(spec: ModelSpec, path: str | os.PathLike[str], overwrite: bool = False) -> Path:
