@@ -502,3 +502,11 @@ def test_cli_counts_min_count_reports_what_was_generalised(audit, tmp_path, caps
     assert cli.main(["counts", str(tmp_path / "a.csv"), "--model", MODEL, "--min-count", "0",
                      "-o", str(tmp_path / "b.json")]) == 1
     assert "--min-count: expected a whole number" in capsys.readouterr().err
+
+
+def test_progress_bar_while_duckdb_counts(audit, tmp_path, capsys):
+    audit.to_parquet(tmp_path / "a.parquet")
+    quiet = audit_counts(tmp_path / "a.parquet", MODEL, dataset="a")
+    shown = audit_counts(tmp_path / "a.parquet", MODEL, dataset="a", progress=True)
+    same(shown, quiet)
+    assert "counting a.parquet (DuckDB, 2 passes)" in capsys.readouterr().err
