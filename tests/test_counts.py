@@ -170,8 +170,8 @@ def test_multi_file_problems_are_named(audit, tmp_path):
 def test_damaged_csv_rows_are_one_clear_error(tmp_path):
     (tmp_path / "r.csv").write_text("knee_pain,hip_pain\npresent,absent\nabsent\n")
     before = (tmp_path / "r.csv").read_bytes()
-    with pytest.raises(DataError, match=r"r.csv: cannot read it as csv: .*Line: 3.*Expected "
-                                        r"Number of Columns: 2 Found: 1"):
+    with pytest.raises(DataError, match=r"r.csv, line 3: expected 2 fields as in the header, "
+                                        r"found 1"):
         audit_counts(tmp_path / "r.csv", MODEL)
     assert (tmp_path / "r.csv").read_bytes() == before
 

@@ -332,8 +332,7 @@ def cache_csv(con: Any, src: FileSource, columns: Sequence[str]) -> FileSource:
     try:
         con.execute(f"CREATE TEMP TABLE kneehip_source__ AS SELECT {q} FROM {_from(src)}")
     except duckdb.Error as exc:
-        raise DataError(f"audit file {src.label}: cannot read it as {src.kind}: "
-                        f"{_first_line(exc)}") from None
+        raise _read_error(src, exc) from None
     return FileSource(src.label, src.kind, src.files, src.hive, src.header,
                       cached="kneehip_source__")
 
