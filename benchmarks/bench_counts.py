@@ -117,7 +117,7 @@ def part_a(parts: int, part_rows: int, reuse: str | None) -> None:
         total = sum(pq.ParquetFile(f).metadata.num_rows for f in files)
         size = sum(f.stat().st_size for f in files) / 1e9
         t_ours, m_ours, out = run([sys.executable, "-c", COUNT, str(tmp / "audit")])
-        n, s, m = map(int, out.split())
+        n, s, m = map(int, out.strip().splitlines()[-1].split())
         assert n == s == total, (n, s, total)
         print(f"   counts: {t_ours:.1f} s, {m_ours:.2f} GB peak, {m:,} patterns", flush=True)
         t_base, m_base, out = run([sys.executable, "-c", READ_TABLE, str(tmp / "audit"),

@@ -194,6 +194,12 @@ def resolve(source: Any) -> FileSource | None:
     if kind in ("csv", "tsv"):
         sep = "\t" if kind == "tsv" else ","
         header = _csv_header(files[0], sep)
+        if any("\x00" in h or "\r" in h for h in header or []):  # the package reader names it
+            from .audit import iter_audit
+
+            for _ in iter_audit(files[0], chunksize=65536):
+                pass
+            return None
         if len(header or []) == 1 and len(files) == 1:
             return None  # one column: pandas skips empty lines, DuckDB reads them as blanks
         if not header or len(set(header)) != len(header) or any(h == "" for h in header):
@@ -264,6 +270,7 @@ def _connect(memory_limit: str | None, threads: int | None):
         config["threads"] = int(threads)
     try:
         con = duckdb.connect(":memory:", config=config)
+        con.execute("SET enable_progress_bar = false")  # DuckDB's own bar would print to stdout
     except duckdb.Error as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         raise DataError(f"DuckDB: cannot start with memory_limit={memory_limit!r}, "
