@@ -452,13 +452,22 @@ notebook also shows a result when it runs without a browser.
 %matplotlib inline
 import time
 
-import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import numpy as np
 from IPython.display import display
 
 import kneehip_bn as kb
 from kneehip_bn.plots import plot_origins
+
+try:
+    import ipywidgets as widgets
+except ImportError:  # not installed (or broken): say what to install, keep going
+    widgets = None
+    print("The switches and sliders of this explorer need ipywidgets, which is not installed.")
+    print("Install the notebook extras, then restart the kernel (Kernel > Restart):")
+    print('    pip install ".[notebooks]"        # from the repository root')
+    print("Until then the cells below still draw and time the default case.")
+    print("No Jupyter at all? `kneehip serve` opens the same explorer as a web page.")
 
 base_spec = kb.load_spec("knee_hip_basic")
 groups = {n: s.group for n, s in base_spec.nodes.items()}
@@ -478,12 +487,15 @@ def finding_control(node):
                                  description=node.replace("_", " "),
                                  style={"description_width": "190px", "button_width": "80px"})
 
-finding_w = {n: finding_control(n) for n in observable}
-context_w = {n: widgets.Dropdown(options=["?", *base_spec.nodes[n].states], value="?",
-                                 description=n.replace("_", " ")) for n in context}
-prior_w = {n: widgets.FloatLogSlider(value=1.0, base=2, min=-3, max=3, step=0.25,
-                                     description=n.replace("_", " "), continuous_update=False,
-                                     style={"description_width": "160px"}) for n in origins}
+if widgets is not None:
+    finding_w = {n: finding_control(n) for n in observable}
+    context_w = {n: widgets.Dropdown(options=["?", *base_spec.nodes[n].states], value="?",
+                                     description=n.replace("_", " ")) for n in context}
+    prior_w = {n: widgets.FloatLogSlider(value=1.0, base=2, min=-3, max=3, step=0.25,
+                                         description=n.replace("_", " "),
+                                         continuous_update=False,
+                                         style={"description_width": "160px"})
+               for n in origins}
 """),
         code("""
 _spec_cache = {}
@@ -532,14 +544,17 @@ def on_change(**values):
     render(findings, ctx, mult)
 
 
-controls = {**finding_w, **context_w, **prior_w}
-out = widgets.interactive_output(on_change, controls)
-panel = widgets.HBox([
-    widgets.VBox([widgets.HTML("<b>Findings and tests</b>"), *finding_w.values()]),
-    widgets.VBox([widgets.HTML("<b>Context</b>"), *context_w.values(),
-                  widgets.HTML("<b>Prior odds multipliers</b>"), *prior_w.values()]),
-])
-display(panel, out)
+if widgets is not None:
+    controls = {**finding_w, **context_w, **prior_w}
+    out = widgets.interactive_output(on_change, controls)
+    panel = widgets.HBox([
+        widgets.VBox([widgets.HTML("<b>Findings and tests</b>"), *finding_w.values()]),
+        widgets.VBox([widgets.HTML("<b>Context</b>"), *context_w.values(),
+                      widgets.HTML("<b>Prior odds multipliers</b>"), *prior_w.values()]),
+    ])
+    display(panel, out)
+else:
+    print('(no controls: pip install ".[notebooks]" and restart the kernel to get them)')
 """),
         md("""
 **A static result** (for a printed handout, or when the notebook runs without a browser): the

@@ -213,3 +213,11 @@ def test_family_posteriors_match_brute_force(seed):
     got = eng.family_posteriors(ev, names)
     for n in names:
         np.testing.assert_allclose(got[n], bf.family_posterior(n, ev), atol=1e-10)
+
+
+def test_an_observed_diagnosis_has_posterior_one_and_infinite_odds_ratio(capsys):
+    assert main(["diagnose", "--model", "knee_hip_basic", "-e", "knee_pathology=present",
+                 "--json"]) == 0
+    row = next(o for o in json.loads(capsys.readouterr().out)["origins"]
+               if o["name"] == "knee_pathology")
+    assert row["posterior"] == 1.0 and row["odds_ratio"] is None  # inf is not JSON: null

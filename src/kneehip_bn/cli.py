@@ -28,6 +28,7 @@ DISCLAIMER = (
 
 #: modules that add subcommands (``register(subparsers, parents)``)
 COMMAND_MODULES = ["kneehip_bn.cli_learn", "kneehip_bn.cli_teach", "kneehip_bn.cli_causal"]
+COMMAND_MODULES.append("kneehip_bn.cli_serve")  # kneehip serve: the classroom page
 
 
 class CLIError(Exception):

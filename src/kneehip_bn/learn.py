@@ -32,8 +32,8 @@ Examples
 --------
 >>> from kneehip_bn.simulate import simulate_audit
 >>> from kneehip_bn.learn import PriorFitter
->>> audit = simulate_audit(300, seed=0, missing=0.1)
->>> fitter = PriorFitter(progress=False, max_iter=5).fit(audit, dataset_name="demo")
+>>> audit = simulate_audit(300, seed=0, missing=0.1, model="knee_hip_basic")
+>>> fitter = PriorFitter(progress=False, max_iter=5, model="knee_hip_basic").fit(audit, dataset_name="demo")
 >>> fitter.spec_.nodes["knee_pain"].noisy_or.leak.source
 'fitted'
 >>> bool(fitter.history_["log_posterior"].is_monotonic_increasing)
@@ -1058,8 +1058,8 @@ class PriorFitter:
     Examples
     --------
     >>> from kneehip_bn.simulate import simulate_audit
-    >>> audit = simulate_audit(500, seed=2, missing=0.1)
-    >>> f = PriorFitter(strength=50, progress=False, max_iter=3).fit(audit)
+    >>> audit = simulate_audit(500, seed=2, missing=0.1, model="knee_hip_basic")
+    >>> f = PriorFitter(strength=50, progress=False, max_iter=3, model="knee_hip_basic").fit(audit)
     >>> sorted(f.spec_.nodes["age_group"].table[0].fitted)[:3]
     ['dataset', 'date', 'expert']
     """
@@ -1463,7 +1463,7 @@ def batch_posteriors(
     Examples
     --------
     >>> import pandas as pd
-    >>> post = batch_posteriors(pd.DataFrame({"knee_effusion": ["present", "absent"]}))
+    >>> post = batch_posteriors(pd.DataFrame({"knee_effusion": ["present", "absent"]}), model="knee_hip_basic")
     >>> post.shape, bool(post.loc[0, "knee_pathology"] > post.loc[1, "knee_pathology"])
     ((2, 5), True)
     """

@@ -8,10 +8,10 @@ pgmpy's variable elimination.
 Examples
 --------
 >>> from kneehip_bn import diagnose, query
->>> dx = diagnose(evidence={"knee_effusion": "present", "joint_line_tenderness": "present"})
+>>> dx = diagnose(evidence={"knee_effusion": "present", "joint_line_tenderness": "present"}, model="knee_hip_basic")
 >>> dx.origins.index[0]
 'knee_pathology'
->>> p_hip = query("hip_pain", do={"knee_pathology": "absent"})
+>>> p_hip = query("hip_pain", do={"knee_pathology": "absent"}, model="knee_hip_basic")
 >>> list(p_hip.index)
 ['absent', 'present']
 """
@@ -371,11 +371,13 @@ def _json_num(x: float) -> float | None:
 
 
 def _odds_ratio(post: float, prior: float) -> float:
-    """Posterior odds / prior odds, with inf and NaN where a probability is 0 or 1."""
+    """Posterior odds / prior odds, with inf and NaN where a probability is 0 or 1 (rounding
+    a hair past 1 counts as 1)."""
+    if 0.0 < post < 1.0 and 0.0 < prior < 1.0:
+        return (post / (1.0 - post)) / (prior / (1.0 - prior))
     with np.errstate(divide="ignore", invalid="ignore"):
-        return float(_odds(np.array(post)) / _odds(np.array(prior))) if (
-            post in (0.0, 1.0) or prior in (0.0, 1.0)) else (
-            (post / (1.0 - post)) / (prior / (1.0 - prior)))
+        return float(_odds(np.clip(np.array(post), 0.0, 1.0))
+                     / _odds(np.clip(np.array(prior), 0.0, 1.0)))
 
 
 def _odds(p: np.ndarray) -> np.ndarray:
@@ -413,7 +415,7 @@ def diagnose(
     --------
     >>> from kneehip_bn import diagnose
     >>> dx = diagnose(["low_back_pain=present", "radiating_leg_pain=present",
-    ...                "femoral_nerve_stretch=positive"])
+    ...                "femoral_nerve_stretch=positive"], model="knee_hip_basic")
     >>> dx.origins.index[0]
     'lumbar_radiculopathy'
     """
@@ -444,7 +446,7 @@ def _diagnose_rows(evidence, do, model, origins, mechanisms):
     post = eng.posterior(ev, origins + mechanisms, do=dov or None)
 
     def p_on(d: Mapping[str, np.ndarray], n: str) -> float:
-        return float(d[n][eng.state_index[n][on_state(eng.states[n])]])
+        return min(1.0, max(0.0, float(d[n][eng.state_index[n][on_state(eng.states[n])]])))
 
     o_rows = []
     for n in origins:
@@ -587,8 +589,8 @@ def query(
     Examples
     --------
     >>> from kneehip_bn import query
-    >>> treated = query("hip_pain", do={"knee_pathology": "absent"})
-    >>> without = query("hip_pain", evidence={"knee_pathology": "absent"})
+    >>> treated = query("hip_pain", do={"knee_pathology": "absent"}, model="knee_hip_basic")
+    >>> without = query("hip_pain", evidence={"knee_pathology": "absent"}, model="knee_hip_basic")
     >>> round(float(treated.sum()), 12), round(float(without.sum()), 12)
     (1.0, 1.0)
     """

@@ -18,10 +18,10 @@ Parameter sensitivity and uncertainty are in :mod:`kneehip_bn.robustness`.
 Examples
 --------
 >>> from kneehip_bn.reasoning import explain, next_best_test
->>> ex = explain({"knee_effusion": "present", "hip_pain": "present"})
+>>> ex = explain({"knee_effusion": "present", "hip_pain": "present"}, model="knee_hip_basic")
 >>> ex.leading[0]
 'knee_pathology'
->>> nbt = next_best_test({"knee_pain": "present"})
+>>> nbt = next_best_test({"knee_pain": "present"}, model="knee_hip_basic")
 >>> bool((nbt["expected_information_gain"].diff().dropna() <= 1e-12).all())
 True
 """
@@ -151,7 +151,7 @@ def link_strength(model: Any, parent: str, child: str) -> float:
     ``present``/``positive``). For a noisy-OR child it is exactly the link probability.
 
     >>> from kneehip_bn.reasoning import link_strength
-    >>> round(link_strength(None, "knee_pathology", "knee_effusion"), 3)
+    >>> round(link_strength("knee_hip_basic", "knee_pathology", "knee_effusion"), 3)
     0.409
     """
     m = model if isinstance(model, Engine) else as_model(model)
@@ -193,7 +193,7 @@ def causal_paths(model: Any, source: str, target: str, limit: int = 500) -> list
 
     >>> from kneehip_bn.reasoning import causal_paths
     >>> ["knee_pathology", "altered_gait", "hip_joint_stress", "hip_pain"] in causal_paths(
-    ...     None, "knee_pathology", "hip_pain")
+    ...     "knee_hip_basic", "knee_pathology", "hip_pain")
     True
     """
     m = model if isinstance(model, Engine) else as_model(model)
@@ -405,7 +405,7 @@ def explain(
     Examples
     --------
     >>> from kneehip_bn import explain
-    >>> ex = explain({"knee_effusion": "present", "joint_line_tenderness": "present"})
+    >>> ex = explain({"knee_effusion": "present", "joint_line_tenderness": "present"}, model="knee_hip_basic")
     >>> row = ex.table.query("finding == 'knee_effusion' and origin == 'knee_pathology'")
     >>> float(row["odds_factor"].iloc[0]) > 3
     True
@@ -610,7 +610,7 @@ def what_if(
     ...              {"treated": {"do": {"knee_pathology": "absent"}, "remove": ["hip_pain"]},
     ...               "no_knee_path": {"add": {"knee_pathology": "absent"},
     ...                                "remove": ["hip_pain"]}},
-    ...              targets=["hip_pain", "hip_pathology"])
+    ...              targets=["hip_pain", "hip_pathology"], model="knee_hip_basic")
     >>> list(df.columns)
     ['base', 'treated', 'no_knee_path']
     >>> round(float(df.loc["hip_pain", "base"]), 9)   # observed in the base case
@@ -751,7 +751,7 @@ def parse_scenario(text: str) -> tuple[str, dict[str, list[str]]]:
     ['knee_pain.leak=0.1']
     """
     usage = ("expected NAME:ACTION=ITEMS[;ACTION=ITEMS], ACTION one of "
-             f"{', '.join(SCENARIO_ACTIONS)} (e.g. \"treated:do=knee_pathology=absent\")")
+             f"{', '.join(SCENARIO_ACTIONS)} (e.g. \"treated:do=knee_osteoarthritis=absent\")")
     if not isinstance(text, str) or ":" not in text:
         raise EvidenceError(f"scenario '{text}': {usage}, found no ':' after the name")
     name, _, body = text.partition(":")
@@ -869,7 +869,7 @@ def next_best_test(
     Examples
     --------
     >>> from kneehip_bn import next_best_test
-    >>> nbt = next_best_test({"low_back_pain": "present", "radiating_leg_pain": "present"})
+    >>> nbt = next_best_test({"low_back_pain": "present", "radiating_leg_pain": "present"}, model="knee_hip_basic")
     >>> nbt.index[0] in {"leg_numbness_tingling", "straight_leg_raise", "hip_pain", "knee_pain",
     ...                  "femoral_nerve_stretch", "fadir_test", "hip_internal_rotation_limited"}
     True
@@ -1042,7 +1042,7 @@ def conflict(
     Examples
     --------
     >>> from kneehip_bn import conflict
-    >>> c = conflict({"knee_pain": "present", "knee_effusion": "present"})
+    >>> c = conflict({"knee_pain": "present", "knee_effusion": "present"}, model="knee_hip_basic")
     >>> c.flagged
     False
     """

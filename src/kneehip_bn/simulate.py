@@ -10,7 +10,7 @@ The output is SYNTHETIC: it describes the model, not any real population.
 Examples
 --------
 >>> from kneehip_bn.simulate import simulate_audit
->>> df = simulate_audit(200, seed=1, missing=0.1, diagnosis_noise=0.1)
+>>> df = simulate_audit(200, seed=1, missing=0.1, diagnosis_noise=0.1, model="knee_hip_basic")
 >>> df.shape[0], "knee_pain" in df.columns, "altered_gait" in df.columns
 (200, True, False)
 >>> sorted(df["knee_pain"].dropna().unique())
@@ -100,7 +100,7 @@ def forward_sample(n: int, seed: int | None = None, model: Any = None) -> Any:
     Examples
     --------
     >>> from kneehip_bn.simulate import forward_sample
-    >>> df = forward_sample(1000, seed=0)
+    >>> df = forward_sample(1000, seed=0, model="knee_hip_basic")
     >>> df.shape
     (1000, 31)
     """
@@ -167,7 +167,7 @@ def simulate_audit(
     Examples
     --------
     >>> df = simulate_audit(500, seed=3, missing=0.2, mechanism="mar",
-    ...                     hidden=("mechanism", "origin"), diagnosis_noise=0.2)
+    ...                     hidden=("mechanism", "origin"), diagnosis_noise=0.2, model="knee_hip_basic")
     >>> "knee_pathology" in df.columns, bool(df["age_group"].isna().any())
     (False, False)
     """
@@ -269,7 +269,7 @@ def perturb_model(model: Any = None, scale: float = 0.5, seed: int | None = 0) -
     the logit scale. Returns a new :class:`~kneehip_bn.ModelSpec`.
 
     >>> from kneehip_bn.simulate import perturb_model
-    >>> true = perturb_model(scale=0.3, seed=2)
+    >>> true = perturb_model(scale=0.3, seed=2, model="knee_hip_basic")
     >>> true.nodes["knee_pain"].noisy_or.leak.p != 0.08
     True
     """

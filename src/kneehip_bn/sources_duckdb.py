@@ -134,16 +134,25 @@ def _csv_header(path: str, sep: str) -> list[str] | None:
     opener = gzip.open if path.lower().endswith(".gz") else open
     try:
         with opener(path, "rt", newline="", encoding="utf-8-sig") as f:
-            return next(csv.reader(f, delimiter=sep), None)
+            header = next(csv.reader(f, delimiter=sep), None)
     except (UnicodeDecodeError, OSError, csv.Error) as exc:
-        from .audit import iter_audit
-
-        try:  # the package's reader names the damaged line, as for every other reader
-            for _ in iter_audit(path, chunksize=65536):
-                pass
-        except DataError as canonical:
-            raise canonical from None
+        _raise_canonical(path)
         raise DataError(f"audit file {path}: cannot read its header as UTF-8 CSV: {exc}") from None
+    if header is not None and any("\x00" in h for h in header):
+        _raise_canonical(path)
+    return header
+
+
+def _raise_canonical(path: str) -> None:
+    """Raise the package reader's error for a damaged CSV file (it names the line, as for
+    every other reader); return if that reader reads the file."""
+    from .audit import iter_audit
+
+    try:
+        for _ in iter_audit(path, chunksize=65536):
+            pass
+    except DataError as canonical:
+        raise canonical from None
 
 
 def resolve(source: Any) -> FileSource | None:

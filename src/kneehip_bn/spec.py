@@ -13,7 +13,7 @@ The file format is documented field by field in ``models/README.md``.
 Examples
 --------
 >>> from kneehip_bn import load_spec, set_prior
->>> spec = load_spec()                       # the shipped model
+>>> spec = load_spec("knee_hip_basic")   # the basic edition (five origins)
 >>> spec.nodes["knee_pathology"].group
 'origin'
 >>> edited = set_prior(spec, "lumbar_radiculopathy", 0.05)
@@ -212,7 +212,7 @@ class ModelSpec:
         """Names of the nodes in one group, in file order.
 
         >>> from kneehip_bn import load_spec
-        >>> load_spec().group("origin")[:2]
+        >>> load_spec("knee_hip_basic").group("origin")[:2]
         ['knee_pathology', 'hip_pathology']
         """
         if group not in GROUPS:
@@ -996,7 +996,7 @@ def set_row(
     two-state node a single number is P(second state).
 
     >>> from kneehip_bn import load_spec, set_row
-    >>> s = set_row(load_spec(), "knee_pathology", {"age_group": "60_plus"}, {"present": 0.4})
+    >>> s = set_row(load_spec("knee_hip_basic"), "knee_pathology", {"age_group": "60_plus"}, {"present": 0.4})
     >>> [r.probabilities["present"] for r in s.nodes["knee_pathology"].table
     ...  if r.given["age_group"] == "60_plus"][0]
     0.4
@@ -1031,7 +1031,7 @@ def set_prior(
     new value: the node then no longer depends on those parents.
 
     >>> from kneehip_bn import load_spec, set_prior
-    >>> s = set_prior(load_spec(), "lumbar_radiculopathy", {"present": 0.05})
+    >>> s = set_prior(load_spec("knee_hip_basic"), "lumbar_radiculopathy", {"present": 0.05})
     >>> {r.probabilities["present"] for r in s.nodes["lumbar_radiculopathy"].table}
     {0.05}
     """
@@ -1044,7 +1044,7 @@ def set_link(
     """Set a noisy-OR link probability; return a new specification.
 
     >>> from kneehip_bn import load_spec, set_link
-    >>> s = set_link(load_spec(), "knee_pain", "knee_pathology", 0.6)
+    >>> s = set_link(load_spec("knee_hip_basic"), "knee_pain", "knee_pathology", 0.6)
     >>> [ln.p for ln in s.nodes["knee_pain"].noisy_or.links if ln.parent == "knee_pathology"]
     [0.6]
     """
@@ -1078,7 +1078,7 @@ def set_leak(spec: ModelSpec, node: str, p: float) -> ModelSpec:
     """Set a noisy-OR leak probability; return a new specification.
 
     >>> from kneehip_bn import load_spec, set_leak
-    >>> set_leak(load_spec(), "knee_pain", 0.1).nodes["knee_pain"].noisy_or.leak.p
+    >>> set_leak(load_spec("knee_hip_basic"), "knee_pain", 0.1).nodes["knee_pain"].noisy_or.leak.p
     0.1
     """
     new = copy.deepcopy(spec)
@@ -1108,7 +1108,7 @@ def apply_overrides(spec: ModelSpec, overrides: Sequence[str]) -> ModelSpec:
 
     >>> from kneehip_bn import load_spec
     >>> from kneehip_bn.spec import apply_overrides
-    >>> s = apply_overrides(load_spec(), ["knee_pain.leak=0.1", "knee_pathology[age_group=60_plus].present=0.4"])
+    >>> s = apply_overrides(load_spec("knee_hip_basic"), ["knee_pain.leak=0.1", "knee_pathology[age_group=60_plus].present=0.4"])
     >>> s.nodes["knee_pain"].noisy_or.leak.p
     0.1
     """
