@@ -10,13 +10,10 @@ not in the .ipynb file.
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
-import nbformat
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+from _nbtools import check, code, md, write
 
-HERE = Path(__file__).resolve().parent
 NAME = "05_did_the_knee_cause_the_hip_pain.ipynb"
 
 DISCLAIMER = (
@@ -26,14 +23,6 @@ DISCLAIMER = (
     "below are about the *model's* patient: they rest on its causal reading of each table, "
     "stated in each section."
 )
-
-
-def md(text: str):
-    return new_markdown_cell(text.strip("\n"))
-
-
-def code(text: str):
-    return new_code_cell(text.strip("\n"))
 
 
 def cells() -> list:
@@ -205,35 +194,11 @@ The same tools from the shell: `kneehip counterfactual`, `kneehip cause`, `kneeh
 
 
 def build() -> Path:
-    nb = new_notebook(cells=cells(), metadata={
-        "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
-        "language_info": {"name": "python"}})
-    nbformat.validate(nb)
-    path = HERE / NAME
-    nbformat.write(nb, path)
-    return path
-
-
-def check(path: Path) -> None:
-    import nbclient
-
-    nb = nbformat.read(path, as_version=4)
-    t0 = time.perf_counter()
-    nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",
-                            resources={"metadata": {"path": str(HERE)}}).execute()
-    errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
-              if o.get("output_type") == "error"]
-    images = sum(1 for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
-                 if "image/png" in o.get("data", {}))
-    print(f"{path.name}: {time.perf_counter() - t0:.1f} s, {images} figures, {len(errors)} errors")
-    if errors:
-        raise SystemExit(f"{path.name}: {errors[0]['ename']}: {errors[0]['evalue']}")
-    if "--keep" in sys.argv:
-        nbformat.write(nb, path.with_suffix(".executed.ipynb"))
+    return write(NAME, cells())
 
 
 if __name__ == "__main__":
     p = build()
     print("wrote", p.name)
     if "--check" in sys.argv:
-        check(p)
+        check([p], keep="--keep" in sys.argv)

@@ -10,13 +10,9 @@ them. Edit the cells here, not in the .ipynb files.
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
-import nbformat
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
-
-HERE = Path(__file__).resolve().parent
+from _nbtools import check, code, md, write
 
 DISCLAIMER = (
     "> **Teaching model, not a medical device.** kneehip_bn must not be used to diagnose, "
@@ -25,14 +21,6 @@ DISCLAIMER = (
     "expert judgement with a one-line rationale. `kneehip sources` (or `spec.provenance()`) "
     "lists them all. The numbers describe populations, not the patient in front of you."
 )
-
-
-def md(text: str):
-    return new_markdown_cell(text.strip("\n"))
-
-
-def code(text: str):
-    return new_code_cell(text.strip("\n"))
 
 
 # ----------------------------------------------------------------------------- 01 tour
@@ -595,39 +583,7 @@ NOTEBOOKS = {"01_tour.ipynb": tour, "02_editing_priors.ipynb": editing,
 
 
 def build() -> list[Path]:
-    paths = []
-    for name, make in NOTEBOOKS.items():
-        nb = new_notebook(cells=make())
-        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
-                                     "language": "python"}
-        nb.metadata["language_info"] = {"name": "python"}
-        path = HERE / name
-        nbformat.validate(nb)
-        nbformat.write(nb, path)
-        paths.append(path)
-    return paths
-
-
-def check(paths: list[Path]) -> None:
-    import nbclient
-
-    for path in paths:
-        nb = nbformat.read(path, as_version=4)
-        t0 = time.perf_counter()
-        nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",
-                                resources={"metadata": {"path": str(HERE)}}).execute()
-        dt = time.perf_counter() - t0
-        errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
-                  if o.get("output_type") == "error"]
-        images = sum(1 for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
-                     if "image/png" in o.get("data", {}))
-        print(f"{path.name}: {dt:.1f} s, {images} figures, {len(errors)} errors")
-        for c in nb.cells:
-            for o in c.get("outputs", []):
-                if o.get("output_type") == "stream" and ("ms" in o.get("text", "")):
-                    print("   ", o["text"].strip().splitlines()[-1])
-        if errors:
-            raise SystemExit(f"{path.name}: {errors[0]['ename']}: {errors[0]['evalue']}")
+    return [write(name, make()) for name, make in NOTEBOOKS.items()]
 
 
 if __name__ == "__main__":

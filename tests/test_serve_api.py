@@ -476,7 +476,7 @@ def test_case_file_problems(tmp_path):
         with pytest.raises(kb.KneeHipError) as info:
             load_case_library(spec, extra=[p], shipped=False)
         msgs[what] = str(info.value)
-    assert "given twice" in msgs["dup"]
+    assert "duplicate key" in msgs["dup"] and "first at line" in msgs["dup"]
     assert "did you mean 'hip_pain'" in msgs["unknown node"]
     assert "expected one of absent, present" in msgs["unknown state"]
     assert "diagnosis" in msgs["answer"]

@@ -510,6 +510,33 @@ VIGNETTES = [
 ]
 
 
+# Where the shipped second edition and the clinician disagree, the case stays and the
+# disagreement is recorded here (README, "Vignettes"; the model follows the evidence file):
+# strict xfail, so a model that comes to agree turns the test red until this list is updated.
+KNOWN_DISAGREEMENTS = {} if MODEL_NAME != "knee_hip" else {
+    "l3_root_anterior_knee_pain": (
+        "the model leads with upper_lumbar_radiculopathy (0.82) but credits the knee pain 0.35 "
+        "to the root and 0.58 to knee causes: X13 puts root pain at the knee in 7-9% of L3/L4 "
+        "roots, while knee conditions are common at 40-59"),
+    "l3_root_no_back_pain": (
+        "without back pain or paraesthesia the model leads with hip OA (0.33; upper lumbar "
+        "radiculopathy 0.21, third): anterior thigh pain comes as often from an irritable hip "
+        "(X8, 35%) as from an L3/L4 root (X13, 27-29%) and the upper-lumbar prior is small "
+        "(P29-P30)"),
+    "negative_slr_spares_upper_root": (
+        "the model leaves the upper root flat (0.3692 -> 0.3690) instead of raising it: the SLR "
+        "does not test L2-L4 and an L5-S1 root does not compete for anterior thigh pain or the "
+        "femoral stretch, so there is little for a negative SLR to explain away"),
+}
+
+
+def _cases(cases):
+    """Parametrize ``cases``; known disagreements of the shipped model are strict xfails."""
+    return [pytest.param(c, id=c["id"], marks=pytest.mark.xfail(
+        strict=True, reason="known disagreement: " + KNOWN_DISAGREEMENTS[c["id"]]))
+        if c["id"] in KNOWN_DISAGREEMENTS else pytest.param(c, id=c["id"]) for c in cases]
+
+
 def _dx(spec, evidence, do=None):
     return kb.diagnose(evidence, do=do, model=spec)
 
@@ -523,7 +550,7 @@ def _posteriors(dx) -> dict[str, float]:
     return {**dx.origins["posterior"].to_dict(), **dx.mechanisms["posterior"].to_dict()}
 
 
-@pytest.mark.parametrize("case", VIGNETTES, ids=[c["id"] for c in VIGNETTES])
+@pytest.mark.parametrize("case", _cases(VIGNETTES))
 def test_vignette(spec, case):
     dx = _dx(spec, case["evidence"])
     post = _posteriors(dx)
@@ -838,7 +865,7 @@ def p_present(spec, node: str, evidence=None, do=None) -> float:
     return float(s["positive" if "positive" in s.index else "present"])
 
 
-@pytest.mark.parametrize("case", CONTRASTS, ids=[c["id"] for c in CONTRASTS])
+@pytest.mark.parametrize("case", _cases(CONTRASTS))
 def test_contrast(spec, case):
     before = p_present(spec, case["node"], **case["before"])
     after = p_present(spec, case["node"], **case["after"])

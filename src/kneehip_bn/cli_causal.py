@@ -117,7 +117,7 @@ def cmd_counterfactual(args: argparse.Namespace) -> int:
     if args.plot:
         from .causal_plots import plot_counterfactual
 
-        _save(plot_counterfactual(r).figure, args.plot)
+        _save(plot_counterfactual(r).figure, args.plot, getattr(args, "overwrite", False))
     return 0
 
 
@@ -144,7 +144,7 @@ def cmd_flip(args: argparse.Namespace) -> int:
     if args.plot:
         from .causal_plots import plot_flip
 
-        _save(plot_flip(r).figure, args.plot)
+        _save(plot_flip(r).figure, args.plot, getattr(args, "overwrite", False))
     return 0
 
 

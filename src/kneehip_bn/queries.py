@@ -33,6 +33,7 @@ __all__ = [
     "Diagnosis",
     "as_model",
     "diagnose",
+    "model_spec",
     "node_groups",
     "on_state",
     "parse_assignments",
@@ -64,6 +65,63 @@ def as_model(model: Any = None) -> Any:
     raise KneeHipError(
         f"model: expected a pgmpy DiscreteBayesianNetwork, a ModelSpec, a model file path or "
         f"None, found {type(model).__name__}")
+
+
+_CHECKED: Any = None  # WeakKeyDictionary: network -> fingerprint when found current
+
+
+def model_spec(model: Any = None, where: str = "model") -> Any:
+    """The :class:`~kneehip_bn.ModelSpec` behind anything a user may pass as a model.
+
+    The one place that turns a spec, a model file, a shipped model's name, ``None`` or a
+    network built by :func:`~kneehip_bn.build_network` into the specification that the
+    sampler (``simulate_audit``, ``perturb_model``), the fitter (``PriorFitter``) and the
+    structure check read. A network is accepted only while its tables are still those of
+    its specification: after a CPD was replaced (``add_cpds``), edited in place or refitted,
+    this raises a clear error instead of silently using the stale specification.
+
+    Raises
+    ------
+    KneeHipError
+        A network without a specification, or one whose tables no longer match it.
+    """
+    import weakref
+
+    from .engine import _fingerprint
+    from .network import cpd_array
+    from .spec import ModelSpec
+
+    global _CHECKED
+    m = as_model(model)
+    if isinstance(m, ModelSpec):
+        return m
+    spec = m.graph.get("kneehip_spec") if hasattr(m, "graph") else None
+    if spec is None:
+        raise KneeHipError(
+            f"{where}: expected a ModelSpec, a model file or a network built by kneehip_bn "
+            f"(build_network/load_model), found {type(m).__name__} without a specification")
+    if _CHECKED is None:
+        _CHECKED = weakref.WeakKeyDictionary()
+    fp = _fingerprint(m)
+    if _CHECKED.get(m) == fp:
+        return spec
+    eng = get_engine(m)
+    for n in sorted(set(eng.variables) | set(spec.nodes)):
+        ok = (n in eng.index and n in spec.nodes and list(eng.parents[n]) == list(spec.nodes[n].parents)
+              and list(eng.states[n]) == list(spec.nodes[n].states))
+        if ok:
+            fam, arr = eng.factors[eng.index[n]]
+            order = [eng.index[n]] + [eng.index[q] for q in eng.parents[n]]
+            ok = np.array_equal(arr.transpose([fam.index(x) for x in order]), cpd_array(spec, n))
+        if not ok:
+            raise KneeHipError(
+                f"{where}: the network's table of '{n}' is no longer the one of the model "
+                f"file it was built from (a CPD was replaced, edited or refitted), so its "
+                "specification is stale; expected an unchanged network; edit the numbers with "
+                "set_prior/set_row/set_link/set_leak on the spec (or kneehip --set) and "
+                "build_network again, or pass the spec itself")
+    _CHECKED[m] = fp
+    return spec
 
 
 def node_groups(model: Any) -> dict[str, str]:

@@ -153,7 +153,7 @@ def model_parameters(model: Any = None, strength: float = 10.0) -> Any:
     >>> from kneehip_bn.robustness import model_parameters
     >>> p = model_parameters(model="knee_hip_basic")
     >>> float(p.loc["knee_pain.link.knee_pathology", "value"])
-    0.45
+    0.084
     """
     import pandas as pd
 

@@ -42,18 +42,11 @@ NO_DIAGNOSIS = "none"
 
 
 def _spec_of(model: Any) -> Any:
-    from .queries import as_model
-    from .spec import ModelSpec
+    """The model's specification, refusing a network edited since it was built
+    (:func:`kneehip_bn.queries.model_spec`, the one place that decides)."""
+    from .queries import model_spec
 
-    m = as_model(model)
-    if isinstance(m, ModelSpec):
-        return m
-    spec = m.graph.get("kneehip_spec") if hasattr(m, "graph") else None
-    if spec is None:
-        raise KneeHipError(
-            "model: expected a ModelSpec, a model file or a network built by kneehip_bn "
-            f"(build_network/load_model), found {type(m).__name__} without a specification")
-    return spec
+    return model_spec(model)
 
 
 def forward_sample_codes(spec: Any, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:

@@ -28,10 +28,14 @@ Examples
 --------
 >>> import pandas as pd, tempfile, os
 >>> d = tempfile.mkdtemp()
->>> pd.DataFrame({"knee_pain": ["present", None, "present"]}).to_csv(f"{d}/a.csv", index=False)
->>> cols, frame, n = grouped_patterns(resolve(f"{d}/a.csv"), ["knee_pain"])
->>> sorted(zip(frame["knee_pain"].tolist(), n.tolist()), key=str)
-[('', 1), ('present', 2)]
+>>> pd.DataFrame({"knee_pain": ["present", None, "present"]}).to_parquet(f"{d}/a.parquet")
+>>> src = resolve(f"{d}/a.parquet")
+>>> src.kind, columns_of(src)
+('parquet', ['knee_pain'])
+>>> with _connect(None, 1) as con:
+...     n_rows, frame, mult = tally_columns(con, src, ["knee_pain"])
+>>> n_rows, sorted(zip(frame["knee_pain"].labels, mult.tolist()), key=str)
+(3, [('present', 2), (None, 1)])
 """
 
 from __future__ import annotations

@@ -37,8 +37,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-import yaml
-
+from .._yaml import YAMLInputError, load_yaml
 from ..errors import KneeHipError, ModelFileError
 
 __all__ = ["CASE_FORMAT", "load_case_file", "load_case_library", "shipped_case_files"]
@@ -50,25 +49,6 @@ _CASE_KEYS = {"id", "model", "title", "story", "source", "context", "steps", "an
 _STEP_KEYS = {"reveal", "prompt", "note"}
 
 
-class _StrictLoader(yaml.SafeLoader):
-    """``yaml.SafeLoader`` that refuses a key given twice in one mapping."""
-
-
-def _no_duplicates(loader: _StrictLoader, node: yaml.MappingNode, deep: bool = False) -> Any:
-    seen: dict[Any, Any] = {}
-    for key_node, _ in node.value:
-        key = loader.construct_object(key_node, deep=deep)
-        if key in seen:
-            m = key_node.start_mark
-            raise ModelFileError(f"line {m.line + 1}, column {m.column + 1}: key '{key}' "
-                                 "given twice: expected each key once in a mapping")
-        seen[key] = True
-    return yaml.SafeLoader.construct_mapping(loader, node, deep=deep)
-
-
-_StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _no_duplicates)
-
-
 def shipped_case_files() -> list[Path]:
     """The case library files shipped inside the package (``kneehip_bn/serve/cases``)."""
     folder = resources.files(__package__).joinpath("cases")
@@ -76,7 +56,7 @@ def shipped_case_files() -> list[Path]:
 
 
 def load_case_file(path: str | Path) -> list[dict[str, Any]]:
-    """Read one case file (safe YAML, no duplicate keys) and check its shape.
+    """Read one case file (the strict loader of :mod:`kneehip_bn._yaml`) and check its shape.
 
     Raises
     ------
@@ -85,19 +65,10 @@ def load_case_file(path: str | Path) -> list[dict[str, Any]]:
     """
     p = Path(path)
     where = str(p)
-    try:
-        text = p.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise ModelFileError(f"cannot read the case file: {exc}", source=where) from None
-    try:
-        data = yaml.load(text, Loader=_StrictLoader)  # safe: a SafeLoader subclass
-    except ModelFileError as exc:
+    try:  # the one strict loader: no aliases, duplicate keys or tags, sizes bounded
+        data = load_yaml(p, what="case file").data
+    except YAMLInputError as exc:
         raise ModelFileError(str(exc), source=where) from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f"line {mark.line + 1}, column {mark.column + 1}" if mark else "unknown position"
-        raise ModelFileError(f"not valid YAML at {at}: "
-                             f"{getattr(exc, 'problem', None) or exc}", source=where) from None
     if not isinstance(data, Mapping) or data.get("format") != CASE_FORMAT:
         raise ModelFileError(f"format: expected '{CASE_FORMAT}' at the top of a case file, "
                              f"found {data.get('format') if isinstance(data, Mapping) else data!r}",
