@@ -322,6 +322,7 @@ def test_pattern_keys_compress_when_int64_would_overflow():
 # naming the line as an editor numbers it. Oracle: the damage is made by hand at a known
 # line, the file's bytes are compared before and after, nothing is written.
 import hashlib  # noqa: E402
+import os  # noqa: E402
 
 from kneehip_bn import audit as audit_mod  # noqa: E402
 from kneehip_bn.audit import iter_csv_coded, max_line_limit  # noqa: E402
@@ -580,3 +581,12 @@ def test_long_and_control_values_are_shown_short_and_escaped(basic):
     msgs = " ".join(validate_audit(df, basic).errors["message"])
     assert "unknown code '" + "x" * 60 + "... (5,000 characters)'" in msgs
     assert r"unknown code 'a\tb'" in msgs and len(msgs) < 1000
+
+
+def test_a_pipe_is_refused_not_read_as_empty(tmp_path, basic):
+    fifo = tmp_path / "audit.csv"
+    os.mkfifo(fifo)
+    for call in (lambda: read_audit(fifo), lambda: list(iter_csv_coded(fifo, chunksize=10)),
+                 lambda: write_batch_posteriors(fifo, tmp_path / "o.csv", basic)):
+        with pytest.raises(DataError, match=r"audit\.csv: expected a regular file, found a pipe"):
+            call()

@@ -40,6 +40,7 @@ from __future__ import annotations
 import math
 import os
 import re
+import stat
 import sys
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -520,6 +521,9 @@ class _CsvSource:
         self.path, self.sep, self.limit = path, sep, limit
         self.sep_b = sep.encode()
         self.compressed = path.name.lower().endswith(".gz")
+        if not stat.S_ISREG(os.stat(path).st_mode):  # a pipe or device: no size, no second read
+            raise DataError(f"audit file {path}: expected a regular file, found a pipe or a "
+                            "device; save the data to a file first")
         self.f: Any = gzip.open(path, "rb") if self.compressed else open(path, "rb")
         try:
             self.size = None if self.compressed else os.fstat(self.f.fileno()).st_size
