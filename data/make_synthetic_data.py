@@ -33,4 +33,9 @@ coded.insert(0, "PATIENT_ID", [f"P{i:05d}" for i in range(1, len(coded) + 1)])
 days = rng.integers(0, 365, len(coded))
 coded["VISIT_DATE"] = (np.datetime64("2025-01-01") + days.astype("timedelta64[D]")).astype(str)
 write_table(coded, str(HERE / "example_clinic_audit.csv"), overwrite=overwrite)
-print("wrote synthetic_audit.csv and example_clinic_audit.csv")
+# 3. the second edition (the default model, 70 nodes): an audit in its vocabulary
+spec2 = load_spec("knee_hip")
+audit2 = simulate_audit(2000, seed=20261202, missing=0.15, mechanism="mar", diagnosis_noise=0.15,
+                        model=spec2, hidden=("mechanism", "origin"))
+write_table(audit2, str(HERE / "synthetic_audit_knee_hip.csv"), overwrite=overwrite)
+print("wrote synthetic_audit.csv, example_clinic_audit.csv and synthetic_audit_knee_hip.csv")

@@ -1,27 +1,17 @@
 """Write notebooks/06_differential_diagnosis.ipynb (the second edition, ``knee_hip``) with nbformat.
 
-    python notebooks/build_differential_notebook.py
+    python notebooks/build_differential_notebook.py           # write it (no outputs)
+    python notebooks/build_differential_notebook.py --check   # also run it headless, timed
 
 Saved without outputs; tests/test_notebooks.py runs it headless. Edit the cells here.
 """
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
-import nbformat
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
-
-HERE = Path(__file__).resolve().parent
-
-
-def md(text: str):
-    return new_markdown_cell(text.strip("\n"))
-
-
-def code(text: str):
-    return new_code_cell(text.strip("\n"))
-
+from _nbtools import check, code, md, write
 
 CELLS = [
     md("""
@@ -210,15 +200,11 @@ says, mechanism by mechanism, what the evidence supports and what it contradicts
 
 
 def build() -> Path:
-    nb = new_notebook(cells=CELLS)
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
-                                 "language": "python"}
-    nb.metadata["language_info"] = {"name": "python"}
-    nbformat.validate(nb)
-    path = HERE / "06_differential_diagnosis.ipynb"
-    nbformat.write(nb, path)
-    return path
+    return write("06_differential_diagnosis.ipynb", CELLS)
 
 
 if __name__ == "__main__":
-    print(f"wrote {build().name}")
+    path = build()
+    print(f"wrote {path.name}")
+    if "--check" in sys.argv:
+        check([path])

@@ -10,13 +10,9 @@ them. Edit the cells here, not in the .ipynb files.
 from __future__ import annotations
 
 import sys
-import time
 from pathlib import Path
 
-import nbformat
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
-
-HERE = Path(__file__).resolve().parent
+from _nbtools import check, code, md, write
 
 DISCLAIMER = (
     "> **Teaching model, not a medical device.** kneehip_bn must not be used to diagnose, "
@@ -25,14 +21,6 @@ DISCLAIMER = (
     "expert judgement with a one-line rationale. `kneehip sources` (or `spec.provenance()`) "
     "lists them all. The numbers describe populations, not the patient in front of you."
 )
-
-
-def md(text: str):
-    return new_markdown_cell(text.strip("\n"))
-
-
-def code(text: str):
-    return new_code_cell(text.strip("\n"))
 
 
 # ----------------------------------------------------------------------------- 01 tour
@@ -452,13 +440,22 @@ notebook also shows a result when it runs without a browser.
 %matplotlib inline
 import time
 
-import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import numpy as np
 from IPython.display import display
 
 import kneehip_bn as kb
 from kneehip_bn.plots import plot_origins
+
+try:
+    import ipywidgets as widgets
+except ImportError:  # not installed (or broken): say what to install, keep going
+    widgets = None
+    print("The switches and sliders of this explorer need ipywidgets, which is not installed.")
+    print("Install the notebook extras, then restart the kernel (Kernel > Restart):")
+    print('    pip install ".[notebooks]"        # from the repository root')
+    print("Until then the cells below still draw and time the default case.")
+    print("No Jupyter at all? `kneehip serve` opens the same explorer as a web page.")
 
 base_spec = kb.load_spec("knee_hip_basic")
 groups = {n: s.group for n, s in base_spec.nodes.items()}
@@ -478,12 +475,15 @@ def finding_control(node):
                                  description=node.replace("_", " "),
                                  style={"description_width": "190px", "button_width": "80px"})
 
-finding_w = {n: finding_control(n) for n in observable}
-context_w = {n: widgets.Dropdown(options=["?", *base_spec.nodes[n].states], value="?",
-                                 description=n.replace("_", " ")) for n in context}
-prior_w = {n: widgets.FloatLogSlider(value=1.0, base=2, min=-3, max=3, step=0.25,
-                                     description=n.replace("_", " "), continuous_update=False,
-                                     style={"description_width": "160px"}) for n in origins}
+if widgets is not None:
+    finding_w = {n: finding_control(n) for n in observable}
+    context_w = {n: widgets.Dropdown(options=["?", *base_spec.nodes[n].states], value="?",
+                                     description=n.replace("_", " ")) for n in context}
+    prior_w = {n: widgets.FloatLogSlider(value=1.0, base=2, min=-3, max=3, step=0.25,
+                                         description=n.replace("_", " "),
+                                         continuous_update=False,
+                                         style={"description_width": "160px"})
+               for n in origins}
 """),
         code("""
 _spec_cache = {}
@@ -532,14 +532,17 @@ def on_change(**values):
     render(findings, ctx, mult)
 
 
-controls = {**finding_w, **context_w, **prior_w}
-out = widgets.interactive_output(on_change, controls)
-panel = widgets.HBox([
-    widgets.VBox([widgets.HTML("<b>Findings and tests</b>"), *finding_w.values()]),
-    widgets.VBox([widgets.HTML("<b>Context</b>"), *context_w.values(),
-                  widgets.HTML("<b>Prior odds multipliers</b>"), *prior_w.values()]),
-])
-display(panel, out)
+if widgets is not None:
+    controls = {**finding_w, **context_w, **prior_w}
+    out = widgets.interactive_output(on_change, controls)
+    panel = widgets.HBox([
+        widgets.VBox([widgets.HTML("<b>Findings and tests</b>"), *finding_w.values()]),
+        widgets.VBox([widgets.HTML("<b>Context</b>"), *context_w.values(),
+                      widgets.HTML("<b>Prior odds multipliers</b>"), *prior_w.values()]),
+    ])
+    display(panel, out)
+else:
+    print('(no controls: pip install ".[notebooks]" and restart the kernel to get them)')
 """),
         md("""
 **A static result** (for a printed handout, or when the notebook runs without a browser): the
@@ -580,39 +583,7 @@ NOTEBOOKS = {"01_tour.ipynb": tour, "02_editing_priors.ipynb": editing,
 
 
 def build() -> list[Path]:
-    paths = []
-    for name, make in NOTEBOOKS.items():
-        nb = new_notebook(cells=make())
-        nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3",
-                                     "language": "python"}
-        nb.metadata["language_info"] = {"name": "python"}
-        path = HERE / name
-        nbformat.validate(nb)
-        nbformat.write(nb, path)
-        paths.append(path)
-    return paths
-
-
-def check(paths: list[Path]) -> None:
-    import nbclient
-
-    for path in paths:
-        nb = nbformat.read(path, as_version=4)
-        t0 = time.perf_counter()
-        nbclient.NotebookClient(nb, timeout=600, kernel_name="python3",
-                                resources={"metadata": {"path": str(HERE)}}).execute()
-        dt = time.perf_counter() - t0
-        errors = [o for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
-                  if o.get("output_type") == "error"]
-        images = sum(1 for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", [])
-                     if "image/png" in o.get("data", {}))
-        print(f"{path.name}: {dt:.1f} s, {images} figures, {len(errors)} errors")
-        for c in nb.cells:
-            for o in c.get("outputs", []):
-                if o.get("output_type") == "stream" and ("ms" in o.get("text", "")):
-                    print("   ", o["text"].strip().splitlines()[-1])
-        if errors:
-            raise SystemExit(f"{path.name}: {errors[0]['ename']}: {errors[0]['evalue']}")
+    return [write(name, make()) for name, make in NOTEBOOKS.items()]
 
 
 if __name__ == "__main__":

@@ -554,7 +554,7 @@ def test_mpe_tiny_and_chain(tiny_spec, chain_spec, tiny_oracle):
 
 def test_mpe_matches_pgmpy_map_query_on_basic():
     """pgmpy's map_query builds the joint of the query variables, so the case observes
-    every finding and test (13 unobserved nodes, 2^13 joint entries)."""
+    every finding and test (15 unobserved nodes)."""
     import warnings
 
     from pgmpy.inference import VariableElimination
@@ -695,3 +695,140 @@ def test_counterfactual_against_pyagrum_where_definitions_match(chain_spec):
     pa = pyagrum_cf(ev, {"b": "absent"}, "d")
     np.testing.assert_allclose(pa, _factorised_abduction(orc, ev, {"b": "absent"}, "d"), atol=1e-9)
     assert abs(pa[1] - float(ours.counterfactual["present"])) > 0.1
+
+
+# ----------------------------------------------------------------------------- properties
+@pytest.mark.parametrize("evidence", [{"d": "present"}, {"e": "much", "t": "positive"},
+                                      {"d": "absent", "e": "none", "a": "mid"}])
+def test_consistency_do_what_was_seen_changes_nothing(chain_spec, evidence):
+    """Counterfactual consistency: imagining the state the patient actually has gives the
+    factual posterior, for every target."""
+    from kneehip_bn import counterfactual, query
+
+    for cause, state in (("b", "present"), ("h", "absent"), ("c", "present")):
+        ev = {**evidence, cause: state}
+        for target in ("c", "d", "e"):
+            if target == cause:
+                continue
+            r = counterfactual(ev, do={cause: state}, target=target, model=chain_spec)
+            np.testing.assert_allclose(r.counterfactual.to_numpy(),
+                                       query(target, ev, model=chain_spec).to_numpy(), atol=1e-12)
+
+
+def test_mpe_with_do_matches_brute_force(tiny_spec, tiny_oracle):
+    from kneehip_bn import mpe
+
+    ev, do = {"limp": "present"}, {"knee_oa": "absent"}
+    j = tiny_oracle.joint(ev, do)
+    idx = np.unravel_index(int(np.argmax(j)), j.shape)
+    want = {v: tiny_oracle.states[v][s] for v, s in zip(tiny_oracle.variables, idx)
+            if v not in ev and v not in do}
+    r = mpe(ev, model=tiny_spec, do=do)
+    assert r.assignment == want
+    assert r.probability == pytest.approx(float(j.max() / j.sum()), rel=1e-12)
+
+
+def test_flip_on_network_without_model_file():
+    """A pgmpy network (no model file): every CPD entry is a number; each proposed edit,
+    applied to the tables by hand, reaches the goal by brute force."""
+    from kneehip_bn import flip
+
+    fams = [("r1", AB, [], np.array([0.7, 0.3])), ("r2", AB, [], np.array([0.6, 0.4])),
+            ("f", AB, ["r1", "r2"], np.array([[[0.9, 0.5], [0.4, 0.2]], [[0.1, 0.5], [0.6, 0.8]]]))]
+    net = to_pgmpy(fams)
+    fl = flip({"f": "present"}, "r1", goal="leads", model=net)
+    assert len(fl.parameters)
+    for _, r in fl.parameters.iterrows():
+        name, x = r["set"].rsplit("=", 1)
+        tables = {v: t.copy() for v, _, _, t in fams}
+        node = r["node"]
+        t = tables[node]
+        if "[" in name:  # NODE[p=s,...].present
+            given = dict(kv.split("=") for kv in name[name.index("[") + 1:name.index("]")].split(","))
+            idx = tuple(int(given[p] == "present") for p in dict(fams_parents(fams))[node])
+        else:
+            idx = ()
+        t[(1, *idx)] = float(x)
+        t[(0, *idx)] = 1 - float(x)
+        bf = BruteForce([(v, st, pa, tables[v]) for v, st, pa, _ in fams])
+        p1 = float(bf.marginal(["r1"], {"f": "present"})[1])
+        p2 = float(bf.marginal(["r2"], {"f": "present"})[1])
+        assert (p1 > p2) != fl.met_now, r["set"]
+
+
+def fams_parents(fams):
+    return [(v, pa) for v, _, pa, _ in fams]
+
+
+def test_flip_goal_forms_and_interval(chain_spec):
+    from scipy.stats import beta
+
+    from kneehip_bn import KneeHipError, flip
+
+    ev = {"d": "present", "t": "negative", "e": "much"}
+    a = flip(ev, "h", goal="P(h) >= 0.3", model=chain_spec, max_findings=0)
+    b = flip(ev, "h", goal="threshold", threshold=0.3, model=chain_spec, max_findings=0)
+    assert a.goal == b.goal and list(a.parameters["set"]) == list(b.parameters["set"])
+    assert flip(ev, "h", goal="h leads", model=chain_spec).goal.startswith("h ")
+    with pytest.raises(KneeHipError, match="expected P\\(h\\)"):
+        flip(ev, "h", goal="P(b) >= 0.3", model=chain_spec)
+    for _, r in a.parameters.iterrows():  # the 95% Beta interval of the table's strength (10)
+        lo, hi = beta.ppf([0.025, 0.975], 10 * r["current"], 10 * (1 - r["current"]))
+        assert (r["lo"], r["hi"]) == pytest.approx((lo, hi), abs=1e-9)
+        side = hi - r["current"] if r["needed"] > r["current"] else r["current"] - lo
+        assert r["interval_distance"] == pytest.approx(abs(r["needed"] - r["current"]) / side)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_counterfactual_random_noisy_or_networks(seed):
+    """Random small networks mixing noisy-OR nodes (links on multi-state parents included)
+    and full tables, written as a model file, against the exogenous enumeration."""
+    from kneehip_bn import counterfactual
+    from kneehip_bn.spec import parse_spec
+
+    rng = np.random.default_rng(100 + seed)
+    nodes, mechs = {}, {}
+    names = ["n0", "n1", "n2", "n3", "n4"]
+    for i, n in enumerate(names):
+        states = ["s0", "s1", "s2"] if i == 0 else AB
+        if i < 2:
+            p = rng.dirichlet(np.ones(len(states)))
+            p[-1] = 1 - p[:-1].sum()
+            nodes[n] = {"group": "origin", "states": states,
+                        "table": {"probabilities": dict(zip(states, p.tolist())), "source": "g"}}
+            mechs[n] = ("root", states, p.tolist())
+            continue
+        parents = sorted(rng.choice(i, size=min(i, 2), replace=False).tolist())
+        pnames = [names[j] for j in parents]
+        if i != 3:  # noisy-OR, one link per 'on' state of each parent
+            links, mlinks = [], []
+            for pn in pnames:
+                pst = nodes[pn]["states"]
+                for w in range(1, len(pst)):
+                    q = float(rng.uniform(0.1, 0.9))
+                    links.append({"parent": pn, "when": pst[w], "p": q, "source": "g"})
+                    mlinks.append((pn, w, q))
+            leak = float(rng.uniform(0.02, 0.3))
+            nodes[n] = {"group": "finding", "states": AB, "parents": pnames,
+                        "noisy_or": {"leak": {"p": leak, "source": "g"}, "links": links}}
+            mechs[n] = ("noisy_or", AB, leak, mlinks)
+        else:  # a full table
+            cards = [len(nodes[p]["states"]) for p in pnames]
+            table = np.empty((2, *cards))
+            rows = []
+            for cfg in itertools.product(*[range(c) for c in cards]):
+                q = float(rng.uniform(0.05, 0.95))
+                table[(0, *cfg)], table[(1, *cfg)] = 1 - q, q
+                rows.append({"given": {p: nodes[p]["states"][k] for p, k in zip(pnames, cfg)},
+                             "probabilities": {"absent": 1 - q, "present": q}, "source": "g"})
+            nodes[n] = {"group": "mechanism", "states": AB, "parents": pnames, "table": rows}
+            mechs[n] = ("table", AB, pnames, table)
+    spec = parse_spec({"format": "kneehip-bn/1", "name": f"r{seed}", "sources": {
+        "g": {"elicited": "random test numbers"}}, "nodes": nodes})
+    oracle = SCMOracle(mechs)
+    ev = {"n4": "present"}
+    for do in ({"n0": "s0"}, {"n1": "absent"}, {"n2": "absent"}):
+        for target in ("n3", "n4"):
+            want = oracle.counterfactual(ev, do, target)
+            got = counterfactual(ev, do=do, target=target, model=spec)
+            np.testing.assert_allclose(got.counterfactual.to_numpy(), want, atol=1e-12)

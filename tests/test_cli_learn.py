@@ -140,7 +140,7 @@ def test_counts_merge_and_fit_from_counts(audit_csv, tmp_path, capsys):
     (["fit", "sqlite:///{db}", "--output", "x.yaml"], "expected exactly one of a table name"),
     (["batch", "{bad}", "--output", "p.csv"], r"unknown code 'presnt' in 1 row \(first rows: 1\)"),
     (["check", "{bad}"], "did you mean 'present'"),
-    (["simulate", "--n", "0", "--output", "s.csv"], "n: expected a positive whole number"),
+    (["simulate", "--n", "0", "--output", "s.csv"], "--n: expected a number of patients from 1"),
     (["counts", "{csv}", "--mapping", "nomap.yaml", "--output", "c.json"], "mapping file"),
 ])
 def test_errors_exit_1_with_one_line(argv, match, audit_csv, tmp_path, capsys, monkeypatch):

@@ -194,3 +194,30 @@ def test_teaching_objects_carry_red_flags(spec):
     assert kb.sensitivity("oa", evidence=ev, model=spec).attrs["red_flags"] == ["night_pain"]
     ci = kb.credible_intervals(ev, spec, n_draws=10, progress=False)
     assert ci.attrs["red_flags"] == ["night_pain"]
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_family_posteriors_match_brute_force(seed):
+    from oracle import random_dag_families
+
+    fams = random_dag_families(seed, max_joint=5000)
+    eng = kb.Engine.from_families(fams)
+    bf = BruteForce(fams)
+    rng = np.random.default_rng(seed)
+    names = [f[0] for f in fams]
+    ev = {}
+    for v in rng.choice(names, size=min(3, len(names) - 1), replace=False):
+        ev[str(v)] = bf.states[str(v)][int(rng.integers(len(bf.states[str(v)])))]
+    if bf.probability(ev) <= 0:
+        pytest.skip("drawn evidence impossible")
+    got = eng.family_posteriors(ev, names)
+    for n in names:
+        np.testing.assert_allclose(got[n], bf.family_posterior(n, ev), atol=1e-10)
+
+
+def test_an_observed_diagnosis_has_posterior_one_and_infinite_odds_ratio(capsys):
+    assert main(["diagnose", "--model", "knee_hip_basic", "-e", "knee_pathology=present",
+                 "--json"]) == 0
+    row = next(o for o in json.loads(capsys.readouterr().out)["origins"]
+               if o["name"] == "knee_pathology")
+    assert row["posterior"] == 1.0 and row["odds_ratio"] is None  # inf is not JSON: null

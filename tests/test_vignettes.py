@@ -11,6 +11,8 @@ Each case is data, so anyone (a clinician included) can add one:
 - ``CALIBRATION``: population figures (P3) the model should reproduce.
 
 These check direction and ranking, which a clinician can vouch for, not our own numbers.
+They use the first edition's five-origin vocabulary, so they name that model explicitly
+(``MODEL = "knee_hip_basic"``); the second edition's cases are in ``test_vignettes_v2.py``.
 """
 
 from __future__ import annotations
@@ -18,6 +20,8 @@ from __future__ import annotations
 import pytest
 
 from kneehip_bn import diagnose, query
+
+MODEL = "knee_hip_basic"
 
 VIGNETTES = [
     {
@@ -185,18 +189,18 @@ CALIBRATION = [
 
 def p_present(node: str, evidence=None, do=None) -> float:
     """P(node = present/positive) via diagnose() for origins and mechanisms, else query()."""
-    dx = diagnose(evidence or {}, do=do or {})
+    dx = diagnose(evidence or {}, do=do or {}, model=MODEL)
     if node in dx.origins.index:
         return float(dx.origins.loc[node, "posterior"])
     if node in dx.mechanisms.index:
         return float(dx.mechanisms.loc[node, "posterior"])
-    s = query(node, evidence or {}, do=do or {})
+    s = query(node, evidence or {}, do=do or {}, model=MODEL)
     return float(s["positive" if "positive" in s.index else "present"])
 
 
 @pytest.mark.parametrize("case", VIGNETTES, ids=[c["id"] for c in VIGNETTES])
 def test_vignette(case):
-    dx = diagnose(case["evidence"], do=case.get("do"))
+    dx = diagnose(case["evidence"], do=case.get("do"), model=MODEL)
     post = {**dx.origins["posterior"].to_dict(), **dx.mechanisms["posterior"].to_dict()}
     if "leads" in case:
         assert dx.origins.index[0] == case["leads"], (case["description"], dx.origins)

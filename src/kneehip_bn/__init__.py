@@ -8,7 +8,7 @@ compiled junction-tree engine, and fits the priors to clinical audit data.
 Examples
 --------
 >>> from kneehip_bn import diagnose
->>> diagnose({"knee_effusion": "present"}).origins.index[0]
+>>> diagnose({"knee_effusion": "present"}, model="knee_hip_basic").origins.index[0]
 'knee_pathology'
 """
 

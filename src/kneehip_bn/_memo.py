@@ -466,6 +466,12 @@ class MemoPlan:
             up[c], logs[c], keep_vals[c], tots[c] = msg, lg, vals, tt
         acc = [np.zeros(plan.shape[c]) for c in range(k)]
         adj = [None if c == self.root else np.zeros_like(up[c]) for c in range(k)]
+        # 1 / each upward message (0 where it is 0), once: the children's adjoints need it
+        inv_up: list[Any] = [None] * k
+        for c in self.order[1:]:
+            with np.errstate(divide="ignore"):
+                inv_up[c] = 1.0 / up[c]
+            inv_up[c][~np.isfinite(inv_up[c])] = 0.0
         # ---- root: per row; the rows' adjoints scattered into the children's sub-patterns
         r0 = self.root
         log_pe = np.empty(n)
@@ -484,7 +490,7 @@ class MemoPlan:
                 log_pe[sl] = np.log(z) + lg
             scale = np.where(z > 0, w[sl] / np.where(z > 0, z, 1.0), 0.0)
             q = b * scale
-            self._back(r0, q, msgs, acc, adj)
+            self._back(r0, q, msgs, acc, adj, inv_up)
             if progress is not None:
                 progress(sl.stop - sl.start)
         # ---- downward: each clique's adjoint, per distinct sub-pattern
@@ -504,27 +510,27 @@ class MemoPlan:
                 t = tt[sl]
                 f = A[:, sl] / np.where(t > 0, t, np.inf)
                 q = b * f.reshape(self._bshape(c, self.sep[c], f.shape[-1]))
-                self._back(c, q, msgs, acc, adj)
+                self._back(c, q, msgs, acc, adj, inv_up)
             keep_vals[c] = None
         return acc, log_pe
 
     def _back(self, c: int, q: np.ndarray, msgs: Sequence[tuple[int, np.ndarray, np.ndarray]],
-              acc: list[np.ndarray], adj: list[Any]) -> None:
+              acc: list[np.ndarray], adj: list[Any], inv_up: list[Any]) -> None:
         """Add ``q`` (``(*shape, m)``) to clique ``c``'s expected counts and its share of
         each child's adjoint (``q`` over the child's message, onto the separator)."""
         acc[c] += q.reshape(-1, q.shape[-1]).sum(axis=1).reshape(acc[c].shape)
-        for ch, table, idx in msgs:
-            g = np.take(table, idx, axis=1).reshape(self._bshape(c, self.sep[ch], idx.shape[0]))
-            ratio = np.divide(q, g, out=np.zeros(np.broadcast_shapes(q.shape, g.shape)),
-                              where=g > 0)
-            contrib = self._sum_to(ratio, c, self.sep[ch])
+        for ch, _, idx in msgs:
+            # the message is over the separator, which the projection keeps: project q
+            # first, then multiply by 1 / message (0 where it is 0) on the small table
+            contrib = self._sum_to(q, c, self.sep[ch]) * np.take(inv_up[ch], idx, axis=1)
             target = adj[ch]
             mch = target.shape[1]
             if mch == 1:
                 target[:, 0] += contrib.sum(axis=1)
                 continue
-            for s in range(contrib.shape[0]):
-                target[s] += np.bincount(idx, weights=contrib[s], minlength=mch)
+            S = contrib.shape[0]
+            flat = (np.arange(S, dtype=np.intp)[:, None] * mch + idx[None, :]).ravel()
+            target += np.bincount(flat, weights=contrib.ravel(), minlength=S * mch).reshape(S, mch)
 
     def worth_it(self, n: int) -> bool:
         """Whether to share messages for ``n`` rows: enough rows to pay for numbering the

@@ -27,11 +27,11 @@ Examples
 >>> from kneehip_bn.audit import encode_audit
 >>> df = pd.DataFrame({"knee_pain": ["present", None, "absent"],
 ...                    "age_group": ["60_plus", "under_40", None]})
->>> enc = encode_audit(df)
+>>> enc = encode_audit(df, model="knee_hip_basic")
 >>> enc.columns, enc.codes.tolist()
 (['knee_pain', 'age_group'], [[1, 2], [-1, 0], [0, -1]])
 >>> bad = pd.DataFrame({"knee_pain": ["present", "presnt"]})
->>> print(validate_audit(bad).problems.loc[0, "message"])  # doctest: +ELLIPSIS
+>>> print(validate_audit(bad, model="knee_hip_basic").problems.loc[0, "message"])  # doctest: +ELLIPSIS
 column 'knee_pain' (node knee_pain): unknown code 'presnt' in 1 row (first rows: 1); expected one of absent, present; did you mean 'present'?
 """
 

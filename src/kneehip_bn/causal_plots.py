@@ -36,6 +36,11 @@ def _axes(ax: Any, size: tuple[float, float]) -> Any:
     return ax
 
 
+def _note(ax: Any) -> None:
+    ax.annotate(_NOTE, xy=(1, 0), xycoords="axes fraction", xytext=(0, -38),
+                textcoords="offset points", ha="right", va="top", fontsize=7, color="grey")
+
+
 def plot_counterfactual(cf: Any, ax: Any = None) -> Any:
     """Bars of P(target = each state): factual (given the findings) beside counterfactual
     (had the intervention held, same patient)."""
@@ -56,7 +61,7 @@ def plot_counterfactual(cf: Any, ax: Any = None) -> Any:
     ax.set_ylabel(f"P({cf.target})")
     ax.set_title(f"{cf.target} for this patient, as seen and had {do}", fontsize=10)
     ax.legend(fontsize=8, loc="upper left")
-    ax.text(1.0, -0.14, _NOTE, transform=ax.transAxes, ha="right", fontsize=7, color="grey")
+    _note(ax)
     return ax
 
 
@@ -70,6 +75,14 @@ def plot_shapley(sh: Any, diagnosis: str | None = None, ax: Any = None) -> Any:
 
         raise UnknownNameError.for_name("diagnosis", d, list(sh.values.columns))
     vals = sh.values[d].sort_values(key=lambda s: -s.abs())
+
+    def to_p(z: Any) -> Any:
+        return 1 / (1 + np.exp(-np.asarray(z, dtype=float)))
+
+    def to_z(p: Any) -> Any:
+        p = np.clip(np.asarray(p, dtype=float), 1e-12, 1 - 1e-12)
+        return np.log(p) - np.log1p(-p)
+
     base, total = float(sh.base[d]), float(sh.total[d])
     ax = _axes(ax, (8, 0.42 * (len(vals) + 2) + 1.6))
     labels = ["context alone", *vals.index, "all findings"]
@@ -83,20 +96,25 @@ def plot_shapley(sh: Any, diagnosis: str | None = None, ax: Any = None) -> Any:
                     fontsize=7)
         run += v
     ax.barh(y[-1], total, color="#525252", height=0.6)
+    for yy, z in ((y[0], base), (y[-1], total)):
+        ax.annotate(f"{z:+.2f} (P = {float(to_p(z)):.2f})", (z, yy), xytext=(3 if z >= 0 else -3, 0),
+                    textcoords="offset points", va="center", ha="left" if z >= 0 else "right",
+                    fontsize=7)
     ax.axvline(0, color="black", lw=0.6)
+    ends = np.concatenate([[0.0, base, total], base + np.cumsum(vals.to_numpy(dtype=float))])
+    pad = 0.18 * max(float(ends.max() - ends.min()), 1.0)
+    ax.set_xlim(float(ends.min()) - pad, float(ends.max()) + pad)
     ax.set_yticks(y)
     ax.set_yticklabels(labels, fontsize=8)
     ax.set_xlabel(f"log-odds of {d} (nats)")
     lo, hi = ax.get_xlim()
-    top = ax.secondary_xaxis("top", functions=(lambda z: 1 / (1 + np.exp(-z)),
-                                               lambda p: np.log(p) - np.log1p(-p)))
+    top = ax.secondary_xaxis("top", functions=(to_p, to_z))
     ticks = [p for p in (0.01, 0.05, 0.2, 0.5, 0.8, 0.95, 0.99)
              if lo <= math.log(p / (1 - p)) <= hi]
     top.set_xticks(ticks)
     top.set_xlabel(f"P({d})", fontsize=8)
     ax.set_title(f"Shapley values of the findings for {d} ({sh.method})", fontsize=10)
-    ax.text(1.0, -0.1 - 0.3 / max(len(labels), 1), _NOTE, transform=ax.transAxes, ha="right",
-            fontsize=7, color="grey")
+    _note(ax)
     return ax
 
 
@@ -121,6 +139,5 @@ def plot_flip(fl: Any, top: int = 15, ax: Any = None) -> Any:
                         for _, r in p.iterrows()], fontsize=7)
     ax.set_xlabel("distance in the 95% credible interval (1 = its edge)")
     ax.set_title(f"Single numbers that reach: {fl.goal}", fontsize=10)
-    ax.text(1.0, -0.1 - 0.3 / max(len(p), 1), _NOTE, transform=ax.transAxes, ha="right",
-            fontsize=7, color="grey")
+    _note(ax)
     return ax

@@ -28,6 +28,7 @@ DISCLAIMER = (
 
 #: modules that add subcommands (``register(subparsers, parents)``)
 COMMAND_MODULES = ["kneehip_bn.cli_learn", "kneehip_bn.cli_teach", "kneehip_bn.cli_causal"]
+COMMAND_MODULES.append("kneehip_bn.cli_serve")  # kneehip serve: the classroom page
 
 
 class CLIError(Exception):
@@ -312,6 +313,71 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+#: largest ``simulate --n`` (about 0.3 GB of memory per million patients)
+MAX_SIMULATE_ROWS = 10_000_000
+#: option -> (smallest, largest, what it is) for whole-number options of every command
+INT_OPTIONS: dict[str, tuple[int, int, str]] = {
+    "seed": (0, 2**64 - 1, "a random seed (a whole number from 0 to 2**64 - 1)"),
+    "n": (1, MAX_SIMULATE_ROWS, f"a number of patients from 1 to {MAX_SIMULATE_ROWS:,} "
+                                "(larger synthetic audits: several runs with other seeds)"),
+    "chunksize": (1, 100_000_000, "a number of rows read at a time, from 1 to 100,000,000"),
+    "draws": (0, 10_000_000, "a number of draws from 0 to 10,000,000"),
+    "simulate": (0, 10_000_000, "a number of simulated cases from 0 to 10,000,000"),
+    "top": (1, 1_000_000, "a positive number of rows to show"),
+    "max_iter": (1, 1_000_000, "a positive number of EM iterations"),
+    "max_given": (0, 64, "a conditioning-set size from 0 to 64"),
+}
+#: option -> (low, high, low included, high included, what it is) for number options
+FLOAT_OPTIONS: dict[str, tuple[float, float, bool, bool, str]] = {
+    "alpha": (0.0, 1.0, False, False, "a false discovery rate with 0 < alpha < 1"),
+    "holdout": (0.0, 1.0, True, False, "a fraction of rows held out, 0 <= holdout < 1"),
+    "missing": (0.0, 1.0, True, True, "a fraction of blank cells from 0 to 1"),
+    "diagnosis_noise": (0.0, 1.0, True, True, "an error rate from 0 to 1"),
+    "tol": (0.0, float("inf"), False, False, "a positive tolerance"),
+    "strength": (0.0, float("inf"), False, False, "a positive equivalent sample size"),
+}
+_OPTION_NAMES = {"overrides": "--set", "evidence": "-e/--evidence", "data": "DATA",
+                 "model_file": "MODEL", "node": "NODE"}
+
+
+def _option(dest: str, args: argparse.Namespace) -> str:
+    if dest == "node" and getattr(args, "command", None) != "query":
+        return "--node"
+    return _OPTION_NAMES.get(dest, "--" + dest.replace("_", "-"))
+
+
+def check_options(args: argparse.Namespace) -> None:
+    """Numbers and strings checked at the door, for every command, before any work.
+
+    Seeds, sizes, fractions and rates must be in range (:data:`INT_OPTIONS`,
+    :data:`FLOAT_OPTIONS`), numbers finite, and no option or argument an empty string;
+    a problem is a :class:`~kneehip_bn.errors.ParameterError` naming the option.
+    """
+    import math
+
+    from .errors import ParameterError
+
+    for dest, value in vars(args).items():
+        if dest in ("func", "command") or value is None or isinstance(value, bool):
+            continue
+        opt = _option(dest, args)
+        values = value if isinstance(value, list) else [value]
+        for v in values:
+            if isinstance(v, str) and not v.strip():
+                raise ParameterError(f"{opt}: expected a value, found an empty string")
+        if dest in INT_OPTIONS and isinstance(value, int):
+            lo, hi, what = INT_OPTIONS[dest]
+            if not lo <= value <= hi:
+                found = str(value) if len(str(value)) <= 30 else f"a {len(str(value))}-digit number"
+                raise ParameterError(f"{opt}: expected {what}, found {found}")
+        if dest in FLOAT_OPTIONS and isinstance(value, (int, float)):
+            lo, hi, lo_in, hi_in, what = FLOAT_OPTIONS[dest]
+            ok = math.isfinite(value) and (lo <= value if lo_in else lo < value) and \
+                (value <= hi if hi_in else value < hi)
+            if not ok:
+                raise ParameterError(f"{opt}: expected {what}, found {value:g}")
+
+
 def _print_other_problems(exc: Exception) -> None:
     """After the first line, list the other errors an audit report holds (one per line)."""
     report = getattr(exc, "report", None)
@@ -359,6 +425,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         parser = build_parser()
         args = parser.parse_args(argv)
+        check_options(args)
         code = int(args.func(args) or 0)
         sys.stdout.flush()  # a broken pipe or full disk shows here, not at exit
         return code

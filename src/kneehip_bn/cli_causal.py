@@ -36,7 +36,7 @@ def register(subparsers: Any, parents: dict[str, argparse.ArgumentParser]) -> No
                     "--json prints {\"target\", \"do\", \"factual\": {state: p}, "
                     "\"counterfactual\": {state: p}}.\n\n" + DISCLAIMER,
         epilog="example: kneehip counterfactual -e knee_pain=present -e knee_effusion=present "
-               "-e hip_pain=present --do knee_pathology=absent --target hip_pain")
+               "-e hip_pain=present --do knee_osteoarthritis=absent --target hip_pain")
     cf.add_argument("--target", "-t", required=True, metavar="NODE", help="the node asked about")
     overwrite(cf)
     cf.set_defaults(func=cmd_counterfactual)
@@ -49,7 +49,7 @@ def register(subparsers: Any, parents: dict[str, argparse.ArgumentParser]) -> No
                     "bounds where a full table lies between them. --json prints {\"finding\", "
                     "\"cause\", \"p_cause_present\", \"pn\", \"ps\", \"explanation\", ...}."
                     "\n\n" + DISCLAIMER,
-        epilog="example: kneehip cause --finding hip_pain --cause knee_pathology "
+        epilog="example: kneehip cause --finding hip_pain --cause knee_osteoarthritis "
                "-e knee_pain=present -e knee_effusion=present -e hip_pain=present")
     evidence_only(ca)
     ca.add_argument("--finding", required=True, metavar="NODE",
@@ -117,7 +117,7 @@ def cmd_counterfactual(args: argparse.Namespace) -> int:
     if args.plot:
         from .causal_plots import plot_counterfactual
 
-        _save(plot_counterfactual(r).figure, args.plot)
+        _save(plot_counterfactual(r).figure, args.plot, getattr(args, "overwrite", False))
     return 0
 
 
@@ -144,7 +144,7 @@ def cmd_flip(args: argparse.Namespace) -> int:
     if args.plot:
         from .causal_plots import plot_flip
 
-        _save(plot_flip(r).figure, args.plot)
+        _save(plot_flip(r).figure, args.plot, getattr(args, "overwrite", False))
     return 0
 
 

@@ -228,7 +228,7 @@ def _strengths(items) -> dict[str, float]:
         except ValueError:
             sep = ""
         if not sep or not k.strip():
-            raise KneeHipError(f"--strengths '{it}': expected NODE=N (e.g. knee_pain=50)")
+            raise ParameterError(f"--strengths '{it}': expected NODE=N (e.g. knee_pain=50)")
     return out
 
 

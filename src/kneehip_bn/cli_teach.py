@@ -21,7 +21,7 @@ A scenario is  NAME:ACTION=ITEMS[;ACTION=ITEMS...]  where ACTION is
   context=NODE=STATE[,...]         change a context node (age_group, activity_level)
   do=NODE=STATE[,...]              intervene: set NODE by graph surgery ("if treated")
   set=EDIT[,EDIT]                  edit a number for this scenario (--set forms, e.g.
-                                   knee_pain.leak=0.1 or knee_pathology[age_group=60_plus].present=0.4)
+                                   knee_pain.leak=0.1 or knee_osteoarthritis[age_group=60_plus].present=0.4)
 Actions apply in the order remove, context, add, do, set. Quote each scenario for the shell.
 
 An observed target shows 1 (or 0); remove it in a scenario to ask how likely it would be.
@@ -30,9 +30,9 @@ An observed target shows 1 (or 0); remove it in a scenario to ask how likely it 
 _WHAT_IF_EPILOG = """\
 examples:
   kneehip what-if -e knee_pain=present -e hip_pain=present \\
-      --scenario "treated:do=knee_pathology=absent;remove=hip_pain" \\
-      --scenario "no_knee_problem:add=knee_pathology=absent;remove=hip_pain" \\
-      --scenario "plus_effusion:add=knee_effusion=present" --target hip_pain --target knee_pathology
+      --scenario "treated:do=knee_osteoarthritis=absent;remove=hip_pain" \\
+      --scenario "no_knee_problem:add=knee_osteoarthritis=absent;remove=hip_pain" \\
+      --scenario "plus_effusion:add=knee_effusion=present" --target hip_pain --target knee_osteoarthritis
   kneehip what-if -e hip_pain=present --scenario "older:context=age_group=60_plus" --json
 """
 
@@ -102,10 +102,10 @@ def register(subparsers: Any, parents: dict[str, argparse.ArgumentParser]) -> No
                     "interval given the table's strength, or +/- a fraction). --draws N also "
                     "draws every table from its uncertainty and reports each origin's "
                     "interval.\n\n" + DISCLAIMER,
-        epilog="example: kneehip sensitivity --target knee_pathology -e knee_pain=present "
+        epilog="example: kneehip sensitivity --target knee_osteoarthritis -e knee_pain=present "
                "--top 10 --plot tornado.svg")
-    se.add_argument("--target", default="knee_pathology", metavar="NODE",
-                    help="the node whose posterior is examined (default knee_pathology)")
+    se.add_argument("--target", default=None, metavar="NODE",
+                    help="the node whose posterior is examined (default: the leading diagnosis)")
     se.add_argument("--state", default=None, help="its state (default present/positive)")
     se.add_argument("--top", type=int, default=15, metavar="N",
                     help="show the N most influential numbers (default 15)")

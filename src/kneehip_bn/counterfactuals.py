@@ -279,16 +279,27 @@ def twin_families(scm: CausalModel, do: Mapping[str, int], targets: Sequence[str
 _TWINS: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 
 
-def _twin_engine(eng: Engine, scm: CausalModel, do: Mapping[str, int], target: str
-                 ) -> tuple[Engine, dict[str, str]]:
+def _twin_engine(eng: Engine, scm: CausalModel, do: Mapping[str, int], target: str,
+                 observed: Sequence[str] = ()) -> tuple[Engine, dict[str, str]]:
+    """The compiled twin network for (do, target), pruned to the ancestors of the observed
+    nodes and of the target's copy (barren nodes do not change the answer); cached per
+    (do, target, observed node set)."""
     cache = _TWINS.setdefault(eng, {})
-    key = (tuple(sorted(do.items())), target)
+    key = (tuple(sorted(do.items())), target, frozenset(observed))
     hit = cache.get(key)
     if hit is None:
         fams, cf = twin_families(scm, do, [target])
+        parents = {f[0]: f[2] for f in fams}
+        keep: set[str] = set()
+        stack = [cf[target], *observed]
+        while stack:
+            v = stack.pop()
+            if v not in keep:
+                keep.add(v)
+                stack.extend(parents[v])
         if len(cache) >= 64:
             cache.clear()
-        hit = cache[key] = (Engine.from_families(fams), cf)
+        hit = cache[key] = (Engine.from_families([f for f in fams if f[0] in keep]), cf)
     return hit
 
 
@@ -345,7 +356,7 @@ def _series(values: np.ndarray, states: Sequence[str], name: str) -> Any:
 
 def _cf_distribution(eng: Engine, scm: CausalModel, ev: Mapping[str, str],
                      do_idx: Mapping[str, int], target: str) -> np.ndarray:
-    twin, cf = _twin_engine(eng, scm, do_idx, target)
+    twin, cf = _twin_engine(eng, scm, do_idx, target, list(ev))
     return twin.posterior(ev, targets=[cf[target]])[cf[target]]
 
 

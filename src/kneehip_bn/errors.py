@@ -20,9 +20,11 @@ from collections.abc import Iterable, Sequence
 __all__ = [
     "DataError",
     "EvidenceError",
+    "FrozenSpecError",
     "ImpossibleEvidenceError",
     "KneeHipError",
     "ModelFileError",
+    "ModelTooLargeError",
     "NotFittedError",
     "OutputExistsError",
     "ParameterError",
@@ -154,3 +156,16 @@ class OutputExistsError(KneeHipError, FileExistsError):
 class WriteError(KneeHipError, OSError):
     """An output could not be written (full disk, permissions, a directory in the way);
     the operating system's reason is in the message and nothing was left half-written."""
+
+
+class FrozenSpecError(KneeHipError, TypeError):
+    """An in-place change of a validated (read-only) :class:`~kneehip_bn.ModelSpec`.
+
+    Edits go through ``set_prior``/``set_row``/``set_link``/``set_leak`` (new specs);
+    ``copy.deepcopy(spec)`` gives an editable copy.
+    """
+
+
+class ModelTooLargeError(KneeHipError, MemoryError):
+    """Compiling the model would need more memory than the limit allows (the estimate and
+    the limit are in the message; ``KNEEHIP_MAX_TABLE_BYTES`` raises the limit)."""

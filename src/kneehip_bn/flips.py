@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -205,9 +206,10 @@ def flip(
     target : str
         The diagnosis (an unobserved node; for ``"leads"`` compared with the model's other
         unobserved origins).
-    goal : {"leads", "threshold"}
-        ``"leads"``: the target has the highest P(present) among the origins;
-        ``"threshold"``: P(target present) >= ``threshold``. When the goal already holds, the
+    goal : {"leads", "threshold"} or "P >= p"
+        ``"leads"`` (or ``"TARGET leads"``): the target has the highest P(present) among the
+        origins; ``"threshold"``: P(target present) >= ``threshold`` (``"P >= 0.6"`` or
+        ``"P(TARGET) >= 0.6"`` set the threshold too). When the goal already holds, the
         changes reported are those that break it.
     model : optional
     threshold : float
@@ -237,7 +239,19 @@ def flip(
     from .reasoning import _codes, _origin_list
     from .robustness import _params, _spec_of
 
-    goal = goal or "leads"
+    goal = (goal or "leads").strip()
+    m_goal = re.fullmatch(r"(?:p|P)(?:\((\w+)\))?\s*>=\s*([0-9.eE+-]+)", goal)
+    if m_goal:  # "P >= 0.6" or "P(target) >= 0.6"
+        if m_goal.group(1) not in (None, target):
+            raise KneeHipError(f"goal {goal!r}: expected P({target}) >= P (the target), found "
+                               f"P({m_goal.group(1)})")
+        try:
+            threshold = float(m_goal.group(2))
+        except ValueError:
+            raise KneeHipError(f"goal {goal!r}: expected a probability after '>='") from None
+        goal = "threshold"
+    elif goal in (f"{target} leads", "target leads"):
+        goal = "leads"
     if goal not in GOALS:
         raise UnknownNameError.for_name("goal", goal, GOALS)
     if not 0 < threshold < 1:
@@ -278,7 +292,7 @@ def flip(
     # ---- single numbers
     spec = _spec_of(m)
     rows = []
-    unverified = 0
+    unverified: list[str] = []
     for p in _params(m, eng, strength):
         x0 = p.value
         x1 = x0 + 0.5 * (1 - x0) if x0 < 0.5 else 0.5 * x0
@@ -304,13 +318,12 @@ def flip(
             s = 1.0 if want else -1.0  # (N_t - thr D) >= 0, or < 0
             a, b = lin(np.array([s * (post0[t] - threshold)]), np.array([s * (bn[t] - threshold * bd)]))
             ivs = _solve(a, b, "all")
-        # keep only where the evidence stays possible: D(x) > 0
-        ivs = [(lo, hi) for lo, hi in ivs if 1.0 + bd * (max(lo, hi) - x0) > 0
-               or 1.0 + bd * (min(lo, hi) - x0) > 0]
         near = _nearest(ivs, x0)
         if near is None:
             continue
         b0, lo_iv, hi_iv = near
+        if 1.0 + bd * (b0 - x0) <= 1e-9:  # only where the evidence becomes impossible
+            continue
         done = None
         for x in _candidates(b0, lo_iv, hi_iv, x0):
             if x == x0:
@@ -322,7 +335,7 @@ def flip(
                 done = (x, expr, float(po[0, t]))
                 break
         if done is None:
-            unverified += 1
+            unverified.append(f"{p.name} (boundary {b0:.6g})")
             continue
         x, expr, p_after = done
         lo, hi = _beta_interval(p.value, p.strength, level)
@@ -338,8 +351,8 @@ def flip(
         drop=True)
     notes = []
     if unverified:
-        notes.append(f"{unverified} numbers reach the goal only at a knife-edge value that did "
-                     "not verify after rounding; left out")
+        notes.append(f"{len(unverified)} number(s) reach the goal only at a knife-edge value "
+                     "that did not verify after rounding, left out: " + ", ".join(unverified))
 
     # ---- findings, breadth-first over set sizes
     groups = node_groups(m)

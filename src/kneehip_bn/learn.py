@@ -32,8 +32,8 @@ Examples
 --------
 >>> from kneehip_bn.simulate import simulate_audit
 >>> from kneehip_bn.learn import PriorFitter
->>> audit = simulate_audit(300, seed=0, missing=0.1)
->>> fitter = PriorFitter(progress=False, max_iter=5).fit(audit, dataset_name="demo")
+>>> audit = simulate_audit(300, seed=0, missing=0.1, model="knee_hip_basic")
+>>> fitter = PriorFitter(progress=False, max_iter=5, model="knee_hip_basic").fit(audit, dataset_name="demo")
 >>> fitter.spec_.nodes["knee_pain"].noisy_or.leak.source
 'fitted'
 >>> bool(fitter.history_["log_posterior"].is_monotonic_increasing)
@@ -314,20 +314,37 @@ def _scan(data, model, mapping, *, table, sql, dataset, holdout, seed, chunksize
     into a training part (its own pattern counts) and a test part (patterns with the
     working diagnosis), for held-out accuracy.
     """
-    from .audit import _counts_from_codes, _model_name
 
     mp = load_mapping(mapping)
     name = _source_name(dataset, mp, data, table, sql)
+    sep = _fast_csv_sep(data, table, sql)
+    if sep is not None:  # pyarrow's dictionary-encoded reader (as kneehip batch)
+        import pyarrow as pa
+
+        from .audit import NotFastError, iter_csv_coded
+
+        try:
+            return _scan_chunks(iter_csv_coded(data, chunksize=chunksize, sep=sep), False,
+                                model, mp, name, holdout, seed, progress)
+        except (NotFastError, pa.ArrowException, UnicodeDecodeError):
+            pass  # pandas reads it (or reports why it cannot), as below
+    return _scan_chunks(iter_audit(data, table=table, sql=sql, chunksize=chunksize),
+                        _single_chunk(data, chunksize), model, mp, name, holdout, seed, progress)
+
+
+def _scan_chunks(chunks, single, model, mp, name, holdout, seed, progress) -> _Scan:
+    from .audit import _counts_from_codes, _model_name
+
     rng = np.random.default_rng(seed)
     enc = None
     parts, train_parts, test_parts = [], [], []
     offset = 0
     bar = _bar(progress, "reading audit", unit="rows")
-    for chunk in iter_audit(data, table=table, sql=sql, chunksize=chunksize):
+    for chunk in chunks:
         if enc is None:
             enc = _Encoder(chunk.columns, model, mp, source=name)
         codes, diag, _ = enc.encode(chunk, offset)
-        enc.check_chunk(final=_single_chunk(data, chunksize))
+        enc.check_chunk(final=single)
         states = _states_of(model, enc.columns)
         mname = _model_name(model)
         parts.append(_counts_from_codes(codes, enc.cards, enc.columns, states, None, len(chunk),
@@ -687,7 +704,7 @@ def _check_possible_complete(counts: AuditCounts, fams: list[_Family]) -> None:
     bad = np.zeros(counts.patterns.shape[0], dtype=bool)
     for f in fams:
         idx = tuple(counts.patterns[:, col[x]].astype(np.intp) for x in [f.name, *f.parents])
-        bad |= f.expert[idx] == 0
+        bad |= (f.expert if f.start is None else f.start)[idx] == 0
     if bad.any():
         _impossible_error(counts, np.flatnonzero(bad), "expert model")
 
@@ -1058,8 +1075,8 @@ class PriorFitter:
     Examples
     --------
     >>> from kneehip_bn.simulate import simulate_audit
-    >>> audit = simulate_audit(500, seed=2, missing=0.1)
-    >>> f = PriorFitter(strength=50, progress=False, max_iter=3).fit(audit)
+    >>> audit = simulate_audit(500, seed=2, missing=0.1, model="knee_hip_basic")
+    >>> f = PriorFitter(strength=50, progress=False, max_iter=3, model="knee_hip_basic").fit(audit)
     >>> sorted(f.spec_.nodes["age_group"].table[0].fitted)[:3]
     ['dataset', 'date', 'expert']
     """
@@ -1147,9 +1164,10 @@ class PriorFitter:
 
         Parameters
         ----------
-        data : DataFrame, path, SQLAlchemy URL, AuditCounts or list of AuditCounts/paths
-            The audit rows (validated and encoded; files are streamed) or shared counts
-            (several are merged; a counts path is read with :func:`read_counts`).
+        data : DataFrame, path, SQLAlchemy URL, Spark DataFrame, AuditCounts or list of AuditCounts/paths
+            The audit rows (validated and encoded; files are streamed; a Spark DataFrame is
+            counted by ``groupBy`` on the cluster, see :mod:`kneehip_bn.spark`) or shared
+            counts (several are merged; a counts path is read with :func:`read_counts`).
         mapping : path, dict or AuditMapping, optional
             Column/code translation (see :func:`kneehip_bn.audit.load_mapping`).
         dataset_name : str, optional
@@ -1463,7 +1481,7 @@ def batch_posteriors(
     Examples
     --------
     >>> import pandas as pd
-    >>> post = batch_posteriors(pd.DataFrame({"knee_effusion": ["present", "absent"]}))
+    >>> post = batch_posteriors(pd.DataFrame({"knee_effusion": ["present", "absent"]}), model="knee_hip_basic")
     >>> post.shape, bool(post.loc[0, "knee_pathology"] > post.loc[1, "knee_pathology"])
     ((2, 5), True)
     """
@@ -1745,12 +1763,20 @@ class _TableWriter:
     def _style(self, tbl: Any) -> str:
         import pyarrow as pa
 
-        return "none" if all(pa.types.is_floating(t) for t in tbl.schema.types) else "needed"
+        # numbers and the status labels need no quotes; kept text columns might
+        return "none" if all(pa.types.is_floating(t) or (self.status and c == "status")
+                             for c, t in zip(tbl.schema.names, tbl.schema.types)) else "needed"
 
     def _header(self, tbl: Any) -> None:
         if self.file is None:
             self.file = open(self.path, "wb")
-            self.file.write(_csv_bytes(tbl.slice(0, 0), self._style(tbl), header=True))
+            names = tbl.schema.names
+            if self.status and self._style(tbl) == "none" and not any(
+                    ch in c for c in names for ch in ',"\r\n'):
+                # pyarrow quotes a header with a text column even unquoted: write it plain
+                self.file.write((",".join(names) + "\n").encode())
+            else:
+                self.file.write(_csv_bytes(tbl.slice(0, 0), self._style(tbl), header=True))
 
     def _format(self, tbl: Any) -> bytes:
         """CSV text of the rows (no header), in two threads for large tables."""

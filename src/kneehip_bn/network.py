@@ -6,7 +6,7 @@ so noisy-OR tables are expanded here into ``TabularCPD`` objects with our state 
 Examples
 --------
 >>> from kneehip_bn import load_model
->>> model = load_model()
+>>> model = load_model("knee_hip_basic")
 >>> type(model).__name__
 'DiscreteBayesianNetwork'
 >>> model.nodes["knee_pathology"]["group"]
@@ -36,7 +36,7 @@ def noisy_or_array(spec: ModelSpec, node: NodeSpec) -> np.ndarray:
 
     >>> from kneehip_bn import load_spec
     >>> from kneehip_bn.network import noisy_or_array
-    >>> spec = load_spec()
+    >>> spec = load_spec("knee_hip_basic")
     >>> arr = noisy_or_array(spec, spec.nodes["knee_pain"])
     >>> bool(np.allclose(arr.sum(axis=0), 1.0))
     True

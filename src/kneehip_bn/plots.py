@@ -9,7 +9,7 @@ Examples
 >>> import matplotlib
 >>> matplotlib.use("Agg")
 >>> from kneehip_bn.plots import draw_network
->>> ax = draw_network()
+>>> ax = draw_network(model="knee_hip_basic")
 >>> len(ax.patches) > 30
 True
 """
@@ -317,7 +317,7 @@ def show_inference(
     >>> import matplotlib
     >>> matplotlib.use("Agg")
     >>> from kneehip_bn.plots import show_inference
-    >>> ax = show_inference({"knee_effusion": "present", "hip_pain": "present"})
+    >>> ax = show_inference({"knee_effusion": "present", "hip_pain": "present"}, model="knee_hip_basic")
     >>> any(p.get_gid() == "edge:knee_pathology->knee_effusion" and p.get_linewidth() > 2
     ...     for p in ax.patches)
     True
@@ -370,7 +370,7 @@ def plot_explanation(explanation: Any, origin: str | None = None, ax: Any = None
     >>> matplotlib.use("Agg")
     >>> from kneehip_bn import explain
     >>> from kneehip_bn.plots import plot_explanation
-    >>> ax = plot_explanation(explain({"knee_effusion": "present", "hip_pain": "present"}))
+    >>> ax = plot_explanation(explain({"knee_effusion": "present", "hip_pain": "present"}, model="knee_hip_basic"))
     >>> len(ax.patches)
     2
     """
@@ -416,7 +416,7 @@ def plot_what_if(df: Any, ax: Any = None) -> Any:
     >>> matplotlib.use("Agg")
     >>> from kneehip_bn import what_if
     >>> from kneehip_bn.plots import plot_what_if
-    >>> df = what_if({"knee_pain": "present"}, {"treated": {"do": {"knee_pathology": "absent"}}})
+    >>> df = what_if({"knee_pain": "present"}, {"treated": {"do": {"knee_pathology": "absent"}}}, model="knee_hip_basic")
     >>> len(plot_what_if(df).patches) == df.size
     True
     """
@@ -457,7 +457,7 @@ def plot_tornado(sens: Any, top: int = 15, ax: Any = None) -> Any:
     >>> matplotlib.use("Agg")
     >>> from kneehip_bn import sensitivity
     >>> from kneehip_bn.plots import plot_tornado
-    >>> ax = plot_tornado(sensitivity("knee_pathology", evidence={"knee_pain": "present"}), top=5)
+    >>> ax = plot_tornado(sensitivity("knee_pathology", evidence={"knee_pain": "present"}, model="knee_hip_basic"), top=5)
     >>> len(ax.patches)
     10
     """
@@ -490,7 +490,7 @@ def plot_next_test(nbt: Any, top: int = 12, ax: Any = None) -> Any:
     >>> matplotlib.use("Agg")
     >>> from kneehip_bn import next_best_test
     >>> from kneehip_bn.plots import plot_next_test
-    >>> len(plot_next_test(next_best_test({"knee_pain": "present"}), top=4).patches)
+    >>> len(plot_next_test(next_best_test({"knee_pain": "present"}, model="knee_hip_basic"), top=4).patches)
     4
     """
     import matplotlib.pyplot as plt
@@ -523,7 +523,7 @@ def plot_conflict(c: Any, ax: Any = None) -> Any:
     >>> matplotlib.use("Agg")
     >>> from kneehip_bn import conflict
     >>> from kneehip_bn.plots import plot_conflict
-    >>> len(plot_conflict(conflict({"knee_pain": "present", "low_back_pain": "present"})).patches)
+    >>> len(plot_conflict(conflict({"knee_pain": "present", "low_back_pain": "present"}, model="knee_hip_basic")).patches)
     2
     """
     import matplotlib.pyplot as plt
@@ -553,7 +553,7 @@ def plot_credible_intervals(ci: Any, ax: Any = None) -> Any:
     >>> matplotlib.use("Agg")
     >>> from kneehip_bn import credible_intervals
     >>> from kneehip_bn.plots import plot_credible_intervals
-    >>> ci = credible_intervals({"knee_pain": "present"}, n_draws=10, progress=False)
+    >>> ci = credible_intervals({"knee_pain": "present"}, n_draws=10, progress=False, model="knee_hip_basic")
     >>> len(plot_credible_intervals(ci).get_yticklabels()) == len(ci)
     True
     """

@@ -18,10 +18,10 @@ Parameter sensitivity and uncertainty are in :mod:`kneehip_bn.robustness`.
 Examples
 --------
 >>> from kneehip_bn.reasoning import explain, next_best_test
->>> ex = explain({"knee_effusion": "present", "hip_pain": "present"})
+>>> ex = explain({"knee_effusion": "present", "hip_pain": "present"}, model="knee_hip_basic")
 >>> ex.leading[0]
 'knee_pathology'
->>> nbt = next_best_test({"knee_pain": "present"})
+>>> nbt = next_best_test({"knee_pain": "present"}, model="knee_hip_basic")
 >>> bool((nbt["expected_information_gain"].diff().dropna() <= 1e-12).all())
 True
 """
@@ -38,7 +38,13 @@ from typing import Any
 import numpy as np
 
 from .engine import Engine, get_engine
-from .errors import EvidenceError, ImpossibleEvidenceError, KneeHipError, UnknownNameError
+from .errors import (
+    EvidenceError,
+    ImpossibleEvidenceError,
+    KneeHipError,
+    ParameterError,
+    UnknownNameError,
+)
 from .queries import (
     Evidence,
     _check_do_vs_evidence,
@@ -68,6 +74,8 @@ __all__ = [
 SCENARIO_ACTIONS = ("remove", "context", "add", "do", "set")
 LN2 = math.log(2.0)
 _EPS = 1e-300
+#: conflict (bits) above which findings are flagged: rounding noise (~1e-15) is not conflict
+CONFLICT_TOL = 1e-9
 
 
 # ----------------------------------------------------------------------------- helpers
@@ -100,7 +108,11 @@ def _group_nodes(m: Any, eng: Engine, group: str) -> list[str]:
     return [n for n in groups if groups[n] == group and n in eng.index]
 
 
-def _origin_list(m: Any, eng: Engine, origins: Sequence[str] | None) -> list[str]:
+def _origin_list(m: Any, eng: Engine, origins: Sequence[str] | None,
+                 strict: bool = False) -> list[str]:
+    """The origins to rank (default: the model's origin group). ``strict``: each one
+    given must be an origin of the model (``explain --origin knee_pain`` is an error
+    naming the origins, not "every origin is observed")."""
     if origins is None:
         out = _group_nodes(m, eng, "origin")
         if not out:
@@ -111,6 +123,9 @@ def _origin_list(m: Any, eng: Engine, origins: Sequence[str] | None) -> list[str
     for o in origins:
         if o not in eng.index:
             raise UnknownNameError.for_name("node", o, eng.variables, where="origins")
+        known = _group_nodes(m, eng, "origin") if strict else []
+        if known and o not in known:
+            raise UnknownNameError.for_name("origin", o, known, where="origins")
         out.append(o)
     return out
 
@@ -151,7 +166,7 @@ def link_strength(model: Any, parent: str, child: str) -> float:
     ``present``/``positive``). For a noisy-OR child it is exactly the link probability.
 
     >>> from kneehip_bn.reasoning import link_strength
-    >>> round(link_strength(None, "knee_pathology", "knee_effusion"), 3)
+    >>> round(link_strength("knee_hip_basic", "knee_pathology", "knee_effusion"), 3)
     0.409
     """
     m = model if isinstance(model, Engine) else as_model(model)
@@ -193,7 +208,7 @@ def causal_paths(model: Any, source: str, target: str, limit: int = 500) -> list
 
     >>> from kneehip_bn.reasoning import causal_paths
     >>> ["knee_pathology", "altered_gait", "hip_joint_stress", "hip_pain"] in causal_paths(
-    ...     None, "knee_pathology", "hip_pain")
+    ...     "knee_hip_basic", "knee_pathology", "hip_pain")
     True
     """
     m = model if isinstance(model, Engine) else as_model(model)
@@ -405,7 +420,7 @@ def explain(
     Examples
     --------
     >>> from kneehip_bn import explain
-    >>> ex = explain({"knee_effusion": "present", "joint_line_tenderness": "present"})
+    >>> ex = explain({"knee_effusion": "present", "joint_line_tenderness": "present"}, model="knee_hip_basic")
     >>> row = ex.table.query("finding == 'knee_effusion' and origin == 'knee_pathology'")
     >>> float(row["odds_factor"].iloc[0]) > 3
     True
@@ -415,7 +430,8 @@ def explain(
     import pandas as pd
 
     m, eng, ev, dov = _setup(evidence, do, model)
-    olist = [o for o in _origin_list(m, eng, origins) if o not in ev and o not in dov]
+    olist = [o for o in _origin_list(m, eng, origins, strict=True)
+             if o not in ev and o not in dov]
     findings = list(ev)
     rows = [ev] + [{k: v for k, v in ev.items() if k != f} for f in findings]
     res = eng.batch(_codes(eng, rows, findings), findings, targets=None, do=dov or None)
@@ -610,7 +626,7 @@ def what_if(
     ...              {"treated": {"do": {"knee_pathology": "absent"}, "remove": ["hip_pain"]},
     ...               "no_knee_path": {"add": {"knee_pathology": "absent"},
     ...                                "remove": ["hip_pain"]}},
-    ...              targets=["hip_pain", "hip_pathology"])
+    ...              targets=["hip_pain", "hip_pathology"], model="knee_hip_basic")
     >>> list(df.columns)
     ['base', 'treated', 'no_knee_path']
     >>> round(float(df.loc["hip_pain", "base"]), 9)   # observed in the base case
@@ -751,7 +767,7 @@ def parse_scenario(text: str) -> tuple[str, dict[str, list[str]]]:
     ['knee_pain.leak=0.1']
     """
     usage = ("expected NAME:ACTION=ITEMS[;ACTION=ITEMS], ACTION one of "
-             f"{', '.join(SCENARIO_ACTIONS)} (e.g. \"treated:do=knee_pathology=absent\")")
+             f"{', '.join(SCENARIO_ACTIONS)} (e.g. \"treated:do=knee_osteoarthritis=absent\")")
     if not isinstance(text, str) or ":" not in text:
         raise EvidenceError(f"scenario '{text}': {usage}, found no ':' after the name")
     name, _, body = text.partition(":")
@@ -869,7 +885,7 @@ def next_best_test(
     Examples
     --------
     >>> from kneehip_bn import next_best_test
-    >>> nbt = next_best_test({"low_back_pain": "present", "radiating_leg_pain": "present"})
+    >>> nbt = next_best_test({"low_back_pain": "present", "radiating_leg_pain": "present"}, model="knee_hip_basic")
     >>> nbt.index[0] in {"leg_numbness_tingling", "straight_leg_raise", "hip_pain", "knee_pain",
     ...                  "femoral_nerve_stretch", "fadir_test", "hip_internal_rotation_limited"}
     True
@@ -877,7 +893,8 @@ def next_best_test(
     import pandas as pd
 
     m, eng, ev, dov = _setup(evidence, do, model)
-    olist = [o for o in _origin_list(m, eng, origins) if o not in ev and o not in dov]
+    olist = [o for o in _origin_list(m, eng, origins, strict=True)
+             if o not in ev and o not in dov]
     if candidates is None:
         groups = node_groups(m)
         cands = [n for n in groups if groups[n] in ("finding", "test") and n in eng.index
@@ -973,8 +990,9 @@ class Conflict:
 
     @property
     def flagged(self) -> bool:
-        """True when conf(e) > 0 (the findings disagree with each other)."""
-        return self.conflict > 0
+        """True when conf(e) > :data:`CONFLICT_TOL` bits (the findings disagree with each
+        other); rounding noise of a few 1e-16 bits never flips the verdict."""
+        return self.conflict > CONFLICT_TOL
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -1042,12 +1060,17 @@ def conflict(
     Examples
     --------
     >>> from kneehip_bn import conflict
-    >>> c = conflict({"knee_pain": "present", "knee_effusion": "present"})
+    >>> c = conflict({"knee_pain": "present", "knee_effusion": "present"}, model="knee_hip_basic")
     >>> c.flagged
     False
     """
     import pandas as pd
 
+    if isinstance(n_sim, bool) or not isinstance(n_sim, (int, np.integer)) or n_sim < 0:
+        raise ParameterError(f"conflict: n_sim: expected a whole number of simulated cases "
+                             f">= 0, found {n_sim!r}")
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise ParameterError(f"conflict: seed: expected a whole number >= 0, found {seed!r}")
     m, eng, ev, dov = _setup(evidence, do, model)
     if not ev:
         raise EvidenceError("conflict: expected at least one finding, found none")
@@ -1065,6 +1088,8 @@ def conflict(
                     for n in names])
     conf = float(lpi.sum() - lp[0])
     contrib = lpi + lp[1:] - lp[0]
+    if len(names) == 1:  # conf of one finding is 0 by definition (log2 P(e)/P(e))
+        conf, contrib = 0.0, np.zeros(1)
     df = pd.DataFrame({
         "state": [ev[n] for n in names],
         "prior": np.exp2(lpi),
@@ -1081,8 +1106,10 @@ def conflict(
         pri = {n: np.log2(np.maximum(prior[n], _EPS)) for n in names}
         sim_l = sum(pri[n][codes[:, j]] for j, n in enumerate(names))
         conf_sim = sim_l - sim.log_evidence / LN2
+        if len(names) == 1:
+            conf_sim = np.zeros_like(conf_sim)
         out.simulated = conf_sim
-        out.p_value = float(np.mean(conf_sim >= conf - 1e-12))
+        out.p_value = float(np.mean(conf_sim >= conf - CONFLICT_TOL))
     return out
 
 

@@ -16,7 +16,7 @@ costs one engine pass, not a recompilation.
 Examples
 --------
 >>> from kneehip_bn.robustness import sensitivity
->>> s = sensitivity("knee_pathology", evidence={"knee_pain": "present"})
+>>> s = sensitivity("knee_pathology", evidence={"knee_pain": "present"}, model="knee_hip_basic")
 >>> s.index[0] in set(s.index)
 True
 >>> bool((s["swing"].diff().dropna() <= 1e-12).all())
@@ -151,9 +151,9 @@ def model_parameters(model: Any = None, strength: float = 10.0) -> Any:
     ``strength``.
 
     >>> from kneehip_bn.robustness import model_parameters
-    >>> p = model_parameters()
+    >>> p = model_parameters(model="knee_hip_basic")
     >>> float(p.loc["knee_pain.link.knee_pathology", "value"])
-    0.45
+    0.084
     """
     import pandas as pd
 
@@ -185,8 +185,18 @@ def _interval(p: _Param, interval: str | float, level: float) -> tuple[float, fl
     return max(0.0, x * (1 - f)), min(1.0, x * (1 + f))
 
 
+def _leading_origin(m: Any, eng: Engine, ev: Any, dov: Any) -> str:
+    """The unobserved diagnosis with the highest posterior (the default sensitivity target)."""
+    cands = [o for o in _origin_list(m, eng, None) if o not in ev and o not in dov]
+    if not cands:
+        raise EvidenceError("target: expected a node to examine (--target), found no "
+                            "unobserved diagnosis to default to")
+    post = eng.posterior(ev, cands, do=dov or None)
+    return max(cands, key=lambda o: float(post[o][eng.state_index[o][on_state(eng.states[o])]]))
+
+
 def sensitivity(
-    target: str = "knee_pathology",
+    target: str | None = None,
     state: str | None = None,
     evidence: Evidence = None,
     model: Any = None,
@@ -207,8 +217,9 @@ def sensitivity(
 
     Parameters
     ----------
-    target : str
-        The node whose posterior is examined.
+    target : str, optional
+        The node whose posterior is examined (default: the diagnosis that leads given the
+        evidence).
     state : str, optional
         Its state (default: ``present``/``positive``).
     evidence : dict or list of "NAME=STATE"
@@ -239,13 +250,15 @@ def sensitivity(
     Examples
     --------
     >>> from kneehip_bn import sensitivity
-    >>> s = sensitivity("lumbar_radiculopathy", evidence={"low_back_pain": "present"})
+    >>> s = sensitivity("lumbar_radiculopathy", evidence={"low_back_pain": "present"}, model="knee_hip_basic")
     >>> float(s.loc["low_back_pain.link.lumbar_radiculopathy", "derivative"]) > 0
     True
     """
     import pandas as pd
 
     m, eng, ev, dov = _setup(evidence, do, model)
+    if target is None:
+        target = _leading_origin(m, eng, ev, dov)
     if target not in eng.index:
         raise UnknownNameError.for_name("node", target, eng.variables, where="target")
     if target in ev or target in dov:
@@ -435,7 +448,7 @@ def credible_intervals(
     Examples
     --------
     >>> from kneehip_bn import credible_intervals
-    >>> ci = credible_intervals({"knee_effusion": "present"}, n_draws=20, progress=False)
+    >>> ci = credible_intervals({"knee_effusion": "present"}, n_draws=20, progress=False, model="knee_hip_basic")
     >>> bool((ci["lo"] <= ci["median"]).all() and (ci["median"] <= ci["hi"]).all())
     True
     """

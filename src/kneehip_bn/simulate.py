@@ -10,7 +10,7 @@ The output is SYNTHETIC: it describes the model, not any real population.
 Examples
 --------
 >>> from kneehip_bn.simulate import simulate_audit
->>> df = simulate_audit(200, seed=1, missing=0.1, diagnosis_noise=0.1)
+>>> df = simulate_audit(200, seed=1, missing=0.1, diagnosis_noise=0.1, model="knee_hip_basic")
 >>> df.shape[0], "knee_pain" in df.columns, "altered_gait" in df.columns
 (200, True, False)
 >>> sorted(df["knee_pain"].dropna().unique())
@@ -42,18 +42,11 @@ NO_DIAGNOSIS = "none"
 
 
 def _spec_of(model: Any) -> Any:
-    from .queries import as_model
-    from .spec import ModelSpec
+    """The model's specification, refusing a network edited since it was built
+    (:func:`kneehip_bn.queries.model_spec`, the one place that decides)."""
+    from .queries import model_spec
 
-    m = as_model(model)
-    if isinstance(m, ModelSpec):
-        return m
-    spec = m.graph.get("kneehip_spec") if hasattr(m, "graph") else None
-    if spec is None:
-        raise KneeHipError(
-            "model: expected a ModelSpec, a model file or a network built by kneehip_bn "
-            f"(build_network/load_model), found {type(m).__name__} without a specification")
-    return spec
+    return model_spec(model)
 
 
 def forward_sample_codes(spec: Any, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
@@ -100,7 +93,7 @@ def forward_sample(n: int, seed: int | None = None, model: Any = None) -> Any:
     Examples
     --------
     >>> from kneehip_bn.simulate import forward_sample
-    >>> df = forward_sample(1000, seed=0)
+    >>> df = forward_sample(1000, seed=0, model="knee_hip_basic")
     >>> df.shape
     (1000, 31)
     """
@@ -167,7 +160,7 @@ def simulate_audit(
     Examples
     --------
     >>> df = simulate_audit(500, seed=3, missing=0.2, mechanism="mar",
-    ...                     hidden=("mechanism", "origin"), diagnosis_noise=0.2)
+    ...                     hidden=("mechanism", "origin"), diagnosis_noise=0.2, model="knee_hip_basic")
     >>> "knee_pathology" in df.columns, bool(df["age_group"].isna().any())
     (False, False)
     """
@@ -269,7 +262,7 @@ def perturb_model(model: Any = None, scale: float = 0.5, seed: int | None = 0) -
     the logit scale. Returns a new :class:`~kneehip_bn.ModelSpec`.
 
     >>> from kneehip_bn.simulate import perturb_model
-    >>> true = perturb_model(scale=0.3, seed=2)
+    >>> true = perturb_model(scale=0.3, seed=2, model="knee_hip_basic")
     >>> true.nodes["knee_pain"].noisy_or.leak.p != 0.08
     True
     """

@@ -28,10 +28,14 @@ Examples
 --------
 >>> import pandas as pd, tempfile, os
 >>> d = tempfile.mkdtemp()
->>> pd.DataFrame({"knee_pain": ["present", None, "present"]}).to_csv(f"{d}/a.csv", index=False)
->>> cols, frame, n = grouped_patterns(resolve(f"{d}/a.csv"), ["knee_pain"])
->>> sorted(zip(frame["knee_pain"].tolist(), n.tolist()), key=str)
-[('', 1), ('present', 2)]
+>>> pd.DataFrame({"knee_pain": ["present", None, "present"]}).to_parquet(f"{d}/a.parquet")
+>>> src = resolve(f"{d}/a.parquet")
+>>> src.kind, columns_of(src)
+('parquet', ['knee_pain'])
+>>> with _connect(None, 1) as con:
+...     n_rows, frame, mult = tally_columns(con, src, ["knee_pain"])
+>>> n_rows, sorted(zip(frame["knee_pain"].labels, mult.tolist()), key=str)
+(3, [('present', 2), (None, 1)])
 """
 
 from __future__ import annotations
@@ -100,6 +104,7 @@ class FileSource:
     files: list[str]
     hive: bool
     header: list[str] | None  # CSV: the header every file shares
+    cached: str | None = None  # a DuckDB temporary table holding the columns read once
 
     @property
     def many(self) -> bool:
@@ -133,16 +138,25 @@ def _csv_header(path: str, sep: str) -> list[str] | None:
     opener = gzip.open if path.lower().endswith(".gz") else open
     try:
         with opener(path, "rt", newline="", encoding="utf-8-sig") as f:
-            return next(csv.reader(f, delimiter=sep), None)
+            header = next(csv.reader(f, delimiter=sep), None)
     except (UnicodeDecodeError, OSError, csv.Error) as exc:
-        from .audit import iter_audit
-
-        try:  # the package's reader names the damaged line, as for every other reader
-            for _ in iter_audit(path, chunksize=65536):
-                pass
-        except DataError as canonical:
-            raise canonical from None
+        _raise_canonical(path)
         raise DataError(f"audit file {path}: cannot read its header as UTF-8 CSV: {exc}") from None
+    if header is not None and any("\x00" in h for h in header):
+        _raise_canonical(path)
+    return header
+
+
+def _raise_canonical(path: str) -> None:
+    """Raise the package reader's error for a damaged CSV file (it names the line, as for
+    every other reader); return if that reader reads the file."""
+    from .audit import iter_audit
+
+    try:
+        for _ in iter_audit(path, chunksize=65536):
+            pass
+    except DataError as canonical:
+        raise canonical from None
 
 
 def resolve(source: Any) -> FileSource | None:
@@ -193,6 +207,12 @@ def resolve(source: Any) -> FileSource | None:
     if kind in ("csv", "tsv"):
         sep = "\t" if kind == "tsv" else ","
         header = _csv_header(files[0], sep)
+        if any("\x00" in h or "\r" in h for h in header or []):  # the package reader names it
+            from .audit import iter_audit
+
+            for _ in iter_audit(files[0], chunksize=65536):
+                pass
+            return None
         if len(header or []) == 1 and len(files) == 1:
             return None  # one column: pandas skips empty lines, DuckDB reads them as blanks
         if not header or len(set(header)) != len(header) or any(h == "" for h in header):
@@ -236,6 +256,8 @@ def _first_line(exc: BaseException) -> str:
 
 def _from(src: FileSource, *, rows: bool = False) -> str:
     """The table function reading ``src`` (``rows``: with file name and row number)."""
+    if src.cached and not rows:
+        return src.cached
     files = "[" + ", ".join(_lit(f) for f in src.files) + "]"
     if src.kind == "parquet":
         extra = ", filename = true, file_row_number = true" if rows else ""
@@ -261,6 +283,7 @@ def _connect(memory_limit: str | None, threads: int | None):
         config["threads"] = int(threads)
     try:
         con = duckdb.connect(":memory:", config=config)
+        con.execute("SET enable_progress_bar = false")  # DuckDB's own bar would print to stdout
     except duckdb.Error as exc:
         shutil.rmtree(tmp, ignore_errors=True)
         raise DataError(f"DuckDB: cannot start with memory_limit={memory_limit!r}, "
@@ -310,6 +333,28 @@ def _run(con: Any, query: str, bar: Any, params: Sequence[Any] | None = None) ->
         t.join()
         if shown[0] < 100:
             bar.update(100 - shown[0])
+
+
+#: CSV sources up to this size are parsed once into a DuckDB temporary table (measured:
+#: parsing is most of the time, and both passes would parse); larger ones are read twice
+CACHE_CSV_BYTES = 512 * 2**20
+
+
+def cache_csv(con: Any, src: FileSource, columns: Sequence[str]) -> FileSource:
+    """Parse a small CSV source once: its ``columns`` into a temporary table."""
+    import duckdb
+
+    if src.kind == "parquet" or not columns:
+        return src
+    if sum(os.path.getsize(f) for f in src.files) > CACHE_CSV_BYTES:
+        return src
+    q = ", ".join(_ident(c) for c in columns)
+    try:
+        con.execute(f"CREATE TEMP TABLE kneehip_source__ AS SELECT {q} FROM {_from(src)}")
+    except duckdb.Error as exc:
+        raise _read_error(src, exc) from None
+    return FileSource(src.label, src.kind, src.files, src.hive, src.header,
+                      cached="kneehip_source__")
 
 
 def tally_columns(con: Any, src: FileSource, columns: Sequence[str], bar: Any = None

@@ -168,8 +168,8 @@ def _encode_distinct(enc: Any, pdf: Any, used: Sequence[str]):
         valid = list(p.codes) if p.codes is not None else p.labels
         rec["count"] = n
         rec["rows"] = []
-        rec["message"] = _unknown_msg(p, lab, n, [], valid, rec["suggestion"]).replace(
-            " (first rows: )", " (Spark rows have no row numbers)")
+        # Spark rows have no order, so no row numbers
+        rec["message"] = _unknown_msg(p, lab, n, [], valid, rec["suggestion"])
     return codes, diag, w
 
 

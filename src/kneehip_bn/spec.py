@@ -13,7 +13,7 @@ The file format is documented field by field in ``models/README.md``.
 Examples
 --------
 >>> from kneehip_bn import load_spec, set_prior
->>> spec = load_spec()                       # the shipped model
+>>> spec = load_spec("knee_hip_basic")   # the basic edition (five origins)
 >>> spec.nodes["knee_pathology"].group
 'origin'
 >>> edited = set_prior(spec, "lumbar_radiculopathy", 0.05)
@@ -27,7 +27,9 @@ import copy
 import datetime as _dt
 import itertools
 import math
+import numbers
 import os
+import sys
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from importlib import resources
@@ -38,7 +40,7 @@ import yaml
 
 from ._files import atomic_write_text
 from ._yaml import YAMLInputError, load_yaml, unknown_fields
-from .errors import ModelFileError, UnknownNameError, closest
+from .errors import FrozenSpecError, ModelFileError, UnknownNameError, closest
 
 __all__ = [
     "FORMAT",
@@ -76,9 +78,137 @@ RESERVED_SOURCES = {
 SUM_TOL = 1e-9
 
 
+# ----------------------------------------------------------------------------- read-only
+_READ_ONLY = ("a validated ModelSpec is read-only: edit it with set_prior, set_row, set_link, "
+              "set_leak or apply_overrides (each returns a new, validated spec), or take "
+              "copy.deepcopy(spec) for an editable copy (checked again when it is used)")
+
+
+def _read_only(self: Any, *args: Any, **kwargs: Any) -> Any:
+    raise FrozenSpecError(_READ_ONLY)
+
+
+class _FrozenDict(dict):
+    """A dict that refuses changes; ``copy.deepcopy`` gives a plain, editable dict."""
+
+    __slots__ = ()
+    __setitem__ = __delitem__ = __ior__ = _read_only
+    clear = pop = popitem = setdefault = update = _read_only
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> dict[Any, Any]:
+        return {copy.deepcopy(k, memo): copy.deepcopy(v, memo) for k, v in self.items()}
+
+    def __copy__(self) -> dict[Any, Any]:
+        return dict(self)
+
+    def __reduce__(self) -> Any:
+        return (dict, (dict(self),))
+
+
+class _FrozenList(list):
+    """A list that refuses changes; ``copy.deepcopy`` gives a plain, editable list."""
+
+    __slots__ = ()
+    __setitem__ = __delitem__ = __iadd__ = __imul__ = _read_only
+    append = extend = insert = pop = remove = clear = sort = reverse = _read_only
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> list[Any]:
+        return [copy.deepcopy(v, memo) for v in self]
+
+    def __copy__(self) -> list[Any]:
+        return list(self)
+
+    def __reduce__(self) -> Any:
+        return (list, (list(self),))
+
+
+class _Freezable:
+    """Dataclass mixin: read-only once validated (``_frozen``); a deep copy is editable.
+
+    Private keys (``_frozen``, the engine cache, the content key) are never copied or
+    pickled.
+    """
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if self.__dict__.get("_frozen"):
+            raise FrozenSpecError(_READ_ONLY)
+        object.__setattr__(self, name, value)
+
+    def __delattr__(self, name: str) -> None:
+        if self.__dict__.get("_frozen"):
+            raise FrozenSpecError(_READ_ONLY)
+        object.__delattr__(self, name)
+
+    def __deepcopy__(self, memo: dict[int, Any]) -> Any:
+        new = self.__class__.__new__(self.__class__)
+        memo[id(self)] = new
+        for k, v in self.__dict__.items():
+            if not k.startswith("_"):
+                new.__dict__[k] = copy.deepcopy(v, memo)
+        return new
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {k: v for k, v in self.__dict__.items() if not k.startswith("_")}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+
+
+def _freeze_value(v: Any) -> Any:
+    if isinstance(v, _Freezable):
+        _freeze(v)
+        return v
+    if isinstance(v, dict) and not isinstance(v, _FrozenDict):
+        return _FrozenDict({k: _freeze_value(x) for k, x in v.items()})
+    if isinstance(v, list) and not isinstance(v, _FrozenList):
+        return _FrozenList(_freeze_value(x) for x in v)
+    return v
+
+
+def _freeze(obj: _Freezable) -> None:
+    """Make a spec object and everything in it read-only, in place."""
+    if obj.__dict__.get("_frozen"):
+        return
+    for k, v in list(obj.__dict__.items()):
+        if not k.startswith("_"):
+            obj.__dict__[k] = _freeze_value(v)
+    obj.__dict__["_frozen"] = True
+
+
+def is_frozen(spec: Any) -> bool:
+    """True for a validated (read-only) specification."""
+    return bool(getattr(spec, "__dict__", {}).get("_frozen"))
+
+
+def content_key(spec: ModelSpec) -> int:
+    """A key of what the engine computes from: node order, states, parents, tables.
+
+    Cached on a read-only (validated) spec; recomputed every time for an editable copy,
+    so an in-place edit is always seen. In-process only (Python's ``hash``), used to key
+    the engine cache (:func:`kneehip_bn.get_engine`).
+    """
+    hit = spec.__dict__.get("_content_key")
+    if hit is not None:
+        return hit
+    parts: list[Any] = [float(spec.default_strength)]
+    for name, n in spec.nodes.items():
+        if n.noisy_or is not None:
+            nor = n.noisy_or
+            body: Any = ("nor", nor.on_state, nor.leak.p,
+                         tuple((ln.parent, ln.when, ln.p) for ln in nor.links))
+        else:
+            body = tuple((tuple(r.given.items()), tuple(r.probabilities.items()))
+                         for r in n.table or ())
+        parts.append((name, n.group, tuple(n.states), tuple(n.parents), n.strength, body))
+    key = hash(tuple(parts))
+    if is_frozen(spec):
+        spec.__dict__["_content_key"] = key
+    return key
+
+
 # ----------------------------------------------------------------------------- dataclasses
 @dataclass
-class Source:
+class Source(_Freezable):
     """Where a number comes from: a citation (with evidence ID) or an elicited rationale."""
 
     id: str
@@ -105,7 +235,7 @@ class Source:
 
 
 @dataclass
-class _Provenance:
+class _Provenance(_Freezable):
     source: str
     note: str | None = None
     edited: dict[str, Any] | None = None
@@ -137,7 +267,7 @@ class Leak(_Provenance):
 
 
 @dataclass
-class NoisyOr:
+class NoisyOr(_Freezable):
     """A noisy-OR table with a leak, one link per active parent state."""
 
     on_state: str
@@ -146,7 +276,7 @@ class NoisyOr:
 
 
 @dataclass
-class NodeSpec:
+class NodeSpec(_Freezable):
     """One node: its group, states, parents and table (full or noisy-OR)."""
 
     name: str
@@ -177,8 +307,10 @@ class NodeSpec:
 
 
 @dataclass
-class ModelSpec:
-    """The whole model file, validated. Edit through the ``set_*`` functions."""
+class ModelSpec(_Freezable):
+    """The whole model file, validated and read-only. Edit through the ``set_*`` functions
+    (each returns a new spec); ``copy.deepcopy(spec)`` is an editable copy, validated again
+    when the engine compiles it."""
 
     name: str
     sources: dict[str, Source]
@@ -190,15 +322,6 @@ class ModelSpec:
     format: str = FORMAT
     extra: dict[str, Any] = field(default_factory=dict)
     path: str | None = field(default=None, compare=False)
-
-    def __deepcopy__(self, memo: dict[int, Any]) -> ModelSpec:
-        # edits deep-copy the spec; the compiled engine cached on it must not follow
-        new = self.__class__.__new__(self.__class__)
-        memo[id(self)] = new
-        for k, v in self.__dict__.items():
-            if k != "_engine":
-                new.__dict__[k] = copy.deepcopy(v, memo)
-        return new
 
     # convenience -----------------------------------------------------------------
     def node(self, name: str) -> NodeSpec:
@@ -212,7 +335,7 @@ class ModelSpec:
         """Names of the nodes in one group, in file order.
 
         >>> from kneehip_bn import load_spec
-        >>> load_spec().group("origin")[:2]
+        >>> load_spec("knee_hip_basic").group("origin")[:2]
         ['knee_pathology', 'hip_pathology']
         """
         if group not in GROUPS:
@@ -360,7 +483,21 @@ def load_spec(path: str | os.PathLike[str] | None = None) -> ModelSpec:
 
 
 def _is_number(x: Any) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool) and math.isfinite(x)
+    """A finite real number: Python or numpy (``np.float32`` probabilities are numbers)."""
+    return (isinstance(x, numbers.Real) and not isinstance(x, (bool, np_bool_types()))
+            and math.isfinite(x))
+
+
+def _plain(x: Any) -> Any:
+    """A numpy number as a Python float (so it validates, prints and saves as one)."""
+    if isinstance(x, numbers.Real) and not isinstance(x, (int, float)) and _is_number(x):
+        return float(x)
+    return x
+
+
+def np_bool_types() -> tuple[type, ...]:
+    np = sys.modules.get("numpy")  # numpy is not imported just for this check
+    return (np.bool_,) if np is not None else ()
 
 
 class _Collector:
@@ -562,7 +699,7 @@ def _parse_table(raw: Any, node: NodeSpec, where: str, c: _Collector,
             probs = {}
         rows.append(TableRow(
             given={str(k): v for k, v in given.items()},
-            probabilities={str(k): v for k, v in probs.items()}, **_prov_fields(r),
+            probabilities={str(k): _plain(v) for k, v in probs.items()}, **_prov_fields(r),
         ))
     return rows
 
@@ -580,7 +717,7 @@ def _parse_noisy_or(raw: Any, node: NodeSpec, where: str, c: _Collector,
         c.add(f"{where}.leak", "a mapping {p, source}", lk, path=(*path, "leak"))
         lk = {}
     _fields(c, lk, LEAK_FIELDS, f"{where}.leak", (*path, "leak"))
-    leak = Leak(p=lk.get("p"), **_prov_fields(lk))
+    leak = Leak(p=_plain(lk.get("p")), **_prov_fields(lk))
     links = []
     raw_links = raw.get("links")
     if not isinstance(raw_links, list):
@@ -592,7 +729,7 @@ def _parse_noisy_or(raw: Any, node: NodeSpec, where: str, c: _Collector,
                   path=(*path, "links", i))
             continue
         _fields(c, ln, LINK_FIELDS, f"{where}.links[{i}]", (*path, "links", i))
-        links.append(Link(parent=ln.get("parent"), when=ln.get("when"), p=ln.get("p"),
+        links.append(Link(parent=ln.get("parent"), when=ln.get("when"), p=_plain(ln.get("p")),
                           **_prov_fields(ln)))
     return NoisyOr(on_state=on_state, leak=leak, links=links)
 
@@ -676,6 +813,7 @@ def validate_spec(spec: ModelSpec, source: str | None = None) -> ModelSpec:
                   f"did you mean '{g2}'?" if g2 else "add it under `sources:`")
     if c.problems:
         raise ModelFileError(c.problems, source=source or spec.path)
+    _freeze(spec)  # validated: read-only from here on (edits return new specs)
     return spec
 
 
@@ -899,6 +1037,8 @@ def _flow_small(dumper: yaml.SafeDumper, data: dict) -> yaml.Node:
 
 
 _Dumper.add_representer(dict, _flow_small)
+_Dumper.add_representer(_FrozenDict, _flow_small)
+_Dumper.add_representer(_FrozenList, yaml.SafeDumper.represent_list)
 
 
 def spec_to_yaml(spec: ModelSpec) -> str:
@@ -996,7 +1136,7 @@ def set_row(
     two-state node a single number is P(second state).
 
     >>> from kneehip_bn import load_spec, set_row
-    >>> s = set_row(load_spec(), "knee_pathology", {"age_group": "60_plus"}, {"present": 0.4})
+    >>> s = set_row(load_spec("knee_hip_basic"), "knee_pathology", {"age_group": "60_plus"}, {"present": 0.4})
     >>> [r.probabilities["present"] for r in s.nodes["knee_pathology"].table
     ...  if r.given["age_group"] == "60_plus"][0]
     0.4
@@ -1031,7 +1171,7 @@ def set_prior(
     new value: the node then no longer depends on those parents.
 
     >>> from kneehip_bn import load_spec, set_prior
-    >>> s = set_prior(load_spec(), "lumbar_radiculopathy", {"present": 0.05})
+    >>> s = set_prior(load_spec("knee_hip_basic"), "lumbar_radiculopathy", {"present": 0.05})
     >>> {r.probabilities["present"] for r in s.nodes["lumbar_radiculopathy"].table}
     {0.05}
     """
@@ -1044,7 +1184,7 @@ def set_link(
     """Set a noisy-OR link probability; return a new specification.
 
     >>> from kneehip_bn import load_spec, set_link
-    >>> s = set_link(load_spec(), "knee_pain", "knee_pathology", 0.6)
+    >>> s = set_link(load_spec("knee_hip_basic"), "knee_pain", "knee_pathology", 0.6)
     >>> [ln.p for ln in s.nodes["knee_pain"].noisy_or.links if ln.parent == "knee_pathology"]
     [0.6]
     """
@@ -1078,7 +1218,7 @@ def set_leak(spec: ModelSpec, node: str, p: float) -> ModelSpec:
     """Set a noisy-OR leak probability; return a new specification.
 
     >>> from kneehip_bn import load_spec, set_leak
-    >>> set_leak(load_spec(), "knee_pain", 0.1).nodes["knee_pain"].noisy_or.leak.p
+    >>> set_leak(load_spec("knee_hip_basic"), "knee_pain", 0.1).nodes["knee_pain"].noisy_or.leak.p
     0.1
     """
     new = copy.deepcopy(spec)
@@ -1108,7 +1248,7 @@ def apply_overrides(spec: ModelSpec, overrides: Sequence[str]) -> ModelSpec:
 
     >>> from kneehip_bn import load_spec
     >>> from kneehip_bn.spec import apply_overrides
-    >>> s = apply_overrides(load_spec(), ["knee_pain.leak=0.1", "knee_pathology[age_group=60_plus].present=0.4"])
+    >>> s = apply_overrides(load_spec("knee_hip_basic"), ["knee_pain.leak=0.1", "knee_pathology[age_group=60_plus].present=0.4"])
     >>> s.nodes["knee_pain"].noisy_or.leak.p
     0.1
     """
@@ -1137,6 +1277,9 @@ def _apply_one(spec: ModelSpec, item: str) -> ModelSpec:
                 raise ModelFileError(f"override '{item}': expected PARENT=STATE inside [], "
                                      f"found '{part}'")
             k, _, v = part.partition("=")
+            if k.strip() in given:
+                raise ModelFileError(f"override '{item}': expected each parent once inside [], "
+                                     f"found '{k.strip()}' twice")
             given[k.strip()] = v.strip()
         lhs = head + tail
     parts = lhs.split(".")

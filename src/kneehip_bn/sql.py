@@ -146,7 +146,8 @@ def check_select(sql: str, dialect: str | None = None) -> str:
     level = log.level
     log.setLevel(logging.CRITICAL)  # sqlglot warns about 'Command' fallbacks; we refuse those
     try:
-        statements = [s for s in sqlglot.parse(sql, read=dialect) if s is not None]
+        statements = [s for s in sqlglot.parse(sql, read=dialect)
+                      if s is not None and type(s).__name__ != "Semicolon"]
     except (sqlglot.errors.ParseError, sqlglot.errors.TokenError) as exc:
         raise DataError(f"{head}; found text the SQL parser cannot read ({_one_line(exc)[:160]}); "
                         "nothing was run") from None
