@@ -510,3 +510,17 @@ def test_progress_bar_while_duckdb_counts(audit, tmp_path, capsys):
     shown = audit_counts(tmp_path / "a.parquet", MODEL, dataset="a", progress=True)
     same(shown, quiet)
     assert "counting a.parquet (DuckDB, 2 passes)" in capsys.readouterr().err
+
+
+def test_a_nul_padded_csv_is_refused_by_duckdb_counting_too(tmp_path):
+    """DuckDB skips NUL bytes; the counting path scans for them first and gives the
+    package reader's message naming the line (``truncate -s`` padding, as in the review)."""
+    src = Path(__file__).resolve().parents[1] / "data" / "synthetic_audit.csv"
+    p = tmp_path / "padded.csv"
+    p.write_bytes(b"".join(src.read_bytes().splitlines(keepends=True)[:21]))
+    with open(p, "r+b") as fh:
+        fh.truncate(8 << 20)
+    before = p.read_bytes()
+    with pytest.raises(DataError, match=r"padded\.csv, line 22: a NUL byte"):
+        audit_counts(p, "knee_hip_basic")
+    assert p.read_bytes() == before

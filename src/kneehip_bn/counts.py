@@ -514,6 +514,9 @@ def _duckdb_counts(src, m, mp, name, progress, memory_limit, threads) -> AuditCo
     """Two DuckDB passes: each column's distinct values (validated and encoded by the
     encoder, weighted by their rows), then the patterns grouped on integer codes."""
     from .audit import _bar, _norm
+    from .sources_duckdb import check_no_nul
+
+    check_no_nul(src)
     from .sources_duckdb import (
         _connect,
         cache_csv,

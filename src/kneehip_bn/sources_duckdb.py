@@ -147,6 +147,27 @@ def _csv_header(path: str, sep: str) -> list[str] | None:
     return header
 
 
+def check_no_nul(src: FileSource, block: int = 64 << 20) -> None:
+    """Refuse a CSV source holding a NUL byte (DuckDB would skip it and count the rest).
+
+    A NUL is never text: it marks a damaged or padded file (``truncate -s 2G``), which the
+    package's reader refuses naming the line. One ``bytes.find`` (memchr) per 64 MB block,
+    so memory stays bounded and the scan runs at disk speed; compressed files are left to
+    DuckDB's own parser.
+    """
+    if src.kind not in ("csv", "tsv"):
+        return
+    for f in src.files:
+        if f.lower().endswith(".gz"):
+            continue
+        with open(f, "rb") as fh:
+            while chunk := fh.read(block):
+                if b"\x00" in chunk:
+                    _raise_canonical(f)
+                    raise DataError(f"audit file {f}: a NUL byte: expected text; the file looks "
+                                    "damaged or padded")
+
+
 def _raise_canonical(path: str) -> None:
     """Raise the package reader's error for a damaged CSV file (it names the line, as for
     every other reader); return if that reader reads the file."""
