@@ -159,9 +159,10 @@ def test_plain_em_same_numbers_either_e_step(basic):
     a = PriorFitter(basic, estep="rows", **kw).fit(df)
     b = PriorFitter(basic, estep="shared", **kw).fit(df)
     assert a.n_iter_ == b.n_iter_ > 5
+    # the two E-steps round differently (1e-12 relative per step), compounding over steps
     np.testing.assert_allclose(a.history_["log_posterior"], b.history_["log_posterior"],
-                               rtol=1e-12)
-    assert _max_diff(a, b) < 1e-7  # rounding, over many steps
+                               rtol=1e-10)
+    assert _max_diff(a, b) < 1e-6
 
 
 def test_em_progress_bar_shows_iteration_log_posterior_and_change(basic, capsys):
