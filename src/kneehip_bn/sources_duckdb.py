@@ -148,24 +148,32 @@ def _csv_header(path: str, sep: str) -> list[str] | None:
 
 
 def check_no_nul(src: FileSource, block: int = 64 << 20) -> None:
-    """Refuse a CSV source holding a NUL byte (DuckDB would skip it and count the rest).
+    """Refuse a CSV source holding a NUL byte or a line spanning a block past the line limit
+    (DuckDB would skip NULs and count the rest).
 
     A NUL is never text: it marks a damaged or padded file (``truncate -s 2G``), which the
     package's reader refuses naming the line. One ``bytes.find`` (memchr) per 64 MB block,
     so memory stays bounded and the scan runs at disk speed; compressed files are left to
     DuckDB's own parser.
     """
+    from .audit import max_line_limit
+
     if src.kind not in ("csv", "tsv"):
         return
+    limit = max_line_limit(None)
     for f in src.files:
         if f.lower().endswith(".gz"):
             continue
+        run = 0  # bytes since the last line end, carried across blocks
         with open(f, "rb") as fh:
             while chunk := fh.read(block):
-                if b"\x00" in chunk:
+                first, last = chunk.find(b"\n"), chunk.rfind(b"\n")
+                long_line = run + (len(chunk) if first < 0 else first) > limit
+                run = run + len(chunk) if last < 0 else len(chunk) - last - 1
+                if b"\x00" in chunk or long_line:
                     _raise_canonical(f)
-                    raise DataError(f"audit file {f}: a NUL byte: expected text; the file looks "
-                                    "damaged or padded")
+                    raise DataError(f"audit file {f}: a NUL byte or a line over {limit:,} "
+                                    "bytes: expected rows of text; the file looks damaged")
 
 
 def _raise_canonical(path: str) -> None:
