@@ -785,10 +785,10 @@ def _run_em_inner(spec, fams, counts: AuditCounts, *, max_iter, tol, progress, d
     def record(N, ll, lp, prev_lp, secs, step):
         rel = None if prev_lp is None else _rel(lp, prev_lp)
         rows.append(_hist(len(rows), ll, lp - ll, rel, secs) | {"step": step})
-        if hasattr(bar, "set_postfix"):
-            bar.set_postfix({"log_posterior": f"{lp:.8g}",
-                             "change": "-" if rel is None else f"{rel:.2e}"}, refresh=False)
         bar.update(1)
+        if hasattr(bar, "set_postfix"):  # shown at once: an iteration is slower than a redraw
+            bar.set_postfix({"log_posterior": f"{lp:.8g}",
+                             "change": "-" if rel is None else f"{rel:.2e}"})
         return rel
 
     def m_step(N):
