@@ -800,30 +800,31 @@ def _run_em_inner(spec, fams, counts: AuditCounts, *, max_iter, tol, progress, d
     n_e += 1
     ll0 = ll
     record(N, ll, lp, None, secs, "start")
+
+    def em_step(N, lp):
+        """One plain EM step (M-step, E-step, recorded): the new N, ll, lp and whether
+        the relative change is below ``tol``."""
+        nonlocal n_e
+        m_step(N)
+        N, ll, lp_new, secs = e_step(n_e, True)
+        n_e += 1
+        return N, ll, lp_new, abs(record(N, ll, lp_new, lp, secs, "em")) < tol
+
     converged = False
     step_max = 1.0  # SQUAREM's step-length bound (Varadhan & Roland 2008: starts at 1,
     try:             # x4 each time a step reaches it, /4 after a rejected step)
         while n_e <= max_iter:
             x0 = _snapshot(params)
-            m_step(N)
-            N, ll, lp1, secs = e_step(n_e, True)
-            n_e += 1
-            rel = record(N, ll, lp1, lp, secs, "em")
-            if abs(rel) < tol:
-                converged = True
+            N, ll, lp, converged = em_step(N, lp)
+            if converged:
                 break
-            lp = lp1
             if not accelerate or n_e > max_iter:
                 continue
             x1 = _snapshot(params)
-            m_step(N)
-            N, ll, lp2, secs = e_step(n_e, True)
-            n_e += 1
-            rel = record(N, ll, lp2, lp, secs, "em")
-            if abs(rel) < tol:
-                converged = True
+            N, ll, lp, converged = em_step(N, lp)
+            if converged:
                 break
-            lp = lp2
+            lp2 = lp
             if n_e > max_iter:
                 continue
             x2 = _snapshot(params)
