@@ -61,6 +61,16 @@ def _clean(o: Any) -> Any:
     return cli_clean(o)
 
 
+def _bad_request(exc: Exception) -> Response:
+    """The 4xx answer to a request the API refuses (too large, bad input, refused remotely)."""
+    if isinstance(exc, _TooLarge):
+        return _error(413, f"body: expected at most {MAX_BODY_BYTES} bytes, found "
+                           f"{exc.args[0]} or more")
+    if isinstance(exc, RemoteError):
+        return _error(exc.status, exc.message)
+    return _error(_status_of(exc), str(exc))
+
+
 def _error(status: int, message: str) -> JSONResponse:
     return JSONResponse({"error": message}, status_code=status)
 
@@ -180,13 +190,8 @@ def create_app(model: Any = None, *, cases: list[str] | None = None,
                 if slow:
                     return JSONResponse(await slow_lane.call(name, body))
                 out = handler(models, body)
-            except _TooLarge as exc:
-                return _error(413, f"body: expected at most {MAX_BODY_BYTES} bytes, found "
-                                   f"{exc.args[0]} or more")
-            except KneeHipError as exc:
-                return _error(_status_of(exc), str(exc))
-            except RemoteError as exc:
-                return _error(exc.status, exc.message)
+            except (_TooLarge, KneeHipError, RemoteError) as exc:
+                return _bad_request(exc)
             return JSONResponse(_clean(out))
         return run
 
@@ -194,13 +199,8 @@ def create_app(model: Any = None, *, cases: list[str] | None = None,
         try:
             body = await _read_json(request) if request.method == "POST" else {}
             svg = await slow_lane.call("graph", body)
-        except _TooLarge as exc:
-            return _error(413, f"body: expected at most {MAX_BODY_BYTES} bytes, found "
-                               f"{exc.args[0]} or more")
-        except KneeHipError as exc:
-            return _error(_status_of(exc), str(exc))
-        except RemoteError as exc:
-            return _error(exc.status, exc.message)
+        except (_TooLarge, KneeHipError, RemoteError) as exc:
+            return _bad_request(exc)
         return Response(svg, media_type="image/svg+xml")
 
     async def not_found(request: Request, exc: HTTPException) -> Response:
