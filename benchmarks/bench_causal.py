@@ -75,8 +75,8 @@ def main() -> None:
     from pyagrum.explain import ConditionalShapValues
 
     import kneehip_bn as kb
-    from kneehip_bn.counterfactuals import _TWINS
-    from kneehip_bn.reasoning import _origin_list
+    from kneehip_bn.causal.counterfactuals import _TWINS
+    from kneehip_bn.teaching.reasoning import _origin_list
 
     spec = kb.load_spec("knee_hip_basic")
     eng = kb.get_engine(spec)
@@ -158,7 +158,7 @@ def main() -> None:
     rival = "hip_pathology"
     ours = median_time(lambda: kb.flip(CASE, rival, goal="threshold", model=spec), 3, warmup=1)
     fl = kb.flip(CASE, rival, goal="threshold", model=spec)
-    from kneehip_bn.robustness import model_parameters
+    from kneehip_bn.teaching.robustness import model_parameters
 
     params = model_parameters(spec)
     grid = np.linspace(0.0, 1.0, 11)

@@ -163,8 +163,8 @@ def bench_em_iteration(table, spec, label: str, n: int, pgmpy_rows: int) -> None
     from pgmpy.parameter_estimator import DiscreteEM
 
     from kneehip_bn import build_network
-    from kneehip_bn.learn import PriorFitter
-    from kneehip_bn.simulate import simulate_audit
+    from kneehip_bn.learning.em import PriorFitter
+    from kneehip_bn.learning.simulate import simulate_audit
 
     df = simulate_audit(n, seed=2, missing=0.1, model=spec, hidden=("mechanism",))
     one = PriorFitter(spec, progress=False, holdout=0, max_iter=1, tol=1e-300).fit(df)
@@ -281,7 +281,7 @@ def bench_diagnosis(table, label, model, engine, targets_fn, evidence_sets, repe
     # pyAgrum through XMLBIF (exact): fresh engine, reused engine, reused + tuned
     import tempfile
 
-    from kneehip_bn.readwrite import export_network
+    from kneehip_bn.model.readwrite import export_network
 
     with tempfile.TemporaryDirectory() as d:
         path = export_network(model, Path(d) / "net.bifxml")

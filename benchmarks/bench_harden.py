@@ -49,10 +49,10 @@ def main() -> None:
     import yaml
 
     import kneehip_bn as kb
-    from kneehip_bn import _yaml
-    from kneehip_bn._files import atomic_write_text
-    from kneehip_bn.engine import _ENGINES, get_engine
-    from kneehip_bn.spec import shipped_model_path
+    from kneehip_bn._util import strict_yaml as _yaml
+    from kneehip_bn._util.files import atomic_write_text
+    from kneehip_bn.inference.engine import _ENGINES, get_engine
+    from kneehip_bn.model.spec import shipped_model_path
 
     rows = []
     cmd = [sys.executable, "-m", "kneehip_bn.cli", "diagnose", "-e", "knee_pain=present",

@@ -82,7 +82,7 @@ def _fmt(t: float | None) -> str:
 
 
 def _pseudo_counts(spec):
-    from kneehip_bn.network import cpd_array
+    from kneehip_bn.model.network import cpd_array
 
     out = {}
     for name, node in spec.nodes.items():
@@ -98,8 +98,8 @@ def bench_complete(spec, n: int) -> None:
     from pgmpy.parameter_estimator import DiscreteBayesianEstimator
 
     from kneehip_bn import build_network
-    from kneehip_bn.learn import PriorFitter
-    from kneehip_bn.simulate import forward_sample
+    from kneehip_bn.learning.em import PriorFitter
+    from kneehip_bn.learning.simulate import forward_sample
 
     print(f"(a) complete-data fit, {n} rows", flush=True)
     df = forward_sample(n, seed=1, model=spec)
@@ -132,8 +132,8 @@ def bench_em(spec, n: int, pgmpy_unique_cap: int) -> None:
     from pgmpy.parameter_estimator import DiscreteEM
 
     from kneehip_bn import build_network
-    from kneehip_bn.learn import PriorFitter
-    from kneehip_bn.simulate import perturb_model, simulate_audit
+    from kneehip_bn.learning.em import PriorFitter
+    from kneehip_bn.learning.simulate import perturb_model, simulate_audit
 
     print(f"(b) EM, {n} rows, 10% blanks, mechanisms latent", flush=True)
     true = perturb_model(spec, scale=0.5, seed=11)  # data from a "true" model unlike the expert's
@@ -181,8 +181,8 @@ def bench_batch(spec, n: int, pgmpy_rows: int) -> None:
     from pgmpy.inference import VariableElimination
 
     from kneehip_bn import build_network
-    from kneehip_bn.learn import batch_posteriors
-    from kneehip_bn.simulate import simulate_audit
+    from kneehip_bn.learning.em import batch_posteriors
+    from kneehip_bn.learning.simulate import simulate_audit
 
     print(f"(c) batch posteriors, {n} rows", flush=True)
     df = simulate_audit(n, seed=3, missing=0.1, model=spec, hidden=("mechanism", "origin"))
@@ -255,11 +255,11 @@ def _child(mode: str, src: str, out: str, env: dict[str, str]) -> tuple[float, f
 def bench_big_csv(spec, n: int, tmp: Path, missing: float, pairs: int = 5) -> None:
     import statistics
 
-    from kneehip_bn.audit import _Encoder, iter_csv_coded
-    from kneehip_bn.cli_learn import write_table
-    from kneehip_bn.engine import get_engine
-    from kneehip_bn.learn import _posterior_matrix, _TableWriter
-    from kneehip_bn.simulate import simulate_audit
+    from kneehip_bn.io.audit import _Encoder, iter_csv_coded
+    from kneehip_bn.cli.learn import write_table
+    from kneehip_bn.inference.engine import get_engine
+    from kneehip_bn.learning.em import _posterior_matrix, _TableWriter
+    from kneehip_bn.learning.simulate import simulate_audit
 
     print(f"(d) {n}-row CSV, {missing:.0%} blanks: read_csv vs kneehip batch", flush=True)
     src = tmp / f"big_{missing}.csv"
@@ -345,11 +345,11 @@ def bench_big_fit(spec, n: int, tmp: Path, pgmpy_unique_cap: int) -> None:
     from pgmpy.parameter_estimator import DiscreteEM
 
     from kneehip_bn import build_network
-    from kneehip_bn.audit import audit_counts
-    from kneehip_bn.cli_learn import write_table
-    from kneehip_bn.engine import Engine
-    from kneehip_bn.learn import PriorFitter
-    from kneehip_bn.simulate import perturb_model, simulate_audit
+    from kneehip_bn.io.audit import audit_counts
+    from kneehip_bn.cli.learn import write_table
+    from kneehip_bn.inference.engine import Engine
+    from kneehip_bn.learning.em import PriorFitter
+    from kneehip_bn.learning.simulate import perturb_model, simulate_audit
 
     print(f"(e) kneehip fit, {n}-row CSV, 10% blanks, mechanisms latent", flush=True)
     src = tmp / "big_fit.csv"
@@ -423,10 +423,10 @@ def bench_spark(spec, n: int, tmp: Path) -> None:
     import numpy as np
     import pandas as pd
 
-    from kneehip_bn.audit import audit_counts, read_counts
-    from kneehip_bn.cli_learn import write_table
-    from kneehip_bn.learn import write_batch_posteriors
-    from kneehip_bn.simulate import simulate_audit
+    from kneehip_bn.io.audit import audit_counts, read_counts
+    from kneehip_bn.cli.learn import write_table
+    from kneehip_bn.learning.em import write_batch_posteriors
+    from kneehip_bn.learning.simulate import simulate_audit
 
     print(f"(f) Spark local[2] vs in-memory, {n}-row CSV", flush=True)
     src = tmp / "big_spark.csv"

@@ -56,7 +56,7 @@ import pandas as pd
 from IPython.display import display
 
 import kneehip_bn as kb
-from kneehip_bn.causal_plots import plot_counterfactual, plot_flip, plot_shapley
+from kneehip_bn.causal.plots import plot_counterfactual, plot_flip, plot_shapley
 
 pd.set_option("display.width", 160)
 MODEL = "knee_hip_basic"          # or "knee_hip" (the second edition)
@@ -89,7 +89,7 @@ Three different questions, three different numbers:
   fired), had the knee been healthy. Each noisy-OR link (knee → altered gait → hip joint stress →
   hip pain, …) is an independent mechanism with its own switch: the patient's findings update
   the switches, and the same switches act in the imagined world. Full tables use the comonotone
-  (monotone) coupling, described in `kneehip_bn.counterfactuals`.
+  (monotone) coupling, described in `kneehip_bn.causal.counterfactuals`.
 """),
         code("""
 healthy = {KNEE: "absent"}

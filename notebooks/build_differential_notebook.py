@@ -42,7 +42,7 @@ import pandas as pd
 from IPython.display import display
 
 import kneehip_bn as kb
-from kneehip_bn.plots import plot_explanation, plot_origins, plot_what_if
+from kneehip_bn.teaching.plots import plot_explanation, plot_origins, plot_what_if
 
 pd.set_option("display.width", 160)
 spec = kb.load_spec("knee_hip")          # the second edition (the default model)

@@ -55,7 +55,7 @@ import pandas as pd
 from IPython.display import display
 
 import kneehip_bn as kb
-from kneehip_bn.plots import plot_explanation, plot_what_if
+from kneehip_bn.teaching.plots import plot_explanation, plot_what_if
 
 pd.set_option("display.width", 160)
 spec = kb.load_spec("knee_hip_basic")   # the basic edition: the article's mechanisms
@@ -320,7 +320,7 @@ import pandas as pd
 from IPython.display import display
 
 import kneehip_bn as kb
-from kneehip_bn.plots import plot_credible_intervals, plot_tornado, plot_what_if
+from kneehip_bn.teaching.plots import plot_credible_intervals, plot_tornado, plot_what_if
 
 pd.set_option("display.width", 160)
 spec = kb.load_spec("knee_hip_basic")
@@ -445,7 +445,7 @@ import numpy as np
 from IPython.display import display
 
 import kneehip_bn as kb
-from kneehip_bn.plots import plot_origins
+from kneehip_bn.teaching.plots import plot_origins
 
 try:
     import ipywidgets as widgets

@@ -21,7 +21,7 @@ Tables::
     P(pain_level | knee_oa)     absent (0.7, 0.2, 0.1), present (0.2, 0.5, 0.3)
 
 Hand-worked posteriors (by hand, not with our code; re-derived with fractions in
-tests/test_engine.py::test_tiny_hand_worked):
+tests/inference/test_engine.py::test_tiny_hand_worked):
 
 1. P(knee_oa=present) = 0.6*0.1 + 0.4*0.4 = 0.22.
 2. P(knee_oa=present | pain_level=severe) = 0.22*0.3 / (0.22*0.3 + 0.78*0.1) = 0.066/0.144 = 11/24.

@@ -12,8 +12,8 @@ Examples
 'knee_pathology'
 """
 
-from .engine import Engine, get_engine
-from .errors import (
+from kneehip_bn.inference.engine import Engine, get_engine
+from kneehip_bn.errors import (
     DataError,
     EvidenceError,
     ImpossibleEvidenceError,
@@ -22,10 +22,10 @@ from .errors import (
     NotFittedError,
     UnknownNameError,
 )
-from .network import build_network, load_model
-from .queries import Diagnosis, diagnose, query
-from .readwrite import export_network, read_network
-from .spec import (
+from kneehip_bn.model.network import build_network, load_model
+from kneehip_bn.inference.queries import Diagnosis, diagnose, query
+from kneehip_bn.model.readwrite import export_network, read_network
+from kneehip_bn.model.spec import (
     SHIPPED_MODELS,
     ModelSpec,
     apply_overrides,
@@ -41,7 +41,7 @@ from .spec import (
 
 # --- learning: audit data, fitting, simulation, batch posteriors (cli_learn) ---
 # isort: split
-from .audit import (
+from kneehip_bn.io.audit import (
     AuditCounts,
     AuditReport,
     audit_counts,
@@ -52,24 +52,24 @@ from .audit import (
     read_counts,
     validate_audit,
 )
-from .learn import PriorFitter, batch_posteriors, fit_priors
-from .report import FitReport, check_structure
-from .simulate import simulate_audit
+from kneehip_bn.learning.em import PriorFitter, batch_posteriors, fit_priors
+from kneehip_bn.learning.report import FitReport, check_structure
+from kneehip_bn.learning.simulate import simulate_audit
 
 # --- teaching: explanations, what-if, next test, conflict, sensitivity (cli_teach) ---
 # isort: split
-from .plots import show_inference
-from .reasoning import Conflict, Explanation, conflict, explain, next_best_test, what_if
-from .robustness import credible_intervals, sensitivity
+from kneehip_bn.teaching.plots import show_inference
+from kneehip_bn.teaching.reasoning import Conflict, Explanation, conflict, explain, next_best_test, what_if
+from kneehip_bn.teaching.robustness import credible_intervals, sensitivity
 
 # --- causal: counterfactuals, PN/PS, Shapley values, flips, MPE (cli_causal) ---
 # isort: split
-from .attribution import shapley
-from .counterfactuals import counterfactual, probability_of_causation
-from .flips import flip
-from .maxproduct import mpe
+from kneehip_bn.causal.attribution import shapley
+from kneehip_bn.causal.counterfactuals import counterfactual, probability_of_causation
+from kneehip_bn.causal.flips import flip
+from kneehip_bn.causal.maxproduct import mpe
 
-__version__ = "0.1.0"
+from kneehip_bn._util.version import __version__  # noqa: E402
 
 __all__ = [
     "SHIPPED_MODELS",

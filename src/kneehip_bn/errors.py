@@ -150,7 +150,7 @@ class ParameterError(KneeHipError, ValueError):
 class OutputExistsError(KneeHipError, FileExistsError):
     """The output file exists and ``overwrite=True`` (CLI: ``--overwrite``) was not given,
     or it appeared while this run was writing. Raised only by
-    :func:`kneehip_bn._files.atomic_write`, the one writer of every output."""
+    :func:`kneehip_bn._util.files.atomic_write`, the one writer of every output."""
 
 
 class WriteError(KneeHipError, OSError):

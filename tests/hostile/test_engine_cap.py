@@ -16,7 +16,7 @@ import warnings
 import numpy as np
 import pytest
 
-from kneehip_bn.engine import MAX_COMPILE_BYTES, Engine, compile_bytes, max_compile_bytes
+from kneehip_bn.inference.engine import MAX_COMPILE_BYTES, Engine, compile_bytes, max_compile_bytes
 from kneehip_bn.errors import ImpossibleEvidenceError, ModelTooLargeError, ParameterError
 
 pytestmark = pytest.mark.slow
@@ -77,7 +77,7 @@ def test_bnlearn_networks_compile_within_the_cap_or_say_why(name, monkeypatch):
 
 
 def test_a_small_cap_refuses_with_the_size_needed(monkeypatch, tiny_spec):
-    from kneehip_bn.queries import query
+    from kneehip_bn.inference.queries import query
 
     monkeypatch.setenv("KNEEHIP_MAX_TABLE_BYTES", "1K")
     assert max_compile_bytes() == 1024

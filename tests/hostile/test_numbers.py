@@ -84,7 +84,7 @@ def test_a_huge_seed_in_range_is_accepted(tmp_path, capsys):
 
 # ------------------------------------------------------------------ conflict
 def _families(spec):
-    from kneehip_bn.network import cpd_array
+    from kneehip_bn.model.network import cpd_array
 
     return [(n, s.states, s.parents, cpd_array(spec, n)) for n, s in spec.nodes.items()]
 
@@ -158,7 +158,7 @@ def test_validated_specs_are_read_only(basic):
 
 def test_edits_return_new_read_only_specs_and_deepcopy_is_editable(basic):
     new = kb.set_prior(basic, "lumbar_radiculopathy", 0.3)
-    assert kb.spec.is_frozen(new) and new is not basic
+    assert kb.model.spec.is_frozen(new) and new is not basic
     assert kb.query("lumbar_radiculopathy", model=new)["present"] == pytest.approx(0.3)
     e = copy.deepcopy(basic)
     for row in e.nodes["lumbar_radiculopathy"].table:
@@ -210,8 +210,8 @@ STALE = r"the network's table of 'lumbar_radiculopathy' is no longer the one of 
 def test_a_stale_network_is_refused_everywhere(audit_csv):
     import pandas as pd
 
-    from kneehip_bn.report import check_structure
-    from kneehip_bn.simulate import forward_sample, perturb_model
+    from kneehip_bn.learning.report import check_structure
+    from kneehip_bn.learning.simulate import forward_sample, perturb_model
 
     m = _replaced()
     assert kb.query("lumbar_radiculopathy", model=m)["present"] == pytest.approx(0.9)

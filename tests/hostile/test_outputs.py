@@ -1,4 +1,4 @@
-"""Hostile and careless outputs: the one writer (kneehip_bn._files.atomic_write).
+"""Hostile and careless outputs: the one writer (kneehip_bn._util.files.atomic_write).
 
 Each case asserts the exit status, the message, and that the inputs and every existing
 output are byte-identical afterwards (same bytes, same mode, links still links).
@@ -14,10 +14,10 @@ import sys
 import pytest
 from harden_util import one_line_error, run, snapshot
 
-from kneehip_bn import _files
-from kneehip_bn._files import atomic_write, atomic_write_text
+from kneehip_bn._util import files as _files
+from kneehip_bn._util.files import atomic_write, atomic_write_text
 from kneehip_bn.errors import KneeHipError, OutputExistsError, WriteError
-from kneehip_bn.readwrite import export_network, read_network
+from kneehip_bn.model.readwrite import export_network, read_network
 
 BASIC = ["--model", "knee_hip_basic"]
 EXISTS = r"exists: expected a new file name, found an existing (file|symbolic link)"

@@ -36,7 +36,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kneehip_bn import DataError, batch_posteriors, load_spec
-from kneehip_bn.audit import (
+from kneehip_bn.io.audit import (
     DEFAULT_MISSING,
     audit_counts,
     encode_audit,
@@ -44,8 +44,8 @@ from kneehip_bn.audit import (
     validate_audit,
 )
 from kneehip_bn.cli import main
-from kneehip_bn.learn import write_batch_posteriors
-from kneehip_bn.simulate import simulate_audit
+from kneehip_bn.learning.em import write_batch_posteriors
+from kneehip_bn.learning.simulate import simulate_audit
 
 SPEC = load_spec("knee_hip_basic")
 _DF = simulate_audit(25, seed=21, missing=0.15, model=SPEC, hidden=("mechanism", "origin"))

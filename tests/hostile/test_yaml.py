@@ -1,4 +1,4 @@
-"""Hostile YAML: model files and mappings read by the one strict loader (kneehip_bn._yaml).
+"""Hostile YAML: model files and mappings read by the one strict loader (kneehip_bn._util.strict_yaml).
 
 Each case: exit status 1, one ``error:`` line matching the expected message, the input
 byte-identical afterwards. A Hypothesis test damages the tiny model file and a mapping at
@@ -15,10 +15,10 @@ from harden_util import one_line_error, run, snapshot
 from hypothesis import given
 from hypothesis import strategies as st
 
-import kneehip_bn._yaml as ky
+import kneehip_bn._util.strict_yaml as ky
 from conftest import TINY_YAML
 from kneehip_bn import load_spec
-from kneehip_bn.audit import load_mapping
+from kneehip_bn.io.audit import load_mapping
 from kneehip_bn.errors import DataError, KneeHipError, ModelFileError
 
 
@@ -235,7 +235,7 @@ def test_damaged_model_file_property(tmp_path_factory, data):
     else:  # the exact answer: what a plain YAML reader gives, parsed the same way
         import yaml
 
-        from kneehip_bn.spec import parse_spec
+        from kneehip_bn.model.spec import parse_spec
 
         assert spec == parse_spec(yaml.safe_load(text))
     assert f.read_bytes() == raw

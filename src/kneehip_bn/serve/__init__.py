@@ -21,6 +21,6 @@ Examples
 
 from __future__ import annotations
 
-from .app import MAX_BODY_BYTES, create_app
+from kneehip_bn.serve.app import MAX_BODY_BYTES, create_app
 
 __all__ = ["MAX_BODY_BYTES", "create_app"]

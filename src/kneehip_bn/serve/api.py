@@ -3,7 +3,7 @@
 Each ``*_json`` function takes the server's fixed model (a :class:`~kneehip_bn.ModelSpec`)
 and a request body already decoded from JSON, checks the body's shape (:func:`check_body`),
 and calls the SAME library functions, with the same arguments, as the matching ``kneehip``
-command in :mod:`kneehip_bn.cli` / :mod:`kneehip_bn.cli_teach`, building the same dict: the
+command in :mod:`kneehip_bn.cli` / :mod:`kneehip_bn.cli.teach`, building the same dict: the
 numbers are identical to ``kneehip COMMAND --json`` (``tests/test_serve_api.py`` compares them
 by running :func:`kneehip_bn.cli.main`).
 
@@ -38,7 +38,7 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import EvidenceError, KneeHipError
+from kneehip_bn.errors import EvidenceError, KneeHipError
 
 __all__ = [
     "ENDPOINT_FIELDS",
@@ -161,7 +161,7 @@ class OverrideCache:
     """The server's model with ``set`` edits applied, the last ``size`` edit lists kept.
 
     A slider on the page sends the same few edits again and again; each distinct list of
-    edits is applied (:func:`~kneehip_bn.spec.apply_overrides`) and compiled once.
+    edits is applied (:func:`~kneehip_bn.model.spec.apply_overrides`) and compiled once.
     """
 
     def __init__(self, spec: Any, size: int = 64, results: int = 512) -> None:
@@ -190,7 +190,7 @@ class OverrideCache:
         """The spec with ``edits`` applied (the base spec for none)."""
         if not edits:
             return self.spec
-        from ..spec import apply_overrides
+        from kneehip_bn.model.spec import apply_overrides
 
         key = tuple(edits)
         with self._lock:
@@ -221,8 +221,8 @@ def case_key(body: Mapping[str, Any]) -> tuple:
 
 
 def explanation(models: OverrideCache, body: Any, endpoint: str = "explain") -> Any:
-    """The :func:`~kneehip_bn.reasoning.explain` object of a body (memoised per case)."""
-    from ..reasoning import explain
+    """The :func:`~kneehip_bn.teaching.reasoning.explain` object of a body (memoised per case)."""
+    from kneehip_bn.teaching.reasoning import explain
 
     body, spec, ev, dov = _setup(models, body, endpoint)
     origins = _strings(body, "origin", 64)
@@ -233,7 +233,7 @@ def explanation(models: OverrideCache, body: Any, endpoint: str = "explain") -> 
 # ------------------------------------------------------------------------ the CLI's --json
 def diagnose_json(models: OverrideCache | Any, body: Any) -> dict[str, Any]:
     """``kneehip diagnose --json`` (as :func:`kneehip_bn.cli.cmd_diagnose`)."""
-    from ..queries import _diagnose_rows, diagnosis_dict
+    from kneehip_bn.inference.queries import _diagnose_rows, diagnosis_dict
 
     _, spec, ev, dov = _setup(_models(models), body, "diagnose")
     return diagnosis_dict(*_diagnose_rows(ev, dov, spec, None, None))
@@ -241,7 +241,7 @@ def diagnose_json(models: OverrideCache | Any, body: Any) -> dict[str, Any]:
 
 def query_json(models: OverrideCache | Any, body: Any) -> dict[str, Any]:
     """``kneehip query VARIABLE --json`` (as :func:`kneehip_bn.cli.cmd_query`)."""
-    from ..queries import query
+    from kneehip_bn.inference.queries import query
 
     body, spec, ev, dov = _setup(_models(models), body, "query")
     node = body.get("variable")
@@ -253,18 +253,18 @@ def query_json(models: OverrideCache | Any, body: Any) -> dict[str, Any]:
 
 
 def explain_json(models: OverrideCache | Any, body: Any) -> dict[str, Any]:
-    """``kneehip explain --json`` (as :func:`kneehip_bn.cli_teach.cmd_explain`)."""
+    """``kneehip explain --json`` (as :func:`kneehip_bn.cli.teach.cmd_explain`)."""
     return explanation(_models(models), body).to_dict()
 
 
 def what_if_json(models: OverrideCache | Any, body: Any) -> dict[str, Any]:
-    """``kneehip what-if --json`` (as :func:`kneehip_bn.cli_teach.cmd_what_if`).
+    """``kneehip what-if --json`` (as :func:`kneehip_bn.cli.teach.cmd_what_if`).
 
     ``scenario`` is a list of the CLI's scenario strings (``"treated:do=knee_pathology=absent"``);
     ``scenarios`` the same as an object ``{name: {"add": {...}, "remove": [...], "do": {...},
-    "context": {...}, "set": [...]}}`` (:func:`~kneehip_bn.reasoning.what_if`'s form).
+    "context": {...}, "set": [...]}}`` (:func:`~kneehip_bn.teaching.reasoning.what_if`'s form).
     """
-    from ..reasoning import parse_scenario, what_if
+    from kneehip_bn.teaching.reasoning import flags_json, parse_scenario, what_if
 
     body, spec, ev, dov = _setup(_models(models), body, "what-if")
     scenarios: dict[str, Any] = {}
@@ -291,20 +291,12 @@ def what_if_json(models: OverrideCache | Any, body: Any) -> dict[str, Any]:
     df = what_if(ev, scenarios, model=spec, targets=_strings(body, "target", 64), do=dov)
     desc = df.attrs["descriptions"]
     return {
-        **_flags_json(df), "evidence": df.attrs["evidence"], "do": df.attrs["do"],
+        **flags_json(df), "evidence": df.attrs["evidence"], "do": df.attrs["do"],
         "targets": [{"target": t, "state": df.attrs["states"][t]} for t in df.index],
         "scenarios": [{"name": c, "description": desc[c],
                        "values": {t: float(v) for t, v in df[c].items()}}
                       for c in df.columns],
     }
-
-
-def _flags_json(df: Any) -> dict[str, Any]:
-    """The red-flag part of a teaching table's JSON, as the CLI writes it."""
-    from .. import cli_teach
-
-    helper = getattr(cli_teach, "_flags_json", None)
-    return helper(df) if helper is not None else {}
 
 
 def _check_scenario_edits(name: str, sc: Any) -> None:
@@ -316,9 +308,9 @@ def _check_scenario_edits(name: str, sc: Any) -> None:
 
 
 def next_test_json(models: OverrideCache | Any, body: Any) -> list[dict[str, Any]]:
-    """``kneehip next-test --json`` (as :func:`kneehip_bn.cli_teach.cmd_next_test`)."""
-    from ..queries import parse_assignments
-    from ..reasoning import next_best_test
+    """``kneehip next-test --json`` (as :func:`kneehip_bn.cli.teach.cmd_next_test`)."""
+    from kneehip_bn.inference.queries import parse_assignments
+    from kneehip_bn.teaching.reasoning import next_best_test
 
     models = _models(models)
     body, spec, ev, dov = _setup(models, body, "next-test")
@@ -344,8 +336,8 @@ def next_test_json(models: OverrideCache | Any, body: Any) -> list[dict[str, Any
 
 
 def conflict_json(models: OverrideCache | Any, body: Any) -> dict[str, Any]:
-    """``kneehip conflict --json`` (as :func:`kneehip_bn.cli_teach.cmd_conflict`)."""
-    from ..reasoning import conflict
+    """``kneehip conflict --json`` (as :func:`kneehip_bn.cli.teach.cmd_conflict`)."""
+    from kneehip_bn.teaching.reasoning import conflict
 
     models = _models(models)
     body, spec, ev, dov = _setup(models, body, "conflict")
@@ -369,8 +361,8 @@ def region_probabilities(spec: Any, ev: Mapping[str, str], dov: Mapping[str, str
     ``1 - P(every diagnosis of the region absent | e) = 1 - exp(log P(e, all absent) -
     log P(e))``, two engine passes per region (``{}`` for a model without ``region:``).
     """
-    from ..engine import get_engine
-    from ..queries import on_state
+    from kneehip_bn.inference.engine import get_engine
+    from kneehip_bn.inference.queries import on_state
 
     eng = get_engine(spec)
     regions = spec.regions() if hasattr(spec, "regions") else {}
@@ -404,7 +396,7 @@ def case_summary_json(models: OverrideCache | Any, body: Any) -> dict[str, Any]:
     ``regions``, ``red_flags`` and ``warning`` are those of ``kneehip diagnose --json`` when
     it reports them (the library's own); computed here only for a ``diagnose`` that does not.
     """
-    from ..queries import _diagnose_rows, diagnosis_dict, on_state
+    from kneehip_bn.inference.queries import _diagnose_rows, diagnosis_dict, on_state
 
     _, spec, ev, dov = _setup(_models(models), body, "case")
     dx = diagnosis_dict(*_diagnose_rows(ev, dov, spec, None, None))

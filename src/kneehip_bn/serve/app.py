@@ -34,12 +34,13 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
-from ..errors import ImpossibleEvidenceError, KneeHipError
-from . import api
-from .cases import load_case_library
-from .info import model_info
-from .lanes import RemoteError, SlowLane
-from .openapi import docs_html, openapi_document
+from kneehip_bn._util.jsonclean import json_clean
+from kneehip_bn.errors import ImpossibleEvidenceError, KneeHipError
+from kneehip_bn.serve import api
+from kneehip_bn.serve.cases import load_case_library
+from kneehip_bn.serve.info import model_info
+from kneehip_bn.serve.lanes import RemoteError, SlowLane
+from kneehip_bn.serve.openapi import docs_html, openapi_document
 
 __all__ = ["MAX_BODY_BYTES", "create_app"]
 
@@ -53,12 +54,6 @@ _ASSETS = {
     "app.js": "text/javascript; charset=utf-8",
     "style.css": "text/css; charset=utf-8",
 }
-
-
-def _clean(o: Any) -> Any:
-    from ..cli import _clean as cli_clean
-
-    return cli_clean(o)
 
 
 def _bad_request(exc: Exception) -> Response:
@@ -148,7 +143,7 @@ def create_app(model: Any = None, *, cases: list[str] | None = None,
     starlette.applications.Starlette
         Serve it with uvicorn (``kneehip serve`` does).
     """
-    from ..spec import ModelSpec, load_spec
+    from kneehip_bn.model.spec import ModelSpec, load_spec
 
     spec = model if isinstance(model, ModelSpec) else load_spec(model)
     # quick answers on the event loop, slow ones in a worker process (see .lanes)
@@ -192,7 +187,7 @@ def create_app(model: Any = None, *, cases: list[str] | None = None,
                 out = handler(models, body)
             except (_TooLarge, KneeHipError, RemoteError) as exc:
                 return _bad_request(exc)
-            return JSONResponse(_clean(out))
+            return JSONResponse(json_clean(out))
         return run
 
     async def graph_svg(request: Request) -> Response:

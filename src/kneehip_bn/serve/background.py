@@ -35,7 +35,7 @@ def running_server(model: Any = None, *, port: int | None = None, timeout: float
     """Start ``create_app(model)`` under uvicorn on 127.0.0.1; yield its base URL; stop it."""
     import uvicorn
 
-    from .app import create_app
+    from kneehip_bn.serve.app import create_app
 
     app = create_app(model, **app_options)
     port = port or free_port()

@@ -37,8 +37,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from .._yaml import YAMLInputError, load_yaml
-from ..errors import KneeHipError, ModelFileError
+from kneehip_bn._util.strict_yaml import YAMLInputError, load_yaml
+from kneehip_bn.errors import KneeHipError, ModelFileError
 
 __all__ = ["CASE_FORMAT", "load_case_file", "load_case_library", "shipped_case_files"]
 
@@ -56,7 +56,7 @@ def shipped_case_files() -> list[Path]:
 
 
 def load_case_file(path: str | Path) -> list[dict[str, Any]]:
-    """Read one case file (the strict loader of :mod:`kneehip_bn._yaml`) and check its shape.
+    """Read one case file (the strict loader of :mod:`kneehip_bn._util.strict_yaml`) and check its shape.
 
     Raises
     ------
@@ -123,11 +123,11 @@ def _check_against_model(case: Mapping[str, Any], spec: Any) -> None:
         for k, v in items.items():
             node = spec.nodes.get(k)
             if node is None:
-                from ..errors import UnknownNameError
+                from kneehip_bn.errors import UnknownNameError
 
                 raise UnknownNameError.for_name("node", k, spec.nodes, where=f"{where}, {at}")
             if v not in node.states:
-                from ..errors import UnknownNameError
+                from kneehip_bn.errors import UnknownNameError
 
                 raise UnknownNameError.for_name(f"state of {k}", v, node.states,
                                                 where=f"{where}, {at}")
@@ -140,7 +140,7 @@ def _check_against_model(case: Mapping[str, Any], spec: Any) -> None:
     for j, s in enumerate(case["steps"]):
         check(s["reveal"], f"steps[{j}]")
     if case["answer"] not in spec.group("origin"):
-        from ..errors import UnknownNameError
+        from kneehip_bn.errors import UnknownNameError
 
         raise UnknownNameError.for_name("diagnosis", case["answer"], spec.group("origin"),
                                         where=f"{where}, answer")

@@ -20,7 +20,7 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
-from .layout import examination_sections
+from kneehip_bn.serve.layout import examination_sections
 
 __all__ = ["model_info", "slider_numbers"]
 
@@ -37,8 +37,8 @@ def slider_numbers(spec: Any) -> list[dict[str, Any]]:
     (one row of a table). Two-state tables list only the "present" state (the other is
     1 - p).
     """
-    from ..queries import on_state
-    from ..spec import Leak, Link, TableRow
+    from kneehip_bn.inference.queries import on_state
+    from kneehip_bn.model.spec import Leak, Link, TableRow
 
     out = []
     for name, _loc, e in spec.entries():
@@ -65,9 +65,9 @@ def slider_numbers(spec: Any) -> list[dict[str, Any]]:
 
 def model_info(spec: Any) -> dict[str, Any]:
     """``GET /api/model``: everything the page shows about the model (no numbers inferred)."""
-    from .. import __version__
-    from ..cli import DISCLAIMER
-    from ..queries import on_state
+    from kneehip_bn._util.version import __version__
+    from kneehip_bn._util.text import DISCLAIMER
+    from kneehip_bn.inference.queries import on_state
 
     digest = None
     if spec.path and Path(spec.path).is_file():

@@ -28,7 +28,7 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
-from ..errors import ImpossibleEvidenceError, KneeHipError
+from kneehip_bn.errors import ImpossibleEvidenceError, KneeHipError
 
 __all__ = ["RemoteError", "SlowLane"]
 
@@ -52,7 +52,7 @@ def _init(payload: bytes) -> None:
     global _MODELS
     import os
 
-    from .api import OverrideCache
+    from kneehip_bn.serve.api import OverrideCache
 
     if hasattr(os, "nice"):
         os.nice(WORKER_NICE)  # the event loop (quick answers) goes first when CPUs are short
@@ -61,13 +61,13 @@ def _init(payload: bytes) -> None:
 
 
 def _run(name: str, body: Any) -> tuple:
-    from ..cli import _clean
-    from .api import HANDLERS
+    from kneehip_bn._util.jsonclean import json_clean
+    from kneehip_bn.serve.api import HANDLERS
 
     try:
         if name == "graph":
             return ("ok", picture(_MODELS, body))
-        return ("ok", _clean(HANDLERS[name](_MODELS, body)))
+        return ("ok", json_clean(HANDLERS[name](_MODELS, body)))
     except KneeHipError as exc:
         return ("error", 422 if isinstance(exc, ImpossibleEvidenceError) else 400, str(exc))
     except Exception as exc:  # reported as a 500 without details
@@ -76,8 +76,8 @@ def _run(name: str, body: Any) -> tuple:
 
 def picture(models: Any, body: Any) -> bytes:
     """The network SVG of a body's case (memoised per case)."""
-    from . import api
-    from .svg import network_svg
+    from kneehip_bn.serve import api
+    from kneehip_bn.serve.svg import network_svg
 
     body = api.check_body(body, "graph")
     spec = models.get(api._strings(body, "set", api.MAX_EDITS))

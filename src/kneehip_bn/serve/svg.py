@@ -1,11 +1,11 @@
-"""The network picture of :func:`kneehip_bn.plots.show_inference`, written directly as SVG.
+"""The network picture of :func:`kneehip_bn.teaching.plots.show_inference`, written directly as SVG.
 
-Same layout (:func:`~kneehip_bn.plots.layered_layout`), same colours
-(:data:`~kneehip_bn.plots.GROUP_COLORS`), same content as ``draw_network``: each node a
+Same layout (:func:`~kneehip_bn.teaching.plots.layered_layout`), same colours
+(:data:`~kneehip_bn.teaching.plots.GROUP_COLORS`), same content as ``draw_network``: each node a
 rounded box of its group's colour with its name, the observed state (``= present``,
 ``do = absent``, outlined; dashed for an intervention) or a bar and ``P(present)=0.42``;
 edges as arrows, the paths carrying the evidence to the leading diagnosis thick and red
-(:meth:`~kneehip_bn.reasoning.Explanation.highlight_edges`, as ``show_inference``), the
+(:meth:`~kneehip_bn.teaching.reasoning.Explanation.highlight_edges`, as ``show_inference``), the
 edges into an intervened node dotted; the legend and title.
 
 Why not matplotlib's SVG backend: drawing the shipped model through ``show_inference`` and
@@ -49,15 +49,15 @@ def network_svg(spec: Any, evidence: Mapping[str, str] | None = None,
     ----------
     spec : ModelSpec
     evidence, do : dict, optional
-        The case (validated by :func:`~kneehip_bn.reasoning.explain`).
+        The case (validated by :func:`~kneehip_bn.teaching.reasoning.explain`).
     explanation : Explanation, optional
         ``explain(evidence, model=spec, do=do)`` if already computed (it gives the
         posteriors and the highlighted paths).
-    top, min_factor : as :func:`~kneehip_bn.plots.show_inference`.
+    top, min_factor : as :func:`~kneehip_bn.teaching.plots.show_inference`.
     """
-    from ..plots import GROUP_COLORS, HIGHLIGHT_COLOR, _graph_of, layered_layout
-    from ..queries import on_state
-    from ..reasoning import explain
+    from kneehip_bn.teaching.plots import GROUP_COLORS, HIGHLIGHT_COLOR, _graph_of, layered_layout
+    from kneehip_bn.inference.queries import on_state
+    from kneehip_bn.teaching.reasoning import explain
 
     ex = explanation if explanation is not None else explain(evidence or {}, model=spec, do=do)
     parents, groups, states = _graph_of(spec)
@@ -159,7 +159,7 @@ def network_svg(spec: Any, evidence: Mapping[str, str] | None = None,
 
 
 def _legend_items(ev: bool, dov: bool, hl: bool) -> list[tuple[str, str, float]]:
-    from ..plots import GROUP_COLORS, HIGHLIGHT_COLOR
+    from kneehip_bn.teaching.plots import GROUP_COLORS, HIGHLIGHT_COLOR
 
     items: list[tuple[str, str]] = [
         (f'<rect width="14" height="10" fill="{c}" stroke="#555555" stroke-width="0.6"/>', g)

@@ -1,0 +1,1 @@
+"""kneehip_bn.inference."""

@@ -1,0 +1,151 @@
+"""Specification -> a real pgmpy ``DiscreteBayesianNetwork`` (noisy-OR with leak expanded).
+
+pgmpy's own ``NoisyORCPD`` is binary with fixed ``'True'/'False'`` labels and has no leak,
+so noisy-OR tables are expanded here into ``TabularCPD`` objects with our state labels.
+
+Examples
+--------
+>>> from kneehip_bn import load_model
+>>> model = load_model("knee_hip_basic")
+>>> type(model).__name__
+'DiscreteBayesianNetwork'
+>>> model.nodes["knee_pathology"]["group"]
+'origin'
+"""
+
+from __future__ import annotations
+
+import os
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from kneehip_bn.errors import ModelFileError
+from kneehip_bn.model.spec import ModelSpec, NodeSpec, load_spec
+
+if TYPE_CHECKING:  # pgmpy is imported lazily: it costs ~1.5 s
+    from pgmpy.models import DiscreteBayesianNetwork
+
+__all__ = ["build_network", "cpd_array", "load_model", "network_fingerprint", "network_groups",
+           "noisy_or_array"]
+
+
+def noisy_or_array(spec: ModelSpec, node: NodeSpec) -> np.ndarray:
+    """The full conditional table of a noisy-OR node, shape ``(2, *parent_cards)``.
+
+    P(off | u) = (1 - leak) * prod over links active in u of (1 - p_link).
+
+    >>> from kneehip_bn import load_spec
+    >>> from kneehip_bn.model.network import noisy_or_array
+    >>> spec = load_spec("knee_hip_basic")
+    >>> arr = noisy_or_array(spec, spec.nodes["knee_pain"])
+    >>> bool(np.allclose(arr.sum(axis=0), 1.0))
+    True
+    """
+    nor = node.noisy_or
+    assert nor is not None
+    cards = [len(spec.nodes[p].states) for p in node.parents]
+    off = np.full(cards, 1.0 - float(nor.leak.p))
+    for ln in nor.links:
+        axis = node.parents.index(ln.parent)
+        k = spec.nodes[ln.parent].states.index(ln.when)
+        factor = np.ones(cards[axis])
+        factor[k] = 1.0 - float(ln.p)
+        shape = [1] * len(cards)
+        shape[axis] = cards[axis]
+        off = off * factor.reshape(shape)
+    on_idx = node.states.index(nor.on_state)
+    out = np.empty([2, *cards])
+    out[on_idx] = 1.0 - off
+    out[1 - on_idx] = off
+    return out
+
+
+def cpd_array(spec: ModelSpec, node: str | NodeSpec) -> np.ndarray:
+    """P(node | parents) as an array of shape ``(card, *parent_cards)``, axes in the
+    order of ``node.parents``, states in the order of ``states``."""
+    n = spec.nodes[node] if isinstance(node, str) else node
+    if n.noisy_or is not None:
+        return noisy_or_array(spec, n)
+    cards = [len(spec.nodes[p].states) for p in n.parents]
+    out = np.empty([len(n.states), *cards])
+    for row in n.table or []:
+        idx = tuple(spec.nodes[p].states.index(row.given[p]) for p in n.parents)
+        for i, s in enumerate(n.states):
+            out[(i, *idx)] = float(row.probabilities[s])
+    return out
+
+
+def build_network(spec: ModelSpec) -> DiscreteBayesianNetwork:
+    """Build and check the pgmpy network of a specification.
+
+    Node attributes carry ``group`` and ``description``; ``model.graph["kneehip_spec"]``
+    keeps the specification the network was built from (for provenance and editing).
+    """
+    from pgmpy.factors.discrete import TabularCPD
+    from pgmpy.models import DiscreteBayesianNetwork
+
+    model = DiscreteBayesianNetwork()
+    model.add_nodes_from(spec.nodes)
+    model.add_edges_from((p, n) for n, s in spec.nodes.items() for p in s.parents)
+    cpds = []
+    for name, n in spec.nodes.items():
+        arr = cpd_array(spec, n)
+        cpds.append(
+            TabularCPD(
+                variable=name,
+                variable_card=len(n.states),
+                values=arr.reshape(len(n.states), -1),
+                evidence=list(n.parents) or None,
+                evidence_card=[len(spec.nodes[p].states) for p in n.parents] or None,
+                state_names={name: list(n.states)} | {p: list(spec.nodes[p].states) for p in n.parents},
+            )
+        )
+    model.add_cpds(*cpds)
+    try:
+        model.check_model()
+    except ValueError as exc:  # pragma: no cover - the spec validation is stricter
+        raise ModelFileError(f"pgmpy rejected the network: {exc}", source=spec.path) from None
+    for name, n in spec.nodes.items():
+        model.nodes[name]["group"] = n.group
+        model.nodes[name]["description"] = n.description
+    model.graph["kneehip_spec"] = spec
+    model.name = spec.name
+    return model
+
+
+def load_model(path: str | os.PathLike[str] | None = None) -> DiscreteBayesianNetwork:
+    """Load a model file (default: the shipped model) as a checked pgmpy network.
+
+    >>> from kneehip_bn import load_model
+    >>> load_model().check_model()
+    True
+    """
+    return build_network(load_spec(path))
+
+
+def network_fingerprint(model: Any) -> tuple:
+    """What the engine computes from a pgmpy network: each CPD (object, variables, state
+    names object) and its *values* (their bytes, so an in-place ``cpd.values[...] = x`` is
+    seen), and the edges."""
+    return (*((c.variable, id(c), id(c.values), id(c.state_names), tuple(c.variables),
+               hash(c.values.tobytes())) for c in model.get_cpds()),
+            tuple(sorted(map(tuple, model.edges()))))
+
+
+def network_groups(model: Any) -> dict[str, str]:
+    """``{node: group}`` of a network; nodes without a group attribute get one from the
+    graph (roots are origins, leaves findings, the rest mechanisms)."""
+    out = {}
+    for n in model.nodes:
+        g = model.nodes[n].get("group") if hasattr(model, "nodes") else None
+        if g is None:
+            if not list(model.predecessors(n)):
+                g = "origin"
+            elif not list(model.successors(n)):
+                g = "finding"
+            else:
+                g = "mechanism"
+        out[n] = g
+    return out
+
