@@ -12,7 +12,6 @@ Examples
 'knee_pathology'
 """
 
-from kneehip_bn.inference.engine import Engine, get_engine
 from kneehip_bn.errors import (
     DataError,
     EvidenceError,
@@ -22,8 +21,9 @@ from kneehip_bn.errors import (
     NotFittedError,
     UnknownNameError,
 )
-from kneehip_bn.model.network import build_network, load_model
+from kneehip_bn.inference.engine import Engine, get_engine
 from kneehip_bn.inference.queries import Diagnosis, diagnose, query
+from kneehip_bn.model.network import build_network, load_model
 from kneehip_bn.model.readwrite import export_network, read_network
 from kneehip_bn.model.spec import (
     SHIPPED_MODELS,
@@ -59,17 +59,23 @@ from kneehip_bn.learning.simulate import simulate_audit
 # --- teaching: explanations, what-if, next test, conflict, sensitivity (cli_teach) ---
 # isort: split
 from kneehip_bn.teaching.plots import show_inference
-from kneehip_bn.teaching.reasoning import Conflict, Explanation, conflict, explain, next_best_test, what_if
+from kneehip_bn.teaching.reasoning import (
+    Conflict,
+    Explanation,
+    conflict,
+    explain,
+    next_best_test,
+    what_if,
+)
 from kneehip_bn.teaching.robustness import credible_intervals, sensitivity
 
 # --- causal: counterfactuals, PN/PS, Shapley values, flips, MPE (cli_causal) ---
 # isort: split
+from kneehip_bn._util.version import __version__
 from kneehip_bn.causal.attribution import shapley
 from kneehip_bn.causal.counterfactuals import counterfactual, probability_of_causation
 from kneehip_bn.causal.flips import flip
 from kneehip_bn.causal.maxproduct import mpe
-
-from kneehip_bn._util.version import __version__  # noqa: E402
 
 __all__ = [
     "SHIPPED_MODELS",

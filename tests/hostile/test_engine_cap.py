@@ -16,8 +16,8 @@ import warnings
 import numpy as np
 import pytest
 
-from kneehip_bn.inference.engine import MAX_COMPILE_BYTES, Engine, compile_bytes, max_compile_bytes
 from kneehip_bn.errors import ImpossibleEvidenceError, ModelTooLargeError, ParameterError
+from kneehip_bn.inference.engine import MAX_COMPILE_BYTES, Engine, compile_bytes, max_compile_bytes
 
 pytestmark = pytest.mark.slow
 

@@ -36,6 +36,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from kneehip_bn import DataError, batch_posteriors, load_spec
+from kneehip_bn.cli import main
 from kneehip_bn.io.audit import (
     DEFAULT_MISSING,
     audit_counts,
@@ -43,7 +44,6 @@ from kneehip_bn.io.audit import (
     read_audit,
     validate_audit,
 )
-from kneehip_bn.cli import main
 from kneehip_bn.learning.em import write_batch_posteriors
 from kneehip_bn.learning.simulate import simulate_audit
 

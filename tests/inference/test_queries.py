@@ -25,7 +25,13 @@ from kneehip_bn import (
     diagnose,
     query,
 )
-from kneehip_bn.inference.queries import as_model, node_groups, on_state, parse_assignments, resolve_evidence
+from kneehip_bn.inference.queries import (
+    as_model,
+    node_groups,
+    on_state,
+    parse_assignments,
+    resolve_evidence,
+)
 from oracle import BruteForce, random_dag_families, to_pgmpy
 
 IMPOSSIBLE = {"lumbar_radiculopathy": "absent", "upper_lumbar_root": "present"}

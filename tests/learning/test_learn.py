@@ -25,8 +25,8 @@ from kneehip_bn import (
     UnknownNameError,
     load_spec,
 )
-from kneehip_bn.io.audit import audit_counts, read_counts
 from kneehip_bn.inference.engine import Engine
+from kneehip_bn.io.audit import audit_counts, read_counts
 from kneehip_bn.learning.em import (
     _W_MAX,
     PriorFitter,
@@ -36,8 +36,8 @@ from kneehip_bn.learning.em import (
     fit_priors,
     write_batch_posteriors,
 )
-from kneehip_bn.model.network import cpd_array
 from kneehip_bn.learning.simulate import forward_sample, perturb_model, simulate_audit
+from kneehip_bn.model.network import cpd_array
 
 warnings.filterwarnings("ignore", category=FutureWarning)
 

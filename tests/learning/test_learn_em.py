@@ -18,8 +18,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kneehip_bn import DataError, ImpossibleEvidenceError, KneeHipError, load_spec
-from kneehip_bn.io.audit import audit_counts
 from kneehip_bn.inference.engine import Engine
+from kneehip_bn.io.audit import audit_counts
 from kneehip_bn.learning.em import (
     RELAX_PROBABILITY,
     RELAX_PSEUDO_COUNT,
@@ -29,8 +29,8 @@ from kneehip_bn.learning.em import (
     screen_counts,
     write_batch_posteriors,
 )
-from kneehip_bn.model.network import cpd_array
 from kneehip_bn.learning.simulate import forward_sample, simulate_audit
+from kneehip_bn.model.network import cpd_array
 from oracle import BruteForce, random_dag_families
 
 SEEDS = st.integers(min_value=0, max_value=2**32 - 1)

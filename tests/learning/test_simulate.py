@@ -12,7 +12,6 @@ import pytest
 
 from kneehip_bn import KneeHipError, UnknownNameError, load_spec
 from kneehip_bn.inference.engine import Engine
-from kneehip_bn.model.network import cpd_array
 from kneehip_bn.learning.simulate import (
     DIAGNOSIS_COLUMN,
     NO_DIAGNOSIS,
@@ -20,6 +19,7 @@ from kneehip_bn.learning.simulate import (
     perturb_model,
     simulate_audit,
 )
+from kneehip_bn.model.network import cpd_array
 
 
 @pytest.fixture(scope="module")

@@ -35,10 +35,16 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from kneehip_bn.inference.engine import Engine, get_engine
-from kneehip_bn.inference.queries import Evidence, as_model, red_flag_warning, red_flags_present, resolve_evidence
+from kneehip_bn.inference.queries import (
+    Evidence,
+    as_model,
+    red_flag_warning,
+    red_flags_present,
+    resolve_evidence,
+)
 
 # resolved on first use by __getattr__ below (the modules import this one's helpers)
-__all__ = ["counterfactual", "flip", "mpe", "probability_of_causation", "shapley"]  # noqa: F822
+__all__ = ["counterfactual", "flip", "mpe", "probability_of_causation", "shapley"]
 
 
 def _setup(evidence: Evidence, model: Any, what: str = "evidence"

@@ -37,8 +37,8 @@ from typing import Any
 import numpy as np
 
 from kneehip_bn.causal import _fmt_ev, _setup, _text_with_flags, _with_flags
-from kneehip_bn.inference.engine import Engine
 from kneehip_bn.errors import EvidenceError, KneeHipError, UnknownNameError
+from kneehip_bn.inference.engine import Engine
 from kneehip_bn.inference.queries import node_groups, on_state
 
 __all__ = ["Shapley", "shapley"]

@@ -30,8 +30,8 @@ from typing import Any
 import numpy as np
 
 from kneehip_bn.causal import _fmt_ev, _setup, _text_with_flags, _with_flags
-from kneehip_bn.inference.engine import Engine
 from kneehip_bn.errors import ImpossibleEvidenceError
+from kneehip_bn.inference.engine import Engine
 from kneehip_bn.inference.queries import _check_do_vs_evidence, node_groups, resolve_evidence
 
 __all__ = ["MostProbableExplanation", "max_product", "mpe"]

@@ -23,7 +23,6 @@ from typing import Any
 from kneehip_bn._util.jsonclean import json_clean
 from kneehip_bn._util.text import DISCLAIMER
 
-
 #: modules that add subcommands (``register(subparsers, parents)``)
 COMMAND_MODULES = ["kneehip_bn.cli.learn", "kneehip_bn.cli.teach", "kneehip_bn.cli.causal"]
 COMMAND_MODULES.append("kneehip_bn.cli.serve")  # kneehip serve: the classroom page

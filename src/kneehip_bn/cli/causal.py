@@ -106,9 +106,9 @@ def _print(result: Any, json_out: bool) -> None:
 
 
 def cmd_counterfactual(args: argparse.Namespace) -> int:
+    from kneehip_bn.causal.counterfactuals import counterfactual
     from kneehip_bn.cli import load_for_cli
     from kneehip_bn.cli.teach import _check_plot_path, _save
-    from kneehip_bn.causal.counterfactuals import counterfactual
 
     _check_plot_path(args)
     spec = load_for_cli(args)
@@ -122,8 +122,8 @@ def cmd_counterfactual(args: argparse.Namespace) -> int:
 
 
 def cmd_cause(args: argparse.Namespace) -> int:
-    from kneehip_bn.cli import load_for_cli
     from kneehip_bn.causal.counterfactuals import probability_of_causation
+    from kneehip_bn.cli import load_for_cli
 
     spec = load_for_cli(args)
     _print(probability_of_causation(args.finding, args.cause, args.evidence, model=spec),
@@ -132,9 +132,9 @@ def cmd_cause(args: argparse.Namespace) -> int:
 
 
 def cmd_flip(args: argparse.Namespace) -> int:
+    from kneehip_bn.causal.flips import flip
     from kneehip_bn.cli import load_for_cli
     from kneehip_bn.cli.teach import _check_plot_path, _save
-    from kneehip_bn.causal.flips import flip
 
     _check_plot_path(args)
     spec = load_for_cli(args)
@@ -149,8 +149,8 @@ def cmd_flip(args: argparse.Namespace) -> int:
 
 
 def cmd_mpe(args: argparse.Namespace) -> int:
-    from kneehip_bn.cli import load_for_cli
     from kneehip_bn.causal.maxproduct import mpe
+    from kneehip_bn.cli import load_for_cli
 
     spec = load_for_cli(args)
     _print(mpe(args.evidence, model=spec, do=args.do), args.json)

@@ -19,7 +19,6 @@ Examples
 from __future__ import annotations
 
 import math
-import os
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -27,8 +26,8 @@ from typing import Any
 import numpy as np
 
 from kneehip_bn._util.jsonclean import json_clean
+from kneehip_bn.errors import EvidenceError, UnknownNameError
 from kneehip_bn.inference.engine import Engine, get_engine
-from kneehip_bn.errors import EvidenceError, KneeHipError, UnknownNameError
 from kneehip_bn.model import coerce
 from kneehip_bn.model.coerce import model_spec
 

@@ -390,8 +390,8 @@ def audit_counts(
         Invalid data (with the report: column, code, rows affected, first rows, closest
         state), an empty table, an entirely blank column, a refused query.
     """
-    from kneehip_bn.io.audit import EncodedAudit, _is_dataframe, _is_url, _source_name, load_mapping
     from kneehip_bn.inference.queries import as_model
+    from kneehip_bn.io.audit import EncodedAudit, _is_dataframe, _is_url, _source_name, load_mapping
 
     if engine not in ("auto", "duckdb", "pandas"):
         raise DataError(f"engine: expected 'auto', 'duckdb' or 'pandas', found {engine!r}")
@@ -836,8 +836,8 @@ def read_counts(path: str | os.PathLike[str], model: Any = None) -> AuditCounts:
     list of distinct names); with ``min_count``, every count at least that. Nothing is
     copied into a fitted model unchecked.
     """
-    from kneehip_bn.io.audit import _check_file
     from kneehip_bn.inference.queries import as_model
+    from kneehip_bn.io.audit import _check_file
 
     p = Path(path)
     _check_file(p)

@@ -37,8 +37,13 @@ import numpy as np
 
 from kneehip_bn.errors import DataError, KneeHipError
 
-__all__ = ["is_spark_dataframe", "read_spark", "session", "spark_join_posteriors",
-           "spark_counts"]
+__all__ = [
+    "is_spark_dataframe",
+    "read_spark",
+    "session",
+    "spark_counts",
+    "spark_join_posteriors",
+]
 
 INSTALL_HINT = 'pip install "kneehip_bn[spark]"'
 _KEY = "__kneehip_pattern__"
@@ -114,8 +119,8 @@ def read_spark(source: str, spark: Any = None) -> Any:
 
 
 def _plan(df: Any, model: Any, mapping: Any, keep: Sequence[str], source: str):
-    from kneehip_bn.io.audit import _Encoder, load_mapping
     from kneehip_bn.inference.queries import as_model
+    from kneehip_bn.io.audit import _Encoder, load_mapping
 
     m = as_model(model)
     enc = _Encoder(list(df.columns), m, load_mapping(mapping), keep=keep, source=source)

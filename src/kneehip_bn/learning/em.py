@@ -57,6 +57,13 @@ from typing import Any
 import numpy as np
 
 from kneehip_bn._util.files import atomic_write, check_new_output
+from kneehip_bn.errors import (
+    DataError,
+    ImpossibleEvidenceError,
+    KneeHipError,
+    NotFittedError,
+    UnknownNameError,
+)
 from kneehip_bn.io.audit import (
     AuditCounts,
     EncodedAudit,
@@ -71,13 +78,6 @@ from kneehip_bn.io.audit import (
     load_mapping,
     merge_counts,
     read_counts,
-)
-from kneehip_bn.errors import (
-    DataError,
-    ImpossibleEvidenceError,
-    KneeHipError,
-    NotFittedError,
-    UnknownNameError,
 )
 
 __all__ = [
@@ -1180,9 +1180,9 @@ class PriorFitter:
         -------
         self
         """
-        from kneehip_bn.model.network import build_network
         from kneehip_bn.learning.report import build_fit_report
         from kneehip_bn.learning.simulate import _spec_of
+        from kneehip_bn.model.network import build_network
 
         spec = _spec_of(self.model)
         strengths, freeze = self._check_params(spec)

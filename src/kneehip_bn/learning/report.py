@@ -353,8 +353,8 @@ def _short(s: str, n: int) -> str:
 def _table_rows(fams, params, N) -> list[dict[str, Any]]:
     from scipy.stats import beta
 
-    from kneehip_bn.learning.em import _nor_laplace_sd
     from kneehip_bn.inference.queries import on_state
+    from kneehip_bn.learning.em import _nor_laplace_sd
 
     rows = []
     for f in fams:
@@ -570,8 +570,8 @@ def check_structure(
     import pandas as pd
     from scipy.stats import chi2 as chi2_dist
 
-    from kneehip_bn.io.audit import EncodedAudit, encode_audit
     from kneehip_bn.inference.queries import as_model
+    from kneehip_bn.io.audit import EncodedAudit, encode_audit
     from kneehip_bn.learning.simulate import _spec_of
 
     spec = _spec_of(model)

@@ -25,8 +25,8 @@ from typing import Any
 
 import numpy as np
 
-from kneehip_bn.model.spec import DIAGNOSIS_COLUMN, NO_DIAGNOSIS
 from kneehip_bn.errors import KneeHipError, UnknownNameError
+from kneehip_bn.model.spec import DIAGNOSIS_COLUMN, NO_DIAGNOSIS
 
 __all__ = [
     "DIAGNOSIS_COLUMN",
@@ -201,8 +201,8 @@ def simulate_audit(
 
 
 def _working_diagnosis(spec, codes, origins, noise, rng) -> np.ndarray:
-    from kneehip_bn.io.audit import group_patterns
     from kneehip_bn.inference.engine import get_engine
+    from kneehip_bn.io.audit import group_patterns
 
     eng = get_engine(spec)
     seen = [k for k, s in spec.nodes.items() if s.group in ("context", "finding", "test")]

@@ -104,8 +104,8 @@ def export_network(
     """
     import pgmpy.readwrite as prw
 
-    from kneehip_bn.model.network import build_network
     from kneehip_bn.model.coerce import as_model
+    from kneehip_bn.model.network import build_network
 
     p = Path(path)
     fmt = _format_for(p, format)

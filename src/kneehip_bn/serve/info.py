@@ -65,8 +65,8 @@ def slider_numbers(spec: Any) -> list[dict[str, Any]]:
 
 def model_info(spec: Any) -> dict[str, Any]:
     """``GET /api/model``: everything the page shows about the model (no numbers inferred)."""
-    from kneehip_bn._util.version import __version__
     from kneehip_bn._util.text import DISCLAIMER
+    from kneehip_bn._util.version import __version__
     from kneehip_bn.inference.queries import on_state
 
     digest = None

@@ -16,7 +16,13 @@ import html
 import json
 from typing import Any
 
-from kneehip_bn.serve.api import ENDPOINT_FIELDS, MAX_EDITS, MAX_EVIDENCE, MAX_SCENARIOS, MAX_SIMULATE
+from kneehip_bn.serve.api import (
+    ENDPOINT_FIELDS,
+    MAX_EDITS,
+    MAX_EVIDENCE,
+    MAX_SCENARIOS,
+    MAX_SIMULATE,
+)
 
 __all__ = ["docs_html", "openapi_document"]
 

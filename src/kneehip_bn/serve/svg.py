@@ -55,8 +55,8 @@ def network_svg(spec: Any, evidence: Mapping[str, str] | None = None,
         posteriors and the highlighted paths).
     top, min_factor : as :func:`~kneehip_bn.teaching.plots.show_inference`.
     """
-    from kneehip_bn.teaching.plots import GROUP_COLORS, HIGHLIGHT_COLOR, _graph_of, layered_layout
     from kneehip_bn.inference.queries import on_state
+    from kneehip_bn.teaching.plots import GROUP_COLORS, HIGHLIGHT_COLOR, _graph_of, layered_layout
     from kneehip_bn.teaching.reasoning import explain
 
     ex = explanation if explanation is not None else explain(evidence or {}, model=spec, do=do)

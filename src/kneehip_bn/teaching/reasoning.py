@@ -37,7 +37,6 @@ from typing import Any
 
 import numpy as np
 
-from kneehip_bn.inference.engine import Engine, get_engine
 from kneehip_bn.errors import (
     EvidenceError,
     ImpossibleEvidenceError,
@@ -45,6 +44,7 @@ from kneehip_bn.errors import (
     ParameterError,
     UnknownNameError,
 )
+from kneehip_bn.inference.engine import Engine, get_engine
 from kneehip_bn.inference.queries import (
     Evidence,
     _check_do_vs_evidence,

@@ -34,10 +34,17 @@ from typing import Any
 
 import numpy as np
 
-from kneehip_bn.inference.engine import Engine, get_engine
 from kneehip_bn.errors import EvidenceError, ImpossibleEvidenceError, KneeHipError, UnknownNameError
+from kneehip_bn.inference.engine import Engine, get_engine
 from kneehip_bn.inference.queries import Evidence, on_state
-from kneehip_bn.teaching.reasoning import _codes, _family_table, _flag_attrs, _origin_list, _setup, _states_text
+from kneehip_bn.teaching.reasoning import (
+    _codes,
+    _family_table,
+    _flag_attrs,
+    _origin_list,
+    _setup,
+    _states_text,
+)
 
 __all__ = ["credible_intervals", "model_parameters", "sensitivity"]
 
