@@ -37,12 +37,9 @@ from kneehip_bn import (
     set_prior,
     what_if,
 )
-from kneehip_bn.teaching.reasoning import (
-    causal_paths,
-    forward_sample,
-    link_strength,
-    parse_scenario,
-)
+from kneehip_bn.teaching.explain import causal_paths, link_strength
+from kneehip_bn.teaching.reasoning import forward_sample
+from kneehip_bn.teaching.what_if import parse_scenario
 from oracle import BruteForce
 
 MINI = """\
