@@ -41,10 +41,14 @@ from typing import Any
 
 import numpy as np
 
-from kneehip_bn.causal import _fmt_ev, _setup, _text_with_flags, _with_flags
+from kneehip_bn.causal.common import format_evidence, setup_case, text_with_flags, with_flags
 from kneehip_bn.errors import EvidenceError, ImpossibleEvidenceError, KneeHipError, UnknownNameError
 from kneehip_bn.inference.engine import Engine
 from kneehip_bn.inference.queries import node_groups, on_state
+from kneehip_bn.model.network import cpd_array
+from kneehip_bn.model.spec import ModelSpec, apply_overrides
+from kneehip_bn.teaching.common import evidence_codes, origin_list
+from kneehip_bn.teaching.robustness import parameters_of
 
 __all__ = ["Flip", "flip"]
 
@@ -91,14 +95,14 @@ class Flip:
                    for k in ("set", "current", "needed", "interval_distance", "parameter",
                              "node", "kind", "lo", "hi", "posterior_after")}
                   for _, r in self.parameters.iterrows()]
-        return _with_flags({
+        return with_flags({
             "target": self.target, "goal": self.goal, "met_now": self.met_now,
             "posterior": self.posterior, "leader": self.leader, "parameters": params,
             "findings": self.findings, "evidence": dict(self.evidence), "notes": self.notes,
         }, self.red_flags)
 
     def __str__(self) -> str:
-        lines = [f"Findings: {_fmt_ev(self.evidence)}",
+        lines = [f"Findings: {format_evidence(self.evidence)}",
                  f"P({self.target}) now {self.posterior:.4f}; leading: {self.leader}. "
                  f"Goal: {self.goal}.", ""]
         p = self.parameters
@@ -120,7 +124,7 @@ class Flip:
         else:
             lines.append("No change of the case's findings (within the size searched) reaches it.")
         lines += [f"  note: {n}" for n in self.notes]
-        return _text_with_flags("\n".join(lines), self.red_flags)
+        return text_with_flags("\n".join(lines), self.red_flags)
 
 
 def _goal_ok(post: np.ndarray, t: int, goal: str, thr: float, want: bool) -> np.ndarray:
@@ -236,9 +240,6 @@ def flip(
     """
     import pandas as pd
 
-    from kneehip_bn.teaching.reasoning import _codes, _origin_list
-    from kneehip_bn.teaching.robustness import _params, _spec_of
-
     goal = (goal or "leads").strip()
     m_goal = re.fullmatch(r"(?:p|P)(?:\((\w+)\))?\s*>=\s*([0-9.eE+-]+)", goal)
     if m_goal:  # "P >= 0.6" or "P(target) >= 0.6"
@@ -258,19 +259,19 @@ def flip(
         raise KneeHipError(f"threshold: expected a probability between 0 and 1, found {threshold!r}")
     if max_findings < 0:
         raise KneeHipError(f"max_findings: expected a number >= 0, found {max_findings!r}")
-    m, eng, ev, flags = _setup(evidence, model)
+    m, eng, ev, flags = setup_case(evidence, model)
     if target not in eng.index:
         raise UnknownNameError.for_name("node", target, eng.variables, where="target")
     if target in ev:
         raise EvidenceError(f"target {target}: expected an unobserved diagnosis, found "
                             f"{target}={ev[target]} in the evidence")
-    diags = [o for o in _origin_list(m, eng, None) if o not in ev]
+    diags = [o for o in origin_list(m, eng, None) if o not in ev]
     if target not in diags:
         diags.insert(0, target)
     t = diags.index(target)
     on = [eng.state_index[d][on_state(eng.states[d])] for d in diags]
     cols = list(ev)
-    codes = _codes(eng, [ev], cols)
+    codes = evidence_codes(eng, [ev], cols)
 
     def run(e: Engine, c: np.ndarray = codes) -> tuple[np.ndarray, np.ndarray]:
         r = e.batch(c, cols, targets=diags, on_impossible="nan")
@@ -279,7 +280,7 @@ def flip(
     lpe0, post0 = run(eng)
     if not math.isfinite(lpe0[0]):
         raise ImpossibleEvidenceError(
-            f"impossible evidence: the model gives probability zero to {_fmt_ev(ev)}")
+            f"impossible evidence: the model gives probability zero to {format_evidence(ev)}")
     post0 = post0[0]
     met_now = bool(_goal_ok(post0[None], t, goal, threshold, True)[0])
     want = not met_now
@@ -290,10 +291,10 @@ def flip(
     leader = diags[int(np.argmax(post0))]
 
     # ---- single numbers
-    spec = _spec_of(m)
+    spec = m if isinstance(m, ModelSpec) else None
     rows = []
     unverified: list[str] = []
-    for p in _params(m, eng, strength):
+    for p in parameters_of(m, eng, strength):
         x0 = p.value
         x1 = x0 + 0.5 * (1 - x0) if x0 < 0.5 else 0.5 * x0
         lpe1, post1 = run(eng.with_tables({p.node: p.table(x1)}))
@@ -367,7 +368,7 @@ def flip(
         if not changes:
             break
         rows_ev = [{**ev, **c} for c in changes]
-        lp, po = run(eng, _codes(eng, rows_ev, cols))
+        lp, po = run(eng, evidence_codes(eng, rows_ev, cols))
         ok = np.isfinite(lp) & _goal_ok(po, t, goal, threshold, want)
         for i in np.flatnonzero(ok):
             # verified by a fresh single query
@@ -387,9 +388,6 @@ def _applied_table(spec: Any, expr: str, p: Any, x: float) -> np.ndarray:
     (for a network without a model file: the parameter's own table function)."""
     if spec is None:
         return p.table(x)
-    from kneehip_bn.model.network import cpd_array
-    from kneehip_bn.model.spec import apply_overrides
-
     edited = apply_overrides(spec, [expr])
     return cpd_array(edited, p.node)
 
