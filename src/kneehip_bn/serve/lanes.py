@@ -28,7 +28,10 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
+from kneehip_bn._util.jsonclean import json_clean
 from kneehip_bn.errors import ImpossibleEvidenceError, KneeHipError
+from kneehip_bn.serve import api
+from kneehip_bn.serve.svg import network_svg
 
 __all__ = ["RemoteError", "SlowLane"]
 
@@ -52,22 +55,17 @@ def _init(payload: bytes) -> None:
     global _MODELS
     import os
 
-    from kneehip_bn.serve.api import OverrideCache
-
     if hasattr(os, "nice"):
         os.nice(WORKER_NICE)  # the event loop (quick answers) goes first when CPUs are short
 
-    _MODELS = OverrideCache(pickle.loads(payload))
+    _MODELS = api.OverrideCache(pickle.loads(payload))
 
 
 def _run(name: str, body: Any) -> tuple:
-    from kneehip_bn._util.jsonclean import json_clean
-    from kneehip_bn.serve.api import HANDLERS
-
     try:
         if name == "graph":
             return ("ok", picture(_MODELS, body))
-        return ("ok", json_clean(HANDLERS[name](_MODELS, body)))
+        return ("ok", json_clean(api.HANDLERS[name](_MODELS, body)))
     except KneeHipError as exc:
         return ("error", 422 if isinstance(exc, ImpossibleEvidenceError) else 400, str(exc))
     except Exception as exc:  # reported as a 500 without details
@@ -76,11 +74,8 @@ def _run(name: str, body: Any) -> tuple:
 
 def picture(models: Any, body: Any) -> bytes:
     """The network SVG of a body's case (memoised per case)."""
-    from kneehip_bn.serve import api
-    from kneehip_bn.serve.svg import network_svg
-
     body = api.check_body(body, "graph")
-    spec = models.get(api._strings(body, "set", api.MAX_EDITS))
+    spec = api.edited_spec(models, body)
     ex = api.explanation(models, body, "graph")
     return models.memo(("svg", api.case_key(body)),
                        lambda: network_svg(spec, explanation=ex).encode("utf-8"))
