@@ -35,7 +35,7 @@ from __future__ import annotations
 import itertools
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -240,23 +240,7 @@ def flip(
     """
     import pandas as pd
 
-    goal = (goal or "leads").strip()
-    m_goal = re.fullmatch(r"(?:p|P)(?:\((\w+)\))?\s*>=\s*([0-9.eE+-]+)", goal)
-    if m_goal:  # "P >= 0.6" or "P(target) >= 0.6"
-        if m_goal.group(1) not in (None, target):
-            raise KneeHipError(f"goal {goal!r}: expected P({target}) >= P (the target), found "
-                               f"P({m_goal.group(1)})")
-        try:
-            threshold = float(m_goal.group(2))
-        except ValueError:
-            raise KneeHipError(f"goal {goal!r}: expected a probability after '>='") from None
-        goal = "threshold"
-    elif goal in (f"{target} leads", "target leads"):
-        goal = "leads"
-    if goal not in GOALS:
-        raise UnknownNameError.for_name("goal", goal, GOALS)
-    if not 0 < threshold < 1:
-        raise KneeHipError(f"threshold: expected a probability between 0 and 1, found {threshold!r}")
+    goal, threshold = _parse_goal(goal, target, threshold)
     if max_findings < 0:
         raise KneeHipError(f"max_findings: expected a number >= 0, found {max_findings!r}")
     m, eng, ev, flags = setup_case(evidence, model)
@@ -290,7 +274,56 @@ def flip(
         goal_text = (f"P({target}) >= {threshold:g}" if want else f"P({target}) < {threshold:g}")
     leader = diags[int(np.argmax(post0))]
 
-    # ---- single numbers
+    aim = (t, goal, threshold, want)
+    rows, unverified = _number_flips(m, eng, run, float(lpe0[0]), post0, aim, strength, level)
+    cols_out = ["set", "parameter", "node", "kind", "current", "needed", "lo", "hi",
+                "interval_distance", "posterior_after", "verified"]
+    params = pd.DataFrame(rows, columns=cols_out)
+    params = params.sort_values(["interval_distance", "parameter"], kind="stable").reset_index(
+        drop=True)
+    notes = []
+    if unverified:
+        notes.append(f"{len(unverified)} number(s) reach the goal only at a knife-edge value "
+                     "that did not verify after rounding, left out: " + ", ".join(unverified))
+
+    found = _finding_flips(m, eng, ev, run, diags, on, aim, max_findings)
+    return Flip(target=target, goal=goal_text, met_now=met_now, posterior=float(post0[t]),
+                leader=leader, evidence=ev, parameters=params, findings=found, red_flags=flags,
+                notes=notes)
+
+
+def _parse_goal(goal: str | None, target: str, threshold: float) -> tuple[str, float]:
+    """``"leads"`` or ``"threshold"`` and the threshold, from the ``goal`` forms of :func:`flip`."""
+    goal = (goal or "leads").strip()
+    m_goal = re.fullmatch(r"(?:p|P)(?:\((\w+)\))?\s*>=\s*([0-9.eE+-]+)", goal)
+    if m_goal:  # "P >= 0.6" or "P(target) >= 0.6"
+        if m_goal.group(1) not in (None, target):
+            raise KneeHipError(f"goal {goal!r}: expected P({target}) >= P (the target), found "
+                               f"P({m_goal.group(1)})")
+        try:
+            threshold = float(m_goal.group(2))
+        except ValueError:
+            raise KneeHipError(f"goal {goal!r}: expected a probability after '>='") from None
+        goal = "threshold"
+    elif goal in (f"{target} leads", "target leads"):
+        goal = "leads"
+    if goal not in GOALS:
+        raise UnknownNameError.for_name("goal", goal, GOALS)
+    if not 0 < threshold < 1:
+        raise KneeHipError(f"threshold: expected a probability between 0 and 1, found {threshold!r}")
+    return goal, threshold
+
+
+def _number_flips(m: Any, eng: Engine, run: Callable, lpe0: float, post0: np.ndarray,
+                  aim: tuple[int, str, float, bool], strength: float, level: float
+                  ) -> tuple[list[dict[str, Any]], list[str]]:
+    """The single numbers whose change reaches the goal (rows of ``Flip.parameters``, not
+    yet sorted), and those whose boundary did not verify after rounding.
+
+    Each posterior is linear-fractional in one number: two engine passes give the interval
+    of values where the goal holds; the value nearest the current one is then checked with
+    the model file's own ``--set`` edit."""
+    t, goal, threshold, want = aim
     spec = m if isinstance(m, ModelSpec) else None
     rows = []
     unverified: list[str] = []
@@ -298,8 +331,8 @@ def flip(
         x0 = p.value
         x1 = x0 + 0.5 * (1 - x0) if x0 < 0.5 else 0.5 * x0
         lpe1, post1 = run(eng.with_tables({p.node: p.table(x1)}))
-        d1 = math.exp(lpe1[0] - lpe0[0]) if math.isfinite(lpe1[0]) else 0.0
-        n1 = post1[0] * d1 if d1 > 0 else np.zeros(len(diags))
+        d1 = math.exp(lpe1[0] - lpe0) if math.isfinite(lpe1[0]) else 0.0
+        n1 = post1[0] * d1 if d1 > 0 else np.zeros(len(post0))
         # N_d(x) = post0_d + bn_d (x - x0), D(x) = 1 + bd (x - x0)  (both / P(e) now)
         bn = (n1 - post0) / (x1 - x0)
         bd = (d1 - 1.0) / (x1 - x0)
@@ -308,7 +341,7 @@ def flip(
             return ca - cb * x0, cb  # a + b x form
 
         if goal == "leads":
-            others = [j for j in range(len(diags)) if j != t]
+            others = [j for j in range(len(post0)) if j != t]
             if want:  # N_t - N_j > 0 for all j
                 a, b = lin(post0[t] - post0[others], bn[t] - bn[others])
                 ivs = _solve(a, b, "all")
@@ -345,17 +378,16 @@ def flip(
         rows.append({"set": expr, "parameter": p.name, "node": p.node, "kind": p.kind,
                      "current": x0, "needed": x, "lo": lo, "hi": hi, "interval_distance": dist,
                      "posterior_after": p_after, "verified": True})
-    cols_out = ["set", "parameter", "node", "kind", "current", "needed", "lo", "hi",
-                "interval_distance", "posterior_after", "verified"]
-    params = pd.DataFrame(rows, columns=cols_out)
-    params = params.sort_values(["interval_distance", "parameter"], kind="stable").reset_index(
-        drop=True)
-    notes = []
-    if unverified:
-        notes.append(f"{len(unverified)} number(s) reach the goal only at a knife-edge value "
-                     "that did not verify after rounding, left out: " + ", ".join(unverified))
+    return rows, unverified
 
-    # ---- findings, breadth-first over set sizes
+
+def _finding_flips(m: Any, eng: Engine, ev: dict[str, str], run: Callable, diags: list[str],
+                   on: list[int], aim: tuple[int, str, float, bool], max_findings: int
+                   ) -> list[list[dict[str, str]]]:
+    """The smallest sets of finding changes that reach the goal, breadth-first over set
+    sizes (each verified by a fresh single query)."""
+    t, goal, threshold, want = aim
+    cols = list(ev)
     groups = node_groups(m)
     players = [k for k in ev if groups.get(k) != "context"]
     found: list[list[dict[str, str]]] = []
@@ -378,9 +410,7 @@ def flip(
                 found.append([{"node": f, "from": ev[f], "to": s} for f, s in changes[i].items()])
         if found:
             break
-    return Flip(target=target, goal=goal_text, met_now=met_now, posterior=float(post0[t]),
-                leader=leader, evidence=ev, parameters=params, findings=found, red_flags=flags,
-                notes=notes)
+    return found
 
 
 def _applied_table(spec: Any, expr: str, p: Any, x: float) -> np.ndarray:
