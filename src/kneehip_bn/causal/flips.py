@@ -48,7 +48,7 @@ from kneehip_bn.inference.queries import node_groups, on_state
 from kneehip_bn.model.network import cpd_array
 from kneehip_bn.model.spec import ModelSpec, apply_overrides
 from kneehip_bn.teaching.common import evidence_codes, origin_list
-from kneehip_bn.teaching.robustness import parameters_of
+from kneehip_bn.teaching.robustness import beta_interval, parameters_of
 
 __all__ = ["Flip", "flip"]
 
@@ -372,7 +372,7 @@ def _number_flips(m: Any, eng: Engine, run: Callable, lpe0: float, post0: np.nda
             unverified.append(f"{p.name} (boundary {b0:.6g})")
             continue
         x, expr, p_after = done
-        lo, hi = _beta_interval(p.value, p.strength, level)
+        lo, hi = beta_interval(p.value, p.strength, level)
         span = (hi - x0) if x > x0 else (x0 - lo)
         dist = abs(x - x0) / span if span > 0 else math.inf
         rows.append({"set": expr, "parameter": p.name, "node": p.node, "kind": p.kind,
@@ -420,16 +420,3 @@ def _applied_table(spec: Any, expr: str, p: Any, x: float) -> np.ndarray:
         return p.table(x)
     edited = apply_overrides(spec, [expr])
     return cpd_array(edited, p.node)
-
-
-def _beta_interval(x: float, strength: float, level: float) -> tuple[float, float]:
-    """The central ``level`` interval of Beta(strength x, strength (1 - x)), as
-    :func:`kneehip_bn.teaching.robustness.sensitivity` uses (through ``scipy.special``, which imports
-    in milliseconds where ``scipy.stats`` takes seconds)."""
-    if x <= 0 or x >= 1:
-        return x, x
-    from scipy.special import betaincinv
-
-    a, b = strength * x, strength * (1 - x)
-    lo, hi = betaincinv(a, b, [(1 - level) / 2, (1 + level) / 2])
-    return float(lo), float(hi)

@@ -4,10 +4,10 @@ The quick answers (``/api/diagnose``, ``/api/case``, ``/api/query``: a fraction 
 millisecond of work each) are computed on the event loop. The slow ones (explanation, next
 best test, conflict, what-if, the network picture: tens of milliseconds of mostly-Python
 work each) go to :class:`SlowLane`, one worker *process* with its own copy of the model and
-its own compiled engines. A thread would not do: measured with ``benchmarks/bench_serve.py``,
-a worker thread holding the GIL for the slow answers made a room's quick answers wait behind
-them (p95 of a case update 0.55 s with 10 students), while a separate process lets the two
-run on the machine's two cores at once. The worker also runs at a lower CPU priority
+its own compiled engines. A thread would not do: measured with ``benchmarks/bench_serve.py``
+(``benchmarks/results/serve.md``), a worker thread holding the GIL for the slow answers made
+a room's quick answers wait behind them, while a separate process lets the two run on the
+machine's two cores at once. The worker also runs at a lower CPU priority
 (:data:`WORKER_NICE`): with 50 students clicking the slow work can exceed what two cores do,
 and then it is the explanations that wait, not the ranked diagnoses.
 

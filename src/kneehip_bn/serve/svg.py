@@ -8,10 +8,10 @@ edges as arrows, the paths carrying the evidence to the leading diagnosis thick 
 (:meth:`~kneehip_bn.teaching.explain.Explanation.highlight_edges`, as ``show_inference``), the
 edges into an intervened node dotted; the legend and title.
 
-Why not matplotlib's SVG backend: drawing the shipped model through ``show_inference`` and
-``savefig(format="svg")`` took 0.3-3 s per picture on this project's 2-core machine (3 s
-under the shared load), far from "within a blink" for a room of students; writing the
-same elements as text takes about a millisecond. ``tests/serve/test_serve_api.py`` checks this
+Why not matplotlib's SVG backend: a picture through ``show_inference`` and
+``savefig(format="svg")`` takes seconds, far from "within a blink" for a room of students;
+writing the same elements as text takes about a millisecond (the figures are in
+``benchmarks/results/serve.md``). ``tests/serve/test_serve_api.py`` checks this
 picture against ``draw_network``'s (same nodes, same positions, same highlighted edges, same
 probabilities). Each element carries ``data-node`` / ``data-edge`` attributes for tests.
 

@@ -53,7 +53,14 @@ from kneehip_bn.teaching.common import (
     states_text,
 )
 
-__all__ = ["Parameter", "credible_intervals", "model_parameters", "parameters_of", "sensitivity"]
+__all__ = [
+    "Parameter",
+    "beta_interval",
+    "credible_intervals",
+    "model_parameters",
+    "parameters_of",
+    "sensitivity",
+]
 
 _TINY = 1e-12
 
@@ -180,16 +187,32 @@ def parameters_of(m: Any, eng: Engine, strength: float) -> list[Parameter]:
     return _engine_params(eng, strength)
 
 
+def beta_interval(x: float, strength: float, level: float) -> tuple[float, float]:
+    """The central ``level`` interval of Beta(strength x, strength (1 - x)); ``(x, x)`` at 0
+    and 1.
+
+    Through ``scipy.special.betaincinv``, which is what ``scipy.stats.beta.ppf`` computes (the
+    same numbers, ``tests/teaching/test_robustness.py``): ``scipy.special`` imports in 0.08 s,
+    ``scipy.stats`` in 0.49 s.
+
+    >>> from kneehip_bn.teaching.robustness import beta_interval
+    >>> lo, hi = beta_interval(0.2, 10.0, 0.95)
+    >>> bool(0 < lo < 0.2 < hi < 1)
+    True
+    """
+    if x <= 0 or x >= 1:
+        return x, x
+    from scipy.special import betaincinv
+
+    a, b = strength * x, strength * (1 - x)
+    lo, hi = betaincinv(a, b, [(1 - level) / 2, (1 + level) / 2])
+    return float(lo), float(hi)
+
+
 def _interval(p: Parameter, interval: str | float, level: float) -> tuple[float, float]:
     x = p.value
     if interval == "beta":
-        if x <= 0 or x >= 1:
-            return x, x
-        from scipy.stats import beta
-
-        a, b = p.strength * x, p.strength * (1 - x)
-        lo, hi = beta.ppf([(1 - level) / 2, (1 + level) / 2], a, b)
-        return float(lo), float(hi)
+        return beta_interval(x, p.strength, level)
     f = float(interval)
     return max(0.0, x * (1 - f)), min(1.0, x * (1 + f))
 
