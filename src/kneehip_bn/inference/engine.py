@@ -44,6 +44,7 @@ from typing import Any
 
 import numpy as np
 
+from kneehip_bn._util.graph import maximum_spanning_tree, topological_order
 from kneehip_bn.errors import (
     EvidenceError,
     ImpossibleEvidenceError,
@@ -916,37 +917,6 @@ def _impossible(evidence, do) -> ImpossibleEvidenceError:
         "findings the model allows; check for contradictory findings or a zero in a table")
 
 
-def topological_order(nodes: Sequence[str], edges: Sequence[tuple[str, str]]) -> list[str]:
-    """Parents before children, ties by name (as ``networkx.lexicographical_topological_sort``);
-    ``ValueError`` on a cycle.
-
-    Examples
-    --------
-    >>> topological_order(["c", "b", "a"], [("c", "a")])
-    ['b', 'c', 'a']
-    """
-    import heapq
-
-    indeg = {v: 0 for v in nodes}
-    kids: dict[str, list[str]] = {v: [] for v in nodes}
-    for a, b in edges:
-        kids[a].append(b)
-        indeg[b] += 1
-    ready = [v for v, d in indeg.items() if d == 0]
-    heapq.heapify(ready)
-    out = []
-    while ready:
-        v = heapq.heappop(ready)
-        out.append(v)
-        for w in kids[v]:
-            indeg[w] -= 1
-            if indeg[w] == 0:
-                heapq.heappush(ready, w)
-    if len(out) != len(indeg):
-        raise ValueError("the graph has a cycle")
-    return out
-
-
 def _gib(n: int) -> str:
     if n >= 2**30:
         return f"{n / 2**30:.2f} GiB"
@@ -997,41 +967,6 @@ def _junction_tree(
             pen = 0.0 if leaves is None else len((cliques[i] | cliques[j]) & leaves) / scale
             edges.append((i, j, len(sep) - pen))
     return [set(c) for c in cliques], maximum_spanning_tree(len(cliques), edges)
-
-
-def maximum_spanning_tree(n: int, edges: Sequence[tuple[int, int, float]]
-                          ) -> list[tuple[int, int]]:
-    """Kruskal's maximum spanning forest of nodes ``0..n-1``, edges in the order
-    ``networkx.maximum_spanning_tree(g).edges()`` lists them (ties broken alike), without
-    importing networkx (it costs 0.2 s of every cold start).
-
-    Examples
-    --------
-    >>> maximum_spanning_tree(3, [(0, 1, 1.0), (0, 2, 2.0), (1, 2, 2.0)])
-    [(0, 2), (1, 2)]
-    """
-    root = list(range(n))
-
-    def find(x: int) -> int:
-        while root[x] != x:
-            root[x] = root[root[x]]
-            x = root[x]
-        return x
-
-    adj: dict[int, list[int]] = {i: [] for i in range(n)}
-    for i, j, _ in sorted(edges, key=lambda e: -e[2]):  # stable: ties keep their order
-        a, b = find(i), find(j)
-        if a != b:
-            root[a] = b
-            adj[i].append(j)
-            adj[j].append(i)
-    out, seen = [], set()
-    for u in range(n):
-        for v in adj[u]:
-            if v not in seen:
-                out.append((u, v))
-        seen.add(u)
-    return out
 
 
 def _merge_cliques(cliques, edges, card, max_states):

@@ -39,6 +39,7 @@ from typing import Any
 import yaml
 
 from kneehip_bn._util.files import atomic_write_text
+from kneehip_bn._util.graph import find_cycle
 from kneehip_bn._util.strict_yaml import YAMLInputError, load_yaml, unknown_fields
 from kneehip_bn.errors import FrozenSpecError, ModelFileError, UnknownNameError, closest
 
@@ -740,40 +741,6 @@ def _parse_noisy_or(raw: Any, node: NodeSpec, where: str, c: _Collector,
 
 
 # ----------------------------------------------------------------------------- validation
-def find_cycle(parents: Mapping[str, Sequence[str]]) -> list[str]:
-    """A directed cycle (nodes in edge order, parent to child) or ``[]``.
-
-    Examples
-    --------
-    >>> find_cycle({"a": ["c"], "b": ["a"], "c": ["b"]})
-    ['a', 'b', 'c']
-    >>> find_cycle({"a": [], "b": ["a"]})
-    []
-    """
-    kids: dict[str, list[str]] = {n: [] for n in parents}
-    for n, ps in parents.items():
-        for p in ps:
-            kids.setdefault(p, []).append(n)
-    state: dict[str, int] = {}  # 1: on the current path, 2: done
-    for start in kids:
-        if state.get(start):
-            continue
-        path, stack = [start], [iter(kids[start])]
-        state[start] = 1
-        while stack:
-            nxt = next(stack[-1], None)
-            if nxt is None:
-                state[path.pop()] = 2
-                stack.pop()
-            elif state.get(nxt) == 1:
-                return path[path.index(nxt):]
-            elif not state.get(nxt):
-                state[nxt] = 1
-                path.append(nxt)
-                stack.append(iter(kids.get(nxt, ())))
-    return []
-
-
 def validate_spec(spec: ModelSpec, source: str | None = None) -> ModelSpec:
     """Check a specification's consistency; raise one :class:`ModelFileError` listing all problems.
 
