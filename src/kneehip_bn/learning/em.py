@@ -57,6 +57,7 @@ from typing import Any
 import numpy as np
 
 from kneehip_bn._util.files import atomic_write, check_new_output
+from kneehip_bn._util.progress import progress_bar
 from kneehip_bn.errors import (
     DataError,
     ImpossibleEvidenceError,
@@ -67,7 +68,6 @@ from kneehip_bn.errors import (
 from kneehip_bn.io.audit import (
     AuditCounts,
     EncodedAudit,
-    _bar,
     _Encoder,
     _single_chunk,
     _source_name,
@@ -339,7 +339,7 @@ def _scan_chunks(chunks, single, model, mp, name, holdout, seed, progress) -> _S
     enc = None
     parts, train_parts, test_parts = [], [], []
     offset = 0
-    bar = _bar(progress, "reading audit", unit="rows")
+    bar = progress_bar(enabled=progress, desc="reading audit", unit="rows")
     for chunk in chunks:
         if enc is None:
             enc = _Encoder(chunk.columns, model, mp, source=name)
@@ -779,7 +779,7 @@ def _run_em_inner(spec, fams, counts: AuditCounts, *, max_iter, tol, progress, d
             raise DataError(f"EM iteration {it}: {exc}") from None  # pragma: no cover
         return N, ll, ll + params.log_prior(), time.perf_counter() - t0
 
-    bar = _bar(progress, desc, max_iter, "it")
+    bar = progress_bar(enabled=progress, desc=desc, total=max_iter, unit="it")
     n_e = 0  # E-steps done (the iteration budget)
 
     def record(N, ll, lp, prev_lp, secs, step):
@@ -1382,7 +1382,8 @@ def _posterior_matrix_inner(engine, enc_codes, columns, cards, targets, on_impos
     n = enc_codes.shape[0]
     pats, _, inv = group_patterns(enc_codes, cards)
     m = pats.shape[0]
-    bar = _bar(progress if progress is not None else m > 200_000, "posteriors", m, "rows")
+    bar = progress_bar(enabled=progress if progress is not None else m > 200_000,
+                       desc="posteriors", total=m, unit="rows")
     try:
         res = engine.batch(pats, columns, targets=nodes, on_impossible="nan",
                            progress=bar.update)
@@ -1622,7 +1623,7 @@ def _write_posteriors(chunks, single, out, kind, m, eng, mp, name, targets, on_i
     enc = None
     offset = 0
     pending = None
-    bar = _bar(progress, "posteriors", unit="rows")
+    bar = progress_bar(enabled=progress, desc="posteriors", unit="rows")
     pool = ThreadPoolExecutor(1)
     try:
         for chunk in chunks:

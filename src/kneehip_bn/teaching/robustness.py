@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from kneehip_bn._util.progress import progress_bar
 from kneehip_bn.errors import EvidenceError, ImpossibleEvidenceError, KneeHipError, UnknownNameError
 from kneehip_bn.inference.engine import Engine, get_engine
 from kneehip_bn.inference.queries import Evidence, on_state
@@ -460,7 +461,6 @@ def credible_intervals(
     True
     """
     import pandas as pd
-    from tqdm.auto import tqdm
 
     m, eng, ev, dov = _setup(evidence, do, model)
     tl = _origin_list(m, eng, targets)
@@ -475,8 +475,7 @@ def credible_intervals(
     rng = np.random.default_rng(seed)
     tables = _draw_tables(m, eng, int(n_draws), rng, strength, default_strength)
     out = np.full((int(n_draws), len(tl)), np.nan)
-    for d in tqdm(range(int(n_draws)), desc="parameter draws", disable=not progress,
-                  leave=False):
+    for d in progress_bar(range(int(n_draws)), enabled=progress, desc="parameter draws"):
         try:
             post = eng.with_tables(tables[d]).posterior(ev, targets=tl, do=dov or None)
         except ImpossibleEvidenceError:
