@@ -8,8 +8,9 @@ import yaml
 
 from conftest import TINY_YAML, tiny_families
 from kneehip_bn import build_network, load_model
-from kneehip_bn.model.network import cpd_array, network_groups, noisy_or_array
-from kneehip_bn.model.spec import parse_spec
+from kneehip_bn.model.network import network_groups
+from kneehip_bn.model.tables import cpd_array, noisy_or_array
+from kneehip_bn.model.yamlio import parse_spec
 
 
 def test_tiny_tables_match_the_hand_typed_ones(tiny_spec):

@@ -25,7 +25,7 @@ from kneehip_bn import (
     set_row,
     validate_spec,
 )
-from kneehip_bn.model.spec import dump_spec, parse_spec
+from kneehip_bn.model.yamlio import dump_spec, parse_spec
 
 
 def variant(*pairs: tuple[str, str]) -> str:
@@ -490,8 +490,8 @@ def test_shipped_model_loads_from_an_installed_layout(tmp_path):
     (site / "kneehip_bn" / "data").mkdir()
     for src, dst in include.items():
         shutil.copy(REPO / src, site / dst)
-    code = ("import sys; sys.path.insert(0, sys.argv[1]); import kneehip_bn.model.spec as s; "
-            "p = s.default_model_path(); spec = s.load_spec(); print(p); print(len(spec.nodes)); "
+    code = ("import sys; sys.path.insert(0, sys.argv[1]); import kneehip_bn.model.spec as s; import kneehip_bn.model.yamlio as y; "
+            "p = s.default_model_path(); spec = y.load_spec(); print(p); print(len(spec.nodes)); "
             "print(s.shipped_model_path('knee_hip_basic'))")
     out = subprocess.run([sys.executable, "-c", code, str(site)], capture_output=True, text=True,
                          cwd=tmp_path, timeout=60)
@@ -504,7 +504,7 @@ def test_shipped_model_loads_from_an_installed_layout(tmp_path):
 
 def test_yaml_is_plain_data(shipped_spec):
     """What save_spec writes is readable by any YAML reader (safe_load)."""
-    from kneehip_bn.model.spec import spec_to_yaml
+    from kneehip_bn.model.yamlio import spec_to_yaml
 
     data = yaml.safe_load(spec_to_yaml(shipped_spec))
     assert data == dump_spec(shipped_spec)

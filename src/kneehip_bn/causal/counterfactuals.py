@@ -168,7 +168,7 @@ def structural_model(model: Any = None) -> CausalModel:
         mech = _Mech(v, list(eng.states[v]), list(eng.parents[v]), table)
         node = spec.nodes.get(v) if spec is not None else None
         if node is not None and node.noisy_or is not None and list(node.parents) == mech.parents:
-            from kneehip_bn.model.network import noisy_or_array
+            from kneehip_bn.model.tables import noisy_or_array
 
             if np.allclose(noisy_or_array(spec, node), table, atol=1e-12):
                 nor = node.noisy_or

@@ -387,8 +387,8 @@ def _applied_table(spec: Any, expr: str, p: Any, x: float) -> np.ndarray:
     (for a network without a model file: the parameter's own table function)."""
     if spec is None:
         return p.table(x)
-    from kneehip_bn.model.network import cpd_array
-    from kneehip_bn.model.spec import apply_overrides
+    from kneehip_bn.model.edit import apply_overrides
+    from kneehip_bn.model.tables import cpd_array
 
     edited = apply_overrides(spec, [expr])
     return cpd_array(edited, p.node)

@@ -904,7 +904,7 @@ def _families_from_pgmpy(model: Any):
 
 
 def _families_from_spec(spec: Any):
-    from kneehip_bn.model.network import cpd_array
+    from kneehip_bn.model.tables import cpd_array
 
     return [(name, n.states, n.parents, cpd_array(spec, n)) for name, n in spec.nodes.items()]
 
@@ -1306,7 +1306,8 @@ def get_engine(model: Any, refresh: bool = False) -> Engine:
     if isinstance(model, Engine):
         return model
     if not hasattr(model, "get_cpds"):  # ModelSpec
-        from kneehip_bn.model.spec import content_key, is_frozen, validate_spec
+        from kneehip_bn.model.spec import content_key, is_frozen
+        from kneehip_bn.model.validate import validate_spec
 
         key = content_key(model)
         hit = None if refresh else model.__dict__.get("_engine")

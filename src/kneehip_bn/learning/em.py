@@ -79,6 +79,7 @@ from kneehip_bn.io.audit import (
     merge_counts,
     read_counts,
 )
+from kneehip_bn.model.tables import exact_row
 
 __all__ = [
     "RELAX_PROBABILITY",
@@ -147,7 +148,7 @@ class _Family:
 
 
 def _families(spec, strength, strengths, freeze, noisy_or) -> list[_Family]:
-    from kneehip_bn.model.network import cpd_array
+    from kneehip_bn.model.tables import cpd_array
 
     fams = []
     for name, node in spec.nodes.items():
@@ -938,7 +939,8 @@ def _hist(it, ll, lprior, rel, secs) -> dict[str, Any]:
 
 # ============================================================================ output spec
 def _fitted_spec(spec, fams, params: _Params, meta: dict[str, Any]):
-    from kneehip_bn.model.spec import Leak, TableRow, validate_spec
+    from kneehip_bn.model.spec import Leak, TableRow
+    from kneehip_bn.model.validate import validate_spec
 
     new = copy.deepcopy(spec)
     for f in fams:
@@ -966,7 +968,7 @@ def _fitted_spec(spec, fams, params: _Params, meta: dict[str, Any]):
                 old = dict(row.probabilities)
                 mine = [r for r in relaxed if r["given"] == dict(row.given)]
                 _mark_fitted(row, old, dict(info, relaxed=mine) if mine else info)
-                row.probabilities = _exact_row(node.states, theta[(slice(None), *idx)])
+                row.probabilities = exact_row(node.states, theta[(slice(None), *idx)])
         else:  # noisy-OR turned into a full table
             nor = node.noisy_or
             srcs = sorted({nor.leak.source, *(ln.source for ln in nor.links)})
@@ -976,7 +978,7 @@ def _fitted_spec(spec, fams, params: _Params, meta: dict[str, Any]):
                 given = {q: new.nodes[q].states[i] for q, i in zip(node.parents, idx)}
                 expert = {s: float(f.expert[(k, *idx)]) for k, s in enumerate(node.states)}
                 r = TableRow(source="fitted", given=given,
-                             probabilities=_exact_row(node.states, theta[(slice(None), *idx)]))
+                             probabilities=exact_row(node.states, theta[(slice(None), *idx)]))
                 r.fitted = dict(info, expert=expert, expert_source=expert_source)
                 rows.append(r)
             node.table = rows
@@ -992,13 +994,6 @@ def _num(x: float) -> float | int:
 def _mark_fitted(entry, expert, info) -> None:
     entry.fitted = dict(info, expert=expert, expert_source=entry.source)
     entry.source = "fitted"
-
-
-def _exact_row(states, probs) -> dict[str, float]:
-    vals = [float(x) for x in probs]
-    big = int(np.argmax(vals))
-    vals[big] = 1.0 - math.fsum(v for i, v in enumerate(vals) if i != big)
-    return dict(zip(states, vals))
 
 
 # ============================================================================ estimator
@@ -1295,7 +1290,7 @@ class PriorFitter:
 
     def save(self, path: str | os.PathLike[str], overwrite: bool = False) -> Path:
         """Write the fitted model file (atomically; refuses to overwrite unless asked)."""
-        from kneehip_bn.model.spec import save_spec
+        from kneehip_bn.model.yamlio import save_spec
 
         self._check_fitted()
         if self.expert_spec_.path and Path(path).resolve() == Path(self.expert_spec_.path).resolve() \

@@ -27,8 +27,10 @@ from typing import Any
 import numpy as np
 
 from kneehip_bn.errors import KneeHipError, ParameterError
-from kneehip_bn.model.network import cpd_array, network_fingerprint
-from kneehip_bn.model.spec import ModelSpec, load_spec
+from kneehip_bn.model.network import network_fingerprint
+from kneehip_bn.model.spec import ModelSpec
+from kneehip_bn.model.tables import cpd_array
+from kneehip_bn.model.yamlio import load_spec
 
 __all__ = ["as_model", "model_spec", "spec_or_none", "stale_table"]
 

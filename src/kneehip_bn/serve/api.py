@@ -190,7 +190,7 @@ class OverrideCache:
         """The spec with ``edits`` applied (the base spec for none)."""
         if not edits:
             return self.spec
-        from kneehip_bn.model.spec import apply_overrides
+        from kneehip_bn.model.edit import apply_overrides
 
         key = tuple(edits)
         with self._lock:

@@ -143,7 +143,8 @@ def create_app(model: Any = None, *, cases: list[str] | None = None,
     starlette.applications.Starlette
         Serve it with uvicorn (``kneehip serve`` does).
     """
-    from kneehip_bn.model.spec import ModelSpec, load_spec
+    from kneehip_bn.model.spec import ModelSpec
+    from kneehip_bn.model.yamlio import load_spec
 
     spec = model if isinstance(model, ModelSpec) else load_spec(model)
     # quick answers on the event loop, slow ones in a worker process (see .lanes)

@@ -565,8 +565,8 @@ def _as_list(x: Any) -> list[Any]:
 
 
 def _spec_for_edit(m: Any, eng: Engine, where: str) -> Any:
-    from kneehip_bn.model.network import cpd_array
     from kneehip_bn.model.spec import ModelSpec
+    from kneehip_bn.model.tables import cpd_array
 
     if isinstance(m, ModelSpec):
         return m
@@ -634,7 +634,7 @@ def what_if(
     """
     import pandas as pd
 
-    from kneehip_bn.model.spec import apply_overrides
+    from kneehip_bn.model.edit import apply_overrides
 
     m = as_model(model)
     eng = get_engine(m)

@@ -38,6 +38,7 @@ from kneehip_bn._util.progress import progress_bar
 from kneehip_bn.errors import EvidenceError, ImpossibleEvidenceError, KneeHipError, UnknownNameError
 from kneehip_bn.inference.engine import Engine, get_engine
 from kneehip_bn.inference.queries import Evidence, on_state
+from kneehip_bn.model.tables import noisy_or_array
 from kneehip_bn.teaching.reasoning import (
     _codes,
     _family_table,
@@ -89,7 +90,7 @@ def _row_setter(base: np.ndarray, idx: tuple[int, ...], j: int) -> Callable[[flo
 
 
 def _spec_params(spec: Any) -> list[_Param]:
-    from kneehip_bn.model.network import cpd_array, noisy_or_array
+    from kneehip_bn.model.tables import cpd_array, noisy_or_array
 
     out: list[_Param] = []
     for name, node in spec.nodes.items():
@@ -339,7 +340,7 @@ def sensitivity(
 def _draw_tables(m: Any, eng: Engine, n: int, rng: np.random.Generator,
                  strength: float | None, default_strength: float) -> list[dict[str, np.ndarray]]:
     """``n`` random sets of tables (one dict per draw)."""
-    from kneehip_bn.model.network import cpd_array
+    from kneehip_bn.model.tables import cpd_array
 
     spec = _spec_of(m)
     draws: list[dict[str, np.ndarray]] = [{} for _ in range(n)]
@@ -385,23 +386,8 @@ def _draw_tables(m: Any, eng: Engine, n: int, rng: np.random.Generator,
 def _noisy_or_tables(spec: Any, node: Any, leaks: np.ndarray,
                      links: Sequence[np.ndarray]) -> np.ndarray:
     """Noisy-OR tables for many (leak, links) draws at once, shape (n, 2, *parent_cards)
-    (as :func:`~kneehip_bn.model.network.noisy_or_array`, one per draw)."""
-    nor = node.noisy_or
-    n = len(leaks)
-    cards = [len(spec.nodes[p].states) for p in node.parents]
-    off = np.broadcast_to((1.0 - leaks).reshape(n, *[1] * len(cards)), (n, *cards)).copy()
-    for ln, lp in zip(nor.links, links):
-        axis = node.parents.index(ln.parent)
-        factor = np.ones((n, cards[axis]))
-        factor[:, spec.nodes[ln.parent].states.index(ln.when)] = 1.0 - lp
-        shape = [n] + [1] * len(cards)
-        shape[axis + 1] = cards[axis]
-        off = off * factor.reshape(shape)
-    on = node.states.index(nor.on_state)
-    out = np.empty((n, 2, *cards))
-    out[:, on] = 1.0 - off
-    out[:, 1 - on] = off
-    return out
+    (:func:`~kneehip_bn.model.tables.noisy_or_array` with drawn values)."""
+    return noisy_or_array(spec, node, leak=leaks, links=links)
 
 
 def credible_intervals(
