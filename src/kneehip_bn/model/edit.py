@@ -5,8 +5,8 @@ A validated :class:`~kneehip_bn.ModelSpec` is read-only. :func:`set_row`,
 changed entry with ``source: user`` and an ``edited`` record (the previous value and
 source, the date), and validate the copy. :func:`apply_overrides` reads the ``--set``
 forms of the command line. A partial distribution keeps the proportions of the states it
-does not name, and every edited row sums to exactly 1
-(:func:`kneehip_bn.model.tables.exact_row`).
+does not name, and every edited row sums to 1 (the residue of rounding on its largest state,
+:func:`kneehip_bn.model.tables.exact_row`).
 
 Examples
 --------

@@ -3,8 +3,8 @@
 - :func:`cpd_array`: P(node | parents) of any node as one array;
 - :func:`noisy_or_array`: the full table of a noisy-OR node, for its own leak and links or
   for many drawn (leak, links) at once (the credible intervals draw thousands);
-- :func:`exact_row`: the one "sums to exactly 1" fix of a distribution computed in floating
-  point (edits, EM and the perturbed models of the simulator all write rows through it).
+- :func:`exact_row`: the one "sums to 1" fix of a distribution computed in floating point
+  (edits, EM and the perturbed models of the simulator all write rows through it).
 
 Examples
 --------
@@ -102,11 +102,11 @@ def cpd_array(spec: ModelSpec, node: str | NodeSpec) -> np.ndarray:
 
 def exact_row(states: Sequence[str], probs: Iterable[float],
               among: Iterable[str] | None = None) -> dict[str, float]:
-    """``{state: p}`` summing to exactly 1: the rounding residue goes to the largest state.
+    """``{state: p}`` summing to 1: the rounding residue goes to the largest state.
 
     The largest of ``among`` (default: every state; ties: the first) is replaced by one
-    minus the exact (``math.fsum``) sum of the others, so a row computed in floating
-    point validates with no tolerance to spare.
+    minus the exact (``math.fsum``) sum of the others, so the row sums to 1 up to that
+    one rounding, however it was computed.
 
     Parameters
     ----------
