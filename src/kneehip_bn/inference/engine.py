@@ -615,7 +615,7 @@ class Engine:
         """A copy with some conditional tables replaced, sharing the compiled junction tree.
 
         ``tables`` maps a node to its new table, shape ``(card, *parent_cards)`` with the
-        parents in ``self.parents[node]`` order (as :func:`~kneehip_bn.model.network.cpd_array`).
+        parents in ``self.parents[node]`` order (as :func:`~kneehip_bn.model.tables.cpd_array`).
         Nothing is recompiled, so many parameter settings (sensitivity analysis, parameter
         uncertainty) cost one pass each. Tables are not checked to sum to one.
         """

@@ -23,7 +23,7 @@ from kneehip_bn.model.spec import ModelSpec
 from kneehip_bn.model.tables import cpd_array
 from kneehip_bn.model.yamlio import load_spec
 
-if TYPE_CHECKING:  # pgmpy is imported lazily: it costs ~1.5 s
+if TYPE_CHECKING:  # pgmpy is imported lazily: its import is slow and off the query path
     from pgmpy.models import DiscreteBayesianNetwork
 
 __all__ = ["build_network", "load_model", "network_fingerprint", "network_groups"]

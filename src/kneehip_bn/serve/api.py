@@ -161,7 +161,7 @@ class OverrideCache:
     """The server's model with ``set`` edits applied, the last ``size`` edit lists kept.
 
     A slider on the page sends the same few edits again and again; each distinct list of
-    edits is applied (:func:`~kneehip_bn.model.spec.apply_overrides`) and compiled once.
+    edits is applied (:func:`~kneehip_bn.model.edit.apply_overrides`) and compiled once.
     """
 
     def __init__(self, spec: Any, size: int = 64, results: int = 512) -> None:
