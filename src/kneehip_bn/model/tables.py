@@ -61,26 +61,29 @@ def noisy_or_array(spec: ModelSpec, node: NodeSpec, leak: Any = None,
     """
     nor = node.noisy_or
     assert nor is not None
-    one = leak is None
-    if one:
-        leak = [float(nor.leak.p)]
-        links = [[float(ln.p)] for ln in nor.links]
-    leaks = np.asarray(leak, dtype=float)
-    n = len(leaks)
+    lead: tuple[int, ...] = () if leak is None else (len(leak),)  # the draws' axis, if any
+    if leak is None:
+        off_leak: Any = 1.0 - float(nor.leak.p)
+        ps: list[Any] = [float(ln.p) for ln in nor.links]
+    else:
+        off_leak = (1.0 - np.asarray(leak, dtype=float)).reshape(*lead, *[1] * len(node.parents))
+        ps = [np.asarray(x, dtype=float) for x in links or ()]
     cards = [len(spec.nodes[p].states) for p in node.parents]
-    off = np.broadcast_to((1.0 - leaks).reshape(n, *[1] * len(cards)), (n, *cards)).copy()
-    for ln, lp in zip(nor.links, links or ()):
+    off = np.empty((*lead, *cards))
+    off[...] = off_leak
+    for ln, lp in zip(nor.links, ps):
         axis = node.parents.index(ln.parent)
-        factor = np.ones((n, cards[axis]))
-        factor[:, spec.nodes[ln.parent].states.index(ln.when)] = 1.0 - np.asarray(lp, dtype=float)
-        shape = [n] + [1] * len(cards)
-        shape[axis + 1] = cards[axis]
+        factor = np.ones((*lead, cards[axis]))
+        factor[..., spec.nodes[ln.parent].states.index(ln.when)] = 1.0 - lp
+        shape = [*lead] + [1] * len(cards)
+        shape[len(lead) + axis] = cards[axis]
         off = off * factor.reshape(shape)
-    on = node.states.index(nor.on_state)
-    out = np.empty((n, 2, *cards))
-    out[:, on] = 1.0 - off
-    out[:, 1 - on] = off
-    return out[0] if one else out
+    on = (slice(None),) * len(lead) + (node.states.index(nor.on_state),)
+    off_state = (slice(None),) * len(lead) + (1 - on[-1],)
+    out = np.empty((*lead, 2, *cards))
+    out[on] = 1.0 - off
+    out[off_state] = off
+    return out
 
 
 def cpd_array(spec: ModelSpec, node: str | NodeSpec) -> np.ndarray:
