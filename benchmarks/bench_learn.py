@@ -82,7 +82,7 @@ def _fmt(t: float | None) -> str:
 
 
 def _pseudo_counts(spec):
-    from kneehip_bn.model.network import cpd_array
+    from kneehip_bn.model.tables import cpd_array
 
     out = {}
     for name, node in spec.nodes.items():

@@ -23,21 +23,12 @@ from kneehip_bn.errors import (
 )
 from kneehip_bn.inference.engine import Engine, get_engine
 from kneehip_bn.inference.queries import Diagnosis, diagnose, query
+from kneehip_bn.model.edit import apply_overrides, set_leak, set_link, set_prior, set_row
 from kneehip_bn.model.network import build_network, load_model
 from kneehip_bn.model.readwrite import export_network, read_network
-from kneehip_bn.model.spec import (
-    SHIPPED_MODELS,
-    ModelSpec,
-    apply_overrides,
-    load_spec,
-    save_spec,
-    set_leak,
-    set_link,
-    set_prior,
-    set_row,
-    shipped_model_path,
-    validate_spec,
-)
+from kneehip_bn.model.spec import SHIPPED_MODELS, ModelSpec, shipped_model_path
+from kneehip_bn.model.validate import validate_spec
+from kneehip_bn.model.yamlio import load_spec, save_spec
 
 # --- learning: audit data, fitting, simulation, batch posteriors (cli_learn) ---
 # isort: split

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 __all__ = [
     "DataError",
@@ -28,10 +29,10 @@ __all__ = [
     "NotFittedError",
     "OutputExistsError",
     "ParameterError",
+    "Problem",
     "UnknownNameError",
     "WriteError",
     "closest",
-    "format_problem",
 ]
 
 
@@ -45,22 +46,43 @@ def closest(name: str, choices: Iterable[str]) -> str | None:
     return matches[0] if matches else None
 
 
-def format_problem(
-    where: str, expected: str | None = None, found: object = None, hint: str | None = None
-) -> str:
-    """Format one problem as ``where: expected X, found Y; hint``."""
-    parts = [where]
-    detail = []
-    if expected is not None:
-        detail.append(f"expected {expected}")
-    if found is not None:
-        detail.append(f"found {found}")
-    msg = where
-    if detail:
-        msg = f"{parts[0]}: " + ", ".join(detail)
-    if hint:
-        msg += f"; {hint}"
-    return msg
+@dataclass(frozen=True)
+class Problem:
+    """One problem found in an input: where, what was expected, what was found, a hint.
+
+    The one record of a problem: :class:`ModelFileError` keeps its problems as records
+    (``err.records``) and shows each as one line, ``str(problem)``.
+
+    Parameters
+    ----------
+    where : str
+        The place, as a path into the input (``nodes.knee_pain.noisy_or.leak.p``).
+    expected : str
+        What a valid input has there.
+    found : str
+        What this input has there, as shown to the user (the model file shows the
+        ``repr`` of the value, cut short).
+    hint : str, optional
+        What to do about it (``did you mean 'present'?``).
+    line : int, optional
+        The line of the input file, when known.
+
+    Examples
+    --------
+    >>> print(Problem("nodes.a.states", "unique labels", "['x', 'x']", line=12))
+    at nodes.a.states (line 12): expected unique labels, found ['x', 'x']
+    """
+
+    where: str
+    expected: str
+    found: str
+    hint: str | None = None
+    line: int | None = None
+
+    def __str__(self) -> str:
+        at = f"{self.where} (line {self.line})" if self.line else self.where
+        msg = f"at {at}: expected {self.expected}, found {self.found}"
+        return f"{msg}; {self.hint}" if self.hint else msg
 
 
 class KneeHipError(Exception):
@@ -70,13 +92,16 @@ class KneeHipError(Exception):
 class ModelFileError(KneeHipError, ValueError):
     """A model file (or model specification) is malformed or inconsistent.
 
-    ``problems`` lists every problem found, each as one readable line.
+    ``problems`` lists every problem found, each as one readable line; ``records`` holds
+    those that came as :class:`Problem` records (every problem of a model file does).
     """
 
-    def __init__(self, problems: Sequence[str] | str, source: str | None = None):
-        if isinstance(problems, str):
+    def __init__(self, problems: Sequence[str | Problem] | str | Problem,
+                 source: str | None = None):
+        if isinstance(problems, (str, Problem)):
             problems = [problems]
-        self.problems = list(problems)
+        self.records = [p for p in problems if isinstance(p, Problem)]
+        self.problems = [str(p) for p in problems]
         self.source = source
         head = f"model file {source}" if source else "model specification"
         if len(self.problems) == 1:
@@ -114,7 +139,9 @@ class UnknownNameError(KneeHipError, KeyError):
         guess = closest(name, choices)
         hint = f"did you mean '{guess}'?" if guess else None
         prefix = f"{where}: " if where else ""
-        msg = prefix + format_problem(f"unknown {kind} '{name}'", f"one of {shown}", None, hint)
+        msg = f"{prefix}unknown {kind} '{name}': expected one of {shown}"
+        if hint:
+            msg += f"; {hint}"
         return cls(msg, name=name, choices=choices)
 
 

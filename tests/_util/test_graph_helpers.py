@@ -10,8 +10,12 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kneehip_bn.inference.engine import maximum_spanning_tree, topological_order
-from kneehip_bn.model.spec import find_cycle
+from kneehip_bn._util.graph import (
+    directed_paths,
+    find_cycle,
+    maximum_spanning_tree,
+    topological_order,
+)
 
 SEEDS = st.integers(min_value=0, max_value=2**32 - 1)
 
@@ -60,3 +64,31 @@ def test_find_cycle_agrees_with_networkx(seed):
         a, b = next(iter(g.edges()))
         with pytest.raises(ValueError, match="cycle"):
             topological_order(list(parents), [*g.edges(), (b, a)])
+
+
+@given(seed=SEEDS)
+def test_directed_paths_equal_networkx_simple_paths(seed):
+    rng = np.random.default_rng(seed)
+    n = int(rng.integers(2, 9))
+    names = [f"v{i}" for i in range(n)]
+    edges = [(names[i], names[j]) for i, j in itertools.combinations(range(n), 2)
+             if rng.random() < 0.4]
+    g = nx.DiGraph()
+    g.add_nodes_from(names)
+    g.add_edges_from(edges)
+    children = {v: list(g.successors(v)) for v in names}
+    a, b = names[0], names[-1]
+    got = directed_paths(children, a, b)
+    assert sorted(map(tuple, got)) == sorted(map(tuple, nx.all_simple_paths(g, a, b)))
+    assert [len(p) for p in got] == sorted(len(p) for p in got)  # shortest first
+
+
+def test_graph_helpers_do_not_import_networkx():
+    import subprocess
+    import sys
+
+    code = ("import sys; import kneehip_bn._util.graph; "
+            "print('networkx' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True)
+    assert out.stdout.strip() == "False"

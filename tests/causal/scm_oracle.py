@@ -198,6 +198,6 @@ def chain_spec_file(tmp_path: Path):
 
 def cpd(spec, n):
     """P(n | parents) of a model file, through kneehip_bn (for the BruteForce oracle)."""
-    from kneehip_bn.model.network import cpd_array
+    from kneehip_bn.model.tables import cpd_array
 
     return cpd_array(spec, n)

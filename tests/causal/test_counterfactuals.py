@@ -301,7 +301,7 @@ def test_counterfactual_random_noisy_or_networks(seed):
     """Random small networks mixing noisy-OR nodes (links on multi-state parents included)
     and full tables, written as a model file, against the exogenous enumeration."""
     from kneehip_bn import counterfactual
-    from kneehip_bn.model.spec import parse_spec
+    from kneehip_bn.model.yamlio import parse_spec
 
     rng = np.random.default_rng(100 + seed)
     nodes, mechs = {}, {}

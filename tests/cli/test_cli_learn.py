@@ -16,7 +16,7 @@ import pytest
 from basic import BASIC, main_basic
 from kneehip_bn import load_spec
 from kneehip_bn.learning.em import batch_posteriors
-from kneehip_bn.model.network import cpd_array
+from kneehip_bn.model.tables import cpd_array
 
 DATA = Path(__file__).resolve().parents[2] / "data"
 

@@ -84,7 +84,7 @@ def test_a_huge_seed_in_range_is_accepted(tmp_path, capsys):
 
 # ------------------------------------------------------------------ conflict
 def _families(spec):
-    from kneehip_bn.model.network import cpd_array
+    from kneehip_bn.model.tables import cpd_array
 
     return [(n, s.states, s.parents, cpd_array(spec, n)) for n, s in spec.nodes.items()]
 

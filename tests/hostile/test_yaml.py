@@ -235,7 +235,7 @@ def test_damaged_model_file_property(tmp_path_factory, data):
     else:  # the exact answer: what a plain YAML reader gives, parsed the same way
         import yaml
 
-        from kneehip_bn.model.spec import parse_spec
+        from kneehip_bn.model.yamlio import parse_spec
 
         assert spec == parse_spec(yaml.safe_load(text))
     assert f.read_bytes() == raw

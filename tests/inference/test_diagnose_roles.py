@@ -46,7 +46,7 @@ def exogenous_oracle(spec) -> BruteForce:
     and the finding is the deterministic OR of its switches: the causal reading of a
     noisy-OR, written independently of the package's tables.
     """
-    from kneehip_bn.model.network import cpd_array
+    from kneehip_bn.model.tables import cpd_array
 
     fams = []
     for name, node in spec.nodes.items():

@@ -470,7 +470,7 @@ def test_fit_from_generalised_counts_stays_close_to_the_fit_from_rows(basic):
     0.055, mean 0.007. Generalisation blanks the rare patterns' cells, so the blanks are
     not at random and EM is pulled somewhat: the bounds below are what it must not exceed.
     """
-    from kneehip_bn.model.network import cpd_array
+    from kneehip_bn.model.tables import cpd_array
 
     cols = ["age_group", "activity_level", "knee_pain", "hip_pain", "low_back_pain",
             "radiating_leg_pain", "knee_effusion", "antalgic_gait_observed"]

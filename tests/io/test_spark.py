@@ -19,7 +19,7 @@ from kneehip_bn import DataError, KneeHipError, cli, load_spec
 from kneehip_bn.io.audit import audit_counts, read_counts
 from kneehip_bn.learning.em import PriorFitter, batch_posteriors
 from kneehip_bn.learning.simulate import simulate_audit
-from kneehip_bn.model.network import cpd_array
+from kneehip_bn.model.tables import cpd_array
 
 pytest.importorskip("pyspark", reason="pyspark (the spark extra) is not installed")
 pytestmark = [pytest.mark.filterwarnings("ignore:PySpark does not yet fully support pandas"),

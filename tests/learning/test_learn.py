@@ -37,7 +37,7 @@ from kneehip_bn.learning.em import (
     write_batch_posteriors,
 )
 from kneehip_bn.learning.simulate import forward_sample, perturb_model, simulate_audit
-from kneehip_bn.model.network import cpd_array
+from kneehip_bn.model.tables import cpd_array
 
 warnings.filterwarnings("ignore", category=FutureWarning)
 

@@ -30,7 +30,7 @@ from kneehip_bn.learning.em import (
     write_batch_posteriors,
 )
 from kneehip_bn.learning.simulate import forward_sample, simulate_audit
-from kneehip_bn.model.network import cpd_array
+from kneehip_bn.model.tables import cpd_array
 from oracle import BruteForce, random_dag_families
 
 SEEDS = st.integers(min_value=0, max_value=2**32 - 1)

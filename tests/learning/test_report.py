@@ -24,7 +24,7 @@ from kneehip_bn.learning.report import (
     dirichlet_multinomial_logpmf,
 )
 from kneehip_bn.learning.simulate import forward_sample, simulate_audit
-from kneehip_bn.model.spec import set_prior
+from kneehip_bn.model.edit import set_prior
 
 
 @pytest.fixture(scope="module")

@@ -19,7 +19,7 @@ from kneehip_bn.learning.simulate import (
     perturb_model,
     simulate_audit,
 )
-from kneehip_bn.model.network import cpd_array
+from kneehip_bn.model.tables import cpd_array
 
 
 @pytest.fixture(scope="module")

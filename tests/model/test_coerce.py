@@ -41,8 +41,8 @@ def test_an_in_place_edit_of_a_cpd_is_seen():
 
 
 def test_a_network_built_elsewhere_has_no_spec():
-    from pgmpy.models import DiscreteBayesianNetwork
     from pgmpy.factors.discrete import TabularCPD
+    from pgmpy.models import DiscreteBayesianNetwork
 
     net = DiscreteBayesianNetwork([("a", "b")])
     net.add_cpds(TabularCPD("a", 2, [[0.5], [0.5]]),

@@ -4,45 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-import yaml
 
-from conftest import TINY_YAML, tiny_families
 from kneehip_bn import build_network, load_model
-from kneehip_bn.model.network import cpd_array, network_groups, noisy_or_array
-from kneehip_bn.model.spec import parse_spec
-
-
-def test_tiny_tables_match_the_hand_typed_ones(tiny_spec):
-    for var, states, parents, table in tiny_families():
-        assert tiny_spec.nodes[var].states == states
-        assert tiny_spec.nodes[var].parents == parents
-        np.testing.assert_allclose(cpd_array(tiny_spec, var), table, atol=1e-15, err_msg=var)
-
-
-def test_noisy_or_with_multi_state_parent_and_custom_on_state():
-    """P(off | u) = (1 - leak) * prod (1 - p) over active links, worked by hand."""
-    data = yaml.safe_load(TINY_YAML)
-    data["nodes"]["alarm"] = {
-        "group": "finding", "states": ["ringing", "quiet"], "parents": ["pain_level", "limp"],
-        "noisy_or": {"on_state": "ringing", "leak": {"p": 0.1, "source": "guess"}, "links": [
-            {"parent": "pain_level", "when": "mild", "p": 0.2, "source": "guess"},
-            {"parent": "pain_level", "when": "severe", "p": 0.6, "source": "guess"},
-            {"parent": "limp", "p": 0.5, "source": "guess"}]}}
-    spec = parse_spec(data)
-    arr = noisy_or_array(spec, spec.nodes["alarm"])
-    assert arr.shape == (2, 3, 2)
-    # quiet = off; axes (state, pain_level, limp)
-    off = {("none", "absent"): 0.9, ("mild", "absent"): 0.9 * 0.8, ("severe", "absent"): 0.9 * 0.4,
-           ("none", "present"): 0.9 * 0.5, ("mild", "present"): 0.9 * 0.8 * 0.5,
-           ("severe", "present"): 0.9 * 0.4 * 0.5}
-    for (pl, lp), q in off.items():
-        i, j = ["none", "mild", "severe"].index(pl), ["absent", "present"].index(lp)
-        assert arr[1, i, j] == pytest.approx(q, abs=1e-15)
-        assert arr[0, i, j] == pytest.approx(1 - q, abs=1e-15)
-    model = build_network(spec)
-    cpd = model.get_cpds("alarm")
-    assert cpd.get_value(alarm="quiet", pain_level="severe", limp="present") == pytest.approx(
-        0.18, abs=1e-15)
+from kneehip_bn.model.network import network_groups
 
 
 def test_build_network_is_a_real_checked_pgmpy_network(tiny_spec):

@@ -25,7 +25,7 @@ from kneehip_bn import (
     load_spec,
     sensitivity,
 )
-from kneehip_bn.model.network import cpd_array, noisy_or_array
+from kneehip_bn.model.tables import cpd_array, noisy_or_array
 from kneehip_bn.teaching.robustness import (
     _draw_tables,
     _noisy_or_tables,

@@ -64,7 +64,7 @@ from kneehip_bn.inference.queries import (
     resolve_evidence,
     spec_or_none,
 )
-from kneehip_bn.model.network import noisy_or_array
+from kneehip_bn.model.tables import noisy_or_array
 from kneehip_bn.teaching.common import family_table
 
 __all__ = [

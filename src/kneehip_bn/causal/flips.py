@@ -45,8 +45,9 @@ from kneehip_bn.causal.common import format_evidence, setup_case, text_with_flag
 from kneehip_bn.errors import EvidenceError, ImpossibleEvidenceError, KneeHipError, UnknownNameError
 from kneehip_bn.inference.engine import Engine
 from kneehip_bn.inference.queries import node_groups, on_state
-from kneehip_bn.model.network import cpd_array
-from kneehip_bn.model.spec import ModelSpec, apply_overrides
+from kneehip_bn.model.edit import apply_overrides
+from kneehip_bn.model.spec import ModelSpec
+from kneehip_bn.model.tables import cpd_array
 from kneehip_bn.teaching.common import evidence_codes, origin_list
 from kneehip_bn.teaching.robustness import beta_interval, parameters_of
 

@@ -58,7 +58,8 @@ def _common_parents() -> dict[str, argparse.ArgumentParser]:
 
 def load_for_cli(args: argparse.Namespace) -> Any:
     """The ModelSpec named by ``--model`` with ``--set`` overrides applied."""
-    from kneehip_bn.model.spec import apply_overrides, load_spec
+    from kneehip_bn.model.edit import apply_overrides
+    from kneehip_bn.model.yamlio import load_spec
 
     spec = load_spec(args.model)
     if getattr(args, "overrides", None):
@@ -167,7 +168,7 @@ def cmd_graph(args: argparse.Namespace) -> int:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     from kneehip_bn.model.network import build_network
-    from kneehip_bn.model.spec import load_spec
+    from kneehip_bn.model.yamlio import load_spec
 
     path = args.model_file if args.model_file is not None else args.model
     spec = load_spec(path)
@@ -208,7 +209,8 @@ def cmd_sources(args: argparse.Namespace) -> int:
 
 
 def cmd_models(args: argparse.Namespace) -> int:
-    from kneehip_bn.model.spec import SHIPPED_MODELS, load_spec, shipped_model_path
+    from kneehip_bn.model.spec import SHIPPED_MODELS, shipped_model_path
+    from kneehip_bn.model.yamlio import load_spec
 
     rows = []
     for name in SHIPPED_MODELS:

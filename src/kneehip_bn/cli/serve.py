@@ -65,7 +65,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
         return 1
     if not 0 < args.port < 65536:
         raise EvidenceError(f"--port: expected a port between 1 and 65535, found {args.port}")
-    from kneehip_bn.model.spec import load_spec
+    from kneehip_bn.model.yamlio import load_spec
     from kneehip_bn.serve import create_app
 
     spec = load_spec(args.model)

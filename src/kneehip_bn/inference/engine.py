@@ -44,6 +44,7 @@ from typing import Any
 
 import numpy as np
 
+from kneehip_bn._util.graph import maximum_spanning_tree, topological_order
 from kneehip_bn.errors import (
     EvidenceError,
     ImpossibleEvidenceError,
@@ -614,7 +615,7 @@ class Engine:
         """A copy with some conditional tables replaced, sharing the compiled junction tree.
 
         ``tables`` maps a node to its new table, shape ``(card, *parent_cards)`` with the
-        parents in ``self.parents[node]`` order (as :func:`~kneehip_bn.model.network.cpd_array`).
+        parents in ``self.parents[node]`` order (as :func:`~kneehip_bn.model.tables.cpd_array`).
         Nothing is recompiled, so many parameter settings (sensitivity analysis, parameter
         uncertainty) cost one pass each. Tables are not checked to sum to one.
         """
@@ -903,7 +904,7 @@ def _families_from_pgmpy(model: Any):
 
 
 def _families_from_spec(spec: Any):
-    from kneehip_bn.model.network import cpd_array
+    from kneehip_bn.model.tables import cpd_array
 
     return [(name, n.states, n.parents, cpd_array(spec, n)) for name, n in spec.nodes.items()]
 
@@ -914,37 +915,6 @@ def _impossible(evidence, do) -> ImpossibleEvidenceError:
     return ImpossibleEvidenceError(
         f"impossible evidence{extra}: the model gives probability zero to {ev}; expected "
         "findings the model allows; check for contradictory findings or a zero in a table")
-
-
-def topological_order(nodes: Sequence[str], edges: Sequence[tuple[str, str]]) -> list[str]:
-    """Parents before children, ties by name (as ``networkx.lexicographical_topological_sort``);
-    ``ValueError`` on a cycle.
-
-    Examples
-    --------
-    >>> topological_order(["c", "b", "a"], [("c", "a")])
-    ['b', 'c', 'a']
-    """
-    import heapq
-
-    indeg = {v: 0 for v in nodes}
-    kids: dict[str, list[str]] = {v: [] for v in nodes}
-    for a, b in edges:
-        kids[a].append(b)
-        indeg[b] += 1
-    ready = [v for v, d in indeg.items() if d == 0]
-    heapq.heapify(ready)
-    out = []
-    while ready:
-        v = heapq.heappop(ready)
-        out.append(v)
-        for w in kids[v]:
-            indeg[w] -= 1
-            if indeg[w] == 0:
-                heapq.heappush(ready, w)
-    if len(out) != len(indeg):
-        raise ValueError("the graph has a cycle")
-    return out
 
 
 def _gib(n: int) -> str:
@@ -997,41 +967,6 @@ def _junction_tree(
             pen = 0.0 if leaves is None else len((cliques[i] | cliques[j]) & leaves) / scale
             edges.append((i, j, len(sep) - pen))
     return [set(c) for c in cliques], maximum_spanning_tree(len(cliques), edges)
-
-
-def maximum_spanning_tree(n: int, edges: Sequence[tuple[int, int, float]]
-                          ) -> list[tuple[int, int]]:
-    """Kruskal's maximum spanning forest of nodes ``0..n-1``, edges in the order
-    ``networkx.maximum_spanning_tree(g).edges()`` lists them (ties broken alike), without
-    importing networkx (it costs 0.2 s of every cold start).
-
-    Examples
-    --------
-    >>> maximum_spanning_tree(3, [(0, 1, 1.0), (0, 2, 2.0), (1, 2, 2.0)])
-    [(0, 2), (1, 2)]
-    """
-    root = list(range(n))
-
-    def find(x: int) -> int:
-        while root[x] != x:
-            root[x] = root[root[x]]
-            x = root[x]
-        return x
-
-    adj: dict[int, list[int]] = {i: [] for i in range(n)}
-    for i, j, _ in sorted(edges, key=lambda e: -e[2]):  # stable: ties keep their order
-        a, b = find(i), find(j)
-        if a != b:
-            root[a] = b
-            adj[i].append(j)
-            adj[j].append(i)
-    out, seen = [], set()
-    for u in range(n):
-        for v in adj[u]:
-            if v not in seen:
-                out.append((u, v))
-        seen.add(u)
-    return out
 
 
 def _merge_cliques(cliques, edges, card, max_states):
@@ -1371,7 +1306,8 @@ def get_engine(model: Any, refresh: bool = False) -> Engine:
     if isinstance(model, Engine):
         return model
     if not hasattr(model, "get_cpds"):  # ModelSpec
-        from kneehip_bn.model.spec import content_key, is_frozen, validate_spec
+        from kneehip_bn.model.spec import content_key, is_frozen
+        from kneehip_bn.model.validate import validate_spec
 
         key = content_key(model)
         hit = None if refresh else model.__dict__.get("_engine")

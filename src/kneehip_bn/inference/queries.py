@@ -491,7 +491,7 @@ def explained_by(eng: Engine, spec: Any, ev: Mapping[str, str],
     links for several states) and ``leak``. A finding can have several active causes at
     once, so the probabilities need not add up to 1.
     """
-    from kneehip_bn.model.network import cpd_array
+    from kneehip_bn.model.tables import cpd_array
 
     present = []
     for f, state in ev.items():

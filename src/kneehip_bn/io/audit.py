@@ -1763,25 +1763,6 @@ def group_patterns(
 # ============================================================================ counts
 # shareable counts live in kneehip_bn.io.counts (verified files, DuckDB/SQL counting,
 # minimum counts); re-exported here, where they have always been imported from
-class _NoBar:
-    """Stands in for a disabled tqdm bar."""
-
-    def update(self, n: int = 1) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-
-def _bar(progress: bool | None, desc: str, total: int | None = None, unit: str = "it"):
-    """A tqdm bar, or a no-op one when ``progress`` is off (tqdm costs 0.15 s to import)."""
-    if not progress:
-        return _NoBar()
-    from tqdm.auto import tqdm
-
-    return tqdm(total=total, desc=desc, unit=unit, leave=False)
-
-
 from kneehip_bn.io.counts import (  # noqa: E402, F401  (counts imports this module's encoder lazily)
     COUNT_COLUMN,
     COUNTS_FORMAT,

@@ -43,6 +43,7 @@ from typing import Any
 
 import numpy as np
 
+from kneehip_bn._util.progress import progress_bar
 from kneehip_bn.errors import DataError
 
 __all__ = ["COUNTS_FORMAT", "AuditCounts", "audit_counts", "generalise", "merge_counts",
@@ -441,12 +442,12 @@ def audit_counts(
 
 
 def _pandas_counts(data, m, mp, name, table, sql, chunksize, progress) -> AuditCounts:
-    from kneehip_bn.io.audit import _bar, _Encoder, _single_chunk, iter_audit
+    from kneehip_bn.io.audit import _Encoder, _single_chunk, iter_audit
 
     enc = None
     acc: AuditCounts | None = None
     offset = 0
-    bar = _bar(progress, "counting rows", unit="rows")
+    bar = progress_bar(enabled=progress, desc="counting rows", unit="rows")
     for chunk in iter_audit(data, table=table, sql=sql, chunksize=chunksize):
         if enc is None:
             enc = _Encoder(chunk.columns, m, mp, source=name)
@@ -513,7 +514,7 @@ def _planned(all_columns, m, mp, name):
 def _duckdb_counts(src, m, mp, name, progress, memory_limit, threads) -> AuditCounts:
     """Two DuckDB passes: each column's distinct values (validated and encoded by the
     encoder, weighted by their rows), then the patterns grouped on integer codes."""
-    from kneehip_bn.io.audit import _bar, _norm
+    from kneehip_bn.io.audit import _norm
     from kneehip_bn.io.duckdb_source import check_no_nul
 
     check_no_nul(src)
@@ -527,7 +528,8 @@ def _duckdb_counts(src, m, mp, name, progress, memory_limit, threads) -> AuditCo
     )
 
     enc, use = _planned(columns_of(src), m, mp, name)
-    bar = _bar(progress, f"counting {src.label} (DuckDB, 2 passes)", total=200, unit="%")
+    bar = progress_bar(enabled=progress, desc=f"counting {src.label} (DuckDB, 2 passes)",
+                       total=200, unit="%")
     try:
         with _connect(memory_limit, threads) as con:
             src = cache_csv(con, src, use)

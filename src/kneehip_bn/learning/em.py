@@ -57,6 +57,7 @@ from typing import Any
 import numpy as np
 
 from kneehip_bn._util.files import atomic_write, check_new_output
+from kneehip_bn._util.progress import progress_bar
 from kneehip_bn.errors import (
     DataError,
     ImpossibleEvidenceError,
@@ -67,7 +68,6 @@ from kneehip_bn.errors import (
 from kneehip_bn.io.audit import (
     AuditCounts,
     EncodedAudit,
-    _bar,
     _Encoder,
     _single_chunk,
     _source_name,
@@ -79,6 +79,7 @@ from kneehip_bn.io.audit import (
     merge_counts,
     read_counts,
 )
+from kneehip_bn.model.tables import exact_row
 
 __all__ = [
     "RELAX_PROBABILITY",
@@ -147,7 +148,7 @@ class _Family:
 
 
 def _families(spec, strength, strengths, freeze, noisy_or) -> list[_Family]:
-    from kneehip_bn.model.network import cpd_array
+    from kneehip_bn.model.tables import cpd_array
 
     fams = []
     for name, node in spec.nodes.items():
@@ -339,7 +340,7 @@ def _scan_chunks(chunks, single, model, mp, name, holdout, seed, progress) -> _S
     enc = None
     parts, train_parts, test_parts = [], [], []
     offset = 0
-    bar = _bar(progress, "reading audit", unit="rows")
+    bar = progress_bar(enabled=progress, desc="reading audit", unit="rows")
     for chunk in chunks:
         if enc is None:
             enc = _Encoder(chunk.columns, model, mp, source=name)
@@ -779,7 +780,7 @@ def _run_em_inner(spec, fams, counts: AuditCounts, *, max_iter, tol, progress, d
             raise DataError(f"EM iteration {it}: {exc}") from None  # pragma: no cover
         return N, ll, ll + params.log_prior(), time.perf_counter() - t0
 
-    bar = _bar(progress, desc, max_iter, "it")
+    bar = progress_bar(enabled=progress, desc=desc, total=max_iter, unit="it")
     n_e = 0  # E-steps done (the iteration budget)
 
     def record(N, ll, lp, prev_lp, secs, step):
@@ -938,7 +939,8 @@ def _hist(it, ll, lprior, rel, secs) -> dict[str, Any]:
 
 # ============================================================================ output spec
 def _fitted_spec(spec, fams, params: _Params, meta: dict[str, Any]):
-    from kneehip_bn.model.spec import Leak, TableRow, validate_spec
+    from kneehip_bn.model.spec import Leak, TableRow
+    from kneehip_bn.model.validate import validate_spec
 
     new = copy.deepcopy(spec)
     for f in fams:
@@ -966,7 +968,7 @@ def _fitted_spec(spec, fams, params: _Params, meta: dict[str, Any]):
                 old = dict(row.probabilities)
                 mine = [r for r in relaxed if r["given"] == dict(row.given)]
                 _mark_fitted(row, old, dict(info, relaxed=mine) if mine else info)
-                row.probabilities = _exact_row(node.states, theta[(slice(None), *idx)])
+                row.probabilities = exact_row(node.states, theta[(slice(None), *idx)])
         else:  # noisy-OR turned into a full table
             nor = node.noisy_or
             srcs = sorted({nor.leak.source, *(ln.source for ln in nor.links)})
@@ -976,7 +978,7 @@ def _fitted_spec(spec, fams, params: _Params, meta: dict[str, Any]):
                 given = {q: new.nodes[q].states[i] for q, i in zip(node.parents, idx)}
                 expert = {s: float(f.expert[(k, *idx)]) for k, s in enumerate(node.states)}
                 r = TableRow(source="fitted", given=given,
-                             probabilities=_exact_row(node.states, theta[(slice(None), *idx)]))
+                             probabilities=exact_row(node.states, theta[(slice(None), *idx)]))
                 r.fitted = dict(info, expert=expert, expert_source=expert_source)
                 rows.append(r)
             node.table = rows
@@ -992,13 +994,6 @@ def _num(x: float) -> float | int:
 def _mark_fitted(entry, expert, info) -> None:
     entry.fitted = dict(info, expert=expert, expert_source=entry.source)
     entry.source = "fitted"
-
-
-def _exact_row(states, probs) -> dict[str, float]:
-    vals = [float(x) for x in probs]
-    big = int(np.argmax(vals))
-    vals[big] = 1.0 - math.fsum(v for i, v in enumerate(vals) if i != big)
-    return dict(zip(states, vals))
 
 
 # ============================================================================ estimator
@@ -1295,7 +1290,7 @@ class PriorFitter:
 
     def save(self, path: str | os.PathLike[str], overwrite: bool = False) -> Path:
         """Write the fitted model file (atomically; refuses to overwrite unless asked)."""
-        from kneehip_bn.model.spec import save_spec
+        from kneehip_bn.model.yamlio import save_spec
 
         self._check_fitted()
         if self.expert_spec_.path and Path(path).resolve() == Path(self.expert_spec_.path).resolve() \
@@ -1382,7 +1377,8 @@ def _posterior_matrix_inner(engine, enc_codes, columns, cards, targets, on_impos
     n = enc_codes.shape[0]
     pats, _, inv = group_patterns(enc_codes, cards)
     m = pats.shape[0]
-    bar = _bar(progress if progress is not None else m > 200_000, "posteriors", m, "rows")
+    bar = progress_bar(enabled=progress if progress is not None else m > 200_000,
+                       desc="posteriors", total=m, unit="rows")
     try:
         res = engine.batch(pats, columns, targets=nodes, on_impossible="nan",
                            progress=bar.update)
@@ -1622,7 +1618,7 @@ def _write_posteriors(chunks, single, out, kind, m, eng, mp, name, targets, on_i
     enc = None
     offset = 0
     pending = None
-    bar = _bar(progress, "posteriors", unit="rows")
+    bar = progress_bar(enabled=progress, desc="posteriors", unit="rows")
     pool = ThreadPoolExecutor(1)
     try:
         for chunk in chunks:

@@ -27,6 +27,7 @@ import numpy as np
 
 from kneehip_bn.errors import KneeHipError, UnknownNameError
 from kneehip_bn.model.spec import DIAGNOSIS_COLUMN, NO_DIAGNOSIS
+from kneehip_bn.model.tables import exact_row
 
 __all__ = [
     "DIAGNOSIS_COLUMN",
@@ -54,7 +55,7 @@ def forward_sample_codes(spec: Any, n: int, rng: np.random.Generator) -> dict[st
     """
     import networkx as nx
 
-    from kneehip_bn.model.network import cpd_array
+    from kneehip_bn.model.tables import cpd_array
 
     g = nx.DiGraph()
     g.add_nodes_from(spec.nodes)
@@ -263,7 +264,7 @@ def perturb_model(model: Any = None, scale: float = 0.5, seed: int | None = 0) -
     >>> true.nodes["knee_pain"].noisy_or.leak.p != 0.08
     True
     """
-    from kneehip_bn.model.spec import validate_spec
+    from kneehip_bn.model.validate import validate_spec
 
     spec = copy.deepcopy(_spec_of(model))
     rng = np.random.default_rng(seed)
@@ -288,8 +289,5 @@ def perturb_model(model: Any = None, scale: float = 0.5, seed: int | None = 0) -
             q = q / q.sum()
             q[pos] = np.maximum(q[pos], 1e-4)
             q = q / q.sum()
-            big = int(np.argmax(q))
-            vals = [float(x) for x in q]
-            vals[big] = 1.0 - float(sum(v for i, v in enumerate(vals) if i != big))
-            row.probabilities = dict(zip(node.states, vals))
+            row.probabilities = exact_row(node.states, q)
     return validate_spec(spec)

@@ -26,9 +26,11 @@ from typing import Any
 
 import numpy as np
 
-from kneehip_bn.errors import KneeHipError, ParameterError
-from kneehip_bn.model.network import cpd_array, network_fingerprint
-from kneehip_bn.model.spec import ModelSpec, load_spec
+from kneehip_bn.errors import ParameterError
+from kneehip_bn.model.network import network_fingerprint
+from kneehip_bn.model.spec import ModelSpec
+from kneehip_bn.model.tables import cpd_array
+from kneehip_bn.model.yamlio import load_spec
 
 __all__ = ["as_model", "model_spec", "spec_or_none", "stale_table"]
 
@@ -101,7 +103,7 @@ def model_spec(model: Any = None, where: str = "model") -> ModelSpec:
 
     Raises
     ------
-    KneeHipError
+    ParameterError
         A network without a specification, or one whose tables no longer match it.
     """
     m = as_model(model)
@@ -109,7 +111,7 @@ def model_spec(model: Any = None, where: str = "model") -> ModelSpec:
         return m
     spec = m.graph.get("kneehip_spec") if hasattr(m, "graph") else None
     if not isinstance(spec, ModelSpec):
-        raise KneeHipError(
+        raise ParameterError(
             f"{where}: expected a ModelSpec, a model file or a network built by kneehip_bn "
             f"(build_network/load_model), found {type(m).__name__} without a specification")
     fp = network_fingerprint(m)
@@ -117,7 +119,7 @@ def model_spec(model: Any = None, where: str = "model") -> ModelSpec:
         return spec
     n = stale_table(m, spec)
     if n is not None:
-        raise KneeHipError(
+        raise ParameterError(
             f"{where}: the network's table of '{n}' is no longer the one of the model "
             f"file it was built from (a CPD was replaced, edited or refitted), so its "
             "specification is stale; expected an unchanged network; edit the numbers with "

@@ -18,62 +18,15 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
-
 from kneehip_bn.errors import ModelFileError
-from kneehip_bn.model.spec import ModelSpec, NodeSpec, load_spec
+from kneehip_bn.model.spec import ModelSpec
+from kneehip_bn.model.tables import cpd_array
+from kneehip_bn.model.yamlio import load_spec
 
-if TYPE_CHECKING:  # pgmpy is imported lazily: it costs ~1.5 s
+if TYPE_CHECKING:  # pgmpy is imported lazily: its import is slow and off the query path
     from pgmpy.models import DiscreteBayesianNetwork
 
-__all__ = ["build_network", "cpd_array", "load_model", "network_fingerprint", "network_groups",
-           "noisy_or_array"]
-
-
-def noisy_or_array(spec: ModelSpec, node: NodeSpec) -> np.ndarray:
-    """The full conditional table of a noisy-OR node, shape ``(2, *parent_cards)``.
-
-    P(off | u) = (1 - leak) * prod over links active in u of (1 - p_link).
-
-    >>> from kneehip_bn import load_spec
-    >>> from kneehip_bn.model.network import noisy_or_array
-    >>> spec = load_spec("knee_hip_basic")
-    >>> arr = noisy_or_array(spec, spec.nodes["knee_pain"])
-    >>> bool(np.allclose(arr.sum(axis=0), 1.0))
-    True
-    """
-    nor = node.noisy_or
-    assert nor is not None
-    cards = [len(spec.nodes[p].states) for p in node.parents]
-    off = np.full(cards, 1.0 - float(nor.leak.p))
-    for ln in nor.links:
-        axis = node.parents.index(ln.parent)
-        k = spec.nodes[ln.parent].states.index(ln.when)
-        factor = np.ones(cards[axis])
-        factor[k] = 1.0 - float(ln.p)
-        shape = [1] * len(cards)
-        shape[axis] = cards[axis]
-        off = off * factor.reshape(shape)
-    on_idx = node.states.index(nor.on_state)
-    out = np.empty([2, *cards])
-    out[on_idx] = 1.0 - off
-    out[1 - on_idx] = off
-    return out
-
-
-def cpd_array(spec: ModelSpec, node: str | NodeSpec) -> np.ndarray:
-    """P(node | parents) as an array of shape ``(card, *parent_cards)``, axes in the
-    order of ``node.parents``, states in the order of ``states``."""
-    n = spec.nodes[node] if isinstance(node, str) else node
-    if n.noisy_or is not None:
-        return noisy_or_array(spec, n)
-    cards = [len(spec.nodes[p].states) for p in n.parents]
-    out = np.empty([len(n.states), *cards])
-    for row in n.table or []:
-        idx = tuple(spec.nodes[p].states.index(row.given[p]) for p in n.parents)
-        for i, s in enumerate(n.states):
-            out[(i, *idx)] = float(row.probabilities[s])
-    return out
+__all__ = ["build_network", "load_model", "network_fingerprint", "network_groups"]
 
 
 def build_network(spec: ModelSpec) -> DiscreteBayesianNetwork:

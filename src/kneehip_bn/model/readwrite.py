@@ -29,6 +29,8 @@ from typing import Any
 
 from kneehip_bn._util.files import atomic_write, check_new_output
 from kneehip_bn.errors import KneeHipError, UnknownNameError
+from kneehip_bn.model.coerce import as_model
+from kneehip_bn.model.network import build_network
 
 __all__ = ["FORMATS", "export_network", "read_network"]
 
@@ -68,7 +70,9 @@ def _plain_network(model: Any) -> Any:
     return plain
 
 
-#: the pgmpy writer of each format (BIF with full precision: ``round_values=None``)
+#: the pgmpy writer of each format, with the defaults ``DiscreteBayesianNetwork.save`` uses
+#: (BIF with full precision: ``round_values=None``). ``save`` itself is not called: its file
+#: name's extension wins over ``filetype``, and the format given here must win.
 _WRITERS = {
     "bif": ("BIFWriter", {"round_values": None}),
     "xmlbif": ("XMLBIFWriter", {}),
@@ -103,9 +107,6 @@ def export_network(
     only replaced with ``overwrite=True``, and nothing is left behind on failure.
     """
     import pgmpy.readwrite as prw
-
-    from kneehip_bn.model.coerce import as_model
-    from kneehip_bn.model.network import build_network
 
     p = Path(path)
     fmt = _format_for(p, format)

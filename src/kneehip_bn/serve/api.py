@@ -47,7 +47,7 @@ from kneehip_bn.inference.queries import (
     parse_assignments,
     query,
 )
-from kneehip_bn.model.spec import apply_overrides
+from kneehip_bn.model.edit import apply_overrides
 from kneehip_bn.teaching.common import flags_json
 from kneehip_bn.teaching.conflict import conflict
 from kneehip_bn.teaching.explain import explain
@@ -176,7 +176,7 @@ class OverrideCache:
     """The server's model with ``set`` edits applied, the last ``size`` edit lists kept.
 
     A slider on the page sends the same few edits again and again; each distinct list of
-    edits is applied (:func:`~kneehip_bn.model.spec.apply_overrides`) and compiled once.
+    edits is applied (:func:`~kneehip_bn.model.edit.apply_overrides`) and compiled once.
     """
 
     def __init__(self, spec: Any, size: int = 64, results: int = 512) -> None:

@@ -36,7 +36,8 @@ from starlette.routing import Route
 
 from kneehip_bn._util.jsonclean import json_clean
 from kneehip_bn.errors import ImpossibleEvidenceError, KneeHipError
-from kneehip_bn.model.spec import ModelSpec, load_spec
+from kneehip_bn.model.spec import ModelSpec
+from kneehip_bn.model.yamlio import load_spec
 from kneehip_bn.serve import api
 from kneehip_bn.serve.cases import load_case_library
 from kneehip_bn.serve.info import model_info

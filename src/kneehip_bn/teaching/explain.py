@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from kneehip_bn._util.graph import directed_paths
 from kneehip_bn.errors import UnknownNameError
 from kneehip_bn.inference.engine import Engine, get_engine
 from kneehip_bn.inference.queries import Evidence, as_model, red_flag_warning, red_flags_present
@@ -109,16 +110,7 @@ def _paths(eng: Engine, source: str, target: str, limit: int = 500) -> list[list
     ch = _CHILDREN.get(eng)
     if ch is None:
         ch = _CHILDREN[eng] = _children(eng)
-    out: list[list[str]] = []
-    stack: list[list[str]] = [[source]]
-    while stack and len(out) < limit:
-        path = stack.pop()
-        for c in ch[path[-1]]:
-            if c == target:
-                out.append([*path, c])
-            else:
-                stack.append([*path, c])
-    return sorted(out, key=len)
+    return directed_paths(ch, source, target, limit)
 
 
 def _best_path(eng: Engine, origin: str, finding: str, post: Mapping[str, np.ndarray],

@@ -34,6 +34,7 @@ from typing import Any
 
 import numpy as np
 
+from kneehip_bn._util.progress import progress_bar
 from kneehip_bn.errors import (
     EvidenceError,
     ImpossibleEvidenceError,
@@ -42,8 +43,8 @@ from kneehip_bn.errors import (
 )
 from kneehip_bn.inference.engine import Engine, get_engine
 from kneehip_bn.inference.queries import Evidence, as_model, on_state
-from kneehip_bn.model.network import cpd_array, noisy_or_array
 from kneehip_bn.model.spec import ModelSpec
+from kneehip_bn.model.tables import cpd_array, noisy_or_array
 from kneehip_bn.teaching.common import (
     evidence_codes,
     family_table,
@@ -407,23 +408,8 @@ def _draw_tables(m: Any, eng: Engine, n: int, rng: np.random.Generator,
 def _noisy_or_tables(spec: Any, node: Any, leaks: np.ndarray,
                      links: Sequence[np.ndarray]) -> np.ndarray:
     """Noisy-OR tables for many (leak, links) draws at once, shape (n, 2, *parent_cards)
-    (as :func:`~kneehip_bn.model.network.noisy_or_array`, one per draw)."""
-    nor = node.noisy_or
-    n = len(leaks)
-    cards = [len(spec.nodes[p].states) for p in node.parents]
-    off = np.broadcast_to((1.0 - leaks).reshape(n, *[1] * len(cards)), (n, *cards)).copy()
-    for ln, lp in zip(nor.links, links):
-        axis = node.parents.index(ln.parent)
-        factor = np.ones((n, cards[axis]))
-        factor[:, spec.nodes[ln.parent].states.index(ln.when)] = 1.0 - lp
-        shape = [n] + [1] * len(cards)
-        shape[axis + 1] = cards[axis]
-        off = off * factor.reshape(shape)
-    on = node.states.index(nor.on_state)
-    out = np.empty((n, 2, *cards))
-    out[:, on] = 1.0 - off
-    out[:, 1 - on] = off
-    return out
+    (:func:`~kneehip_bn.model.tables.noisy_or_array` with drawn values)."""
+    return noisy_or_array(spec, node, leak=leaks, links=links)
 
 
 def credible_intervals(
@@ -483,7 +469,6 @@ def credible_intervals(
     True
     """
     import pandas as pd
-    from tqdm.auto import tqdm
 
     m, eng, ev, dov = setup_query(evidence, do, model)
     tl = origin_list(m, eng, targets)
@@ -498,8 +483,7 @@ def credible_intervals(
     rng = np.random.default_rng(seed)
     tables = _draw_tables(m, eng, int(n_draws), rng, strength, default_strength)
     out = np.full((int(n_draws), len(tl)), np.nan)
-    for d in tqdm(range(int(n_draws)), desc="parameter draws", disable=not progress,
-                  leave=False):
+    for d in progress_bar(range(int(n_draws)), enabled=progress, desc="parameter draws"):
         try:
             post = eng.with_tables(tables[d]).posterior(ev, targets=tl, do=dov or None)
         except ImpossibleEvidenceError:

@@ -31,8 +31,9 @@ from kneehip_bn.inference.queries import (
     on_state,
     resolve_evidence,
 )
-from kneehip_bn.model.network import cpd_array
-from kneehip_bn.model.spec import ModelSpec, apply_overrides
+from kneehip_bn.model.edit import apply_overrides
+from kneehip_bn.model.spec import ModelSpec
+from kneehip_bn.model.tables import cpd_array
 from kneehip_bn.teaching.common import family_table, flag_attrs, origin_list, states_text
 
 __all__ = ["SCENARIO_ACTIONS", "parse_scenario", "what_if"]
