@@ -210,7 +210,7 @@ STALE = r"the network's table of 'lumbar_radiculopathy' is no longer the one of 
 def test_a_stale_network_is_refused_everywhere(audit_csv):
     import pandas as pd
 
-    from kneehip_bn.learning.report import check_structure
+    from kneehip_bn.learning.structure import check_structure
     from kneehip_bn.learning.simulate import forward_sample, perturb_model
 
     m = _replaced()

@@ -27,15 +27,11 @@ from kneehip_bn import (
 )
 from kneehip_bn.inference.engine import Engine
 from kneehip_bn.io.audit import audit_counts, read_counts
-from kneehip_bn.learning.em import (
-    _W_MAX,
-    PriorFitter,
-    _fit_noisy_or,
-    _nor_objective,
-    batch_posteriors,
-    fit_priors,
-    write_batch_posteriors,
-)
+from kneehip_bn.learning.batch import batch_posteriors, write_batch_posteriors
+from kneehip_bn.learning.fitter import PriorFitter, fit_priors
+from kneehip_bn.learning.noisy_or import W_MAX as _W_MAX
+from kneehip_bn.learning.noisy_or import fit_noisy_or as _fit_noisy_or
+from kneehip_bn.learning.noisy_or import nor_objective as _nor_objective
 from kneehip_bn.learning.simulate import forward_sample, perturb_model, simulate_audit
 from kneehip_bn.model.network import cpd_array
 
@@ -56,8 +52,8 @@ def incomplete(spec):
 
 @pytest.fixture(scope="module")
 def em_fit(spec, incomplete):
-    return PriorFitter(spec, progress=False, holdout=0, max_iter=15, tol=1e-12).fit(
-        incomplete, dataset_name="sim500")
+    return PriorFitter(spec, progress=False, holdout=0, max_iter=15, tol=1e-12,
+                       dataset_name="sim500").fit(incomplete)
 
 
 def _pseudo_counts_pgmpy_order(spec, name, strength):
@@ -301,8 +297,8 @@ def test_sqlite_and_mapping_fit(spec, tmp_path):
     eng.dispose()
     kw = dict(progress=False, holdout=0, max_iter=3, tol=1e-12)
     direct = PriorFitter(spec, **kw).fit(df)
-    via = PriorFitter(spec, **kw).fit(f"sqlite:///{tmp_path / 'a.db'}", table="audit",
-                                      mapping=mapping)
+    via = PriorFitter(spec, table="audit", mapping=mapping, **kw).fit(
+        f"sqlite:///{tmp_path / 'a.db'}")
     for n in spec.nodes:
         np.testing.assert_allclose(cpd_array(via.spec_, n), cpd_array(direct.spec_, n), atol=1e-12)
     assert via.report_.dataset == "Example clinic audit (SYNTHETIC, 500 rows)"
@@ -413,7 +409,7 @@ def test_fit_priors_shortcut(tiny_spec):
 def test_counts_with_mapping_is_an_error(spec, incomplete):
     c = audit_counts(incomplete, spec)
     with pytest.raises(DataError, match="expected no mapping with counts"):
-        PriorFitter(spec, progress=False).fit(c, mapping={"columns": {}})
+        PriorFitter(spec, progress=False, mapping={"columns": {}}).fit(c)
 
 
 def test_counts_from_another_model_rejected(tiny_spec, spec, tmp_path):
@@ -495,7 +491,7 @@ def test_write_batch_posteriors_streams_in_input_order(spec, incomplete, tmp_pat
 
 
 def test_noisy_or_gradient_and_hessian_match_finite_differences():
-    from kneehip_bn.learning.em import _nor_grad_hess
+    from kneehip_bn.learning.noisy_or import nor_grad_hess as _nor_grad_hess
 
     rng = np.random.default_rng(3)
     configs = np.array(list(itertools.product([0, 1], repeat=2)))

@@ -15,14 +15,12 @@ import pandas as pd
 import pytest
 
 from kneehip_bn import load_spec
-from kneehip_bn.learning.em import PriorFitter
-from kneehip_bn.learning.report import (
-    _bh,
-    _metrics,
-    auc_score,
-    check_structure,
-    dirichlet_multinomial_logpmf,
-)
+from kneehip_bn.learning.fit_report import dirichlet_multinomial_logpmf
+from kneehip_bn.learning.fitter import PriorFitter
+from kneehip_bn.learning.holdout import auc_score
+from kneehip_bn.learning.holdout import holdout_metrics as _metrics
+from kneehip_bn.learning.structure import bh_qvalues as _bh
+from kneehip_bn.learning.structure import check_structure
 from kneehip_bn.learning.simulate import forward_sample, simulate_audit
 from kneehip_bn.model.spec import set_prior
 
@@ -174,7 +172,7 @@ def test_structure_check_on_model_data_finds_few_violations(structure):
 def test_g_test_matches_scipy_marginal_and_stratified(structure):
     from scipy.stats import chi2_contingency
 
-    from kneehip_bn.learning.report import _g_test
+    from kneehip_bn.learning.structure import g_test as _g_test
 
     rng = np.random.default_rng(4)
     x = rng.integers(0, 3, 500)
