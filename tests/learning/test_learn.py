@@ -20,11 +20,11 @@ import pytest
 from kneehip_bn import (
     DataError,
     ImpossibleEvidenceError,
-    KneeHipError,
     NotFittedError,
     UnknownNameError,
     load_spec,
 )
+from kneehip_bn.errors import ParameterError
 from kneehip_bn.inference.engine import Engine
 from kneehip_bn.io.audit import audit_counts, read_counts
 from kneehip_bn.learning.batch import batch_posteriors, write_batch_posteriors
@@ -378,14 +378,14 @@ def test_not_fitted_errors(tmp_path, incomplete):
 
 
 @pytest.mark.parametrize("kwargs, exc, match", [
-    ({"strength": -1}, KneeHipError, "strength: expected a number >= 0, found -1"),
+    ({"strength": -1}, ParameterError, "strength: expected a number >= 0, found -1"),
     ({"strengths": {"knee_pian": 3}}, UnknownNameError, "did you mean 'knee_pain'"),
-    ({"strengths": {"knee_pain": "a"}}, KneeHipError, r"strengths\['knee_pain'\]"),
+    ({"strengths": {"knee_pain": "a"}}, ParameterError, r"strengths\['knee_pain'\]"),
     ({"freeze": ["hip_pian"]}, UnknownNameError, "freeze: unknown node 'hip_pian'"),
-    ({"noisy_or": "full"}, KneeHipError, "noisy_or: expected 'keep' or 'tabular', found 'full'"),
-    ({"max_iter": 0}, KneeHipError, "max_iter: expected a positive integer"),
-    ({"tol": 0}, KneeHipError, "tol: expected a number > 0"),
-    ({"holdout": 0.95}, KneeHipError, "holdout: expected a number >= 0 and <= 0.9"),
+    ({"noisy_or": "full"}, ParameterError, "noisy_or: expected 'keep' or 'tabular', found 'full'"),
+    ({"max_iter": 0}, ParameterError, "max_iter: expected a positive integer"),
+    ({"tol": 0}, ParameterError, "tol: expected a number > 0"),
+    ({"holdout": 0.95}, ParameterError, "holdout: expected a number >= 0 and <= 0.9"),
 ])
 def test_bad_parameters(kwargs, exc, match, incomplete):
     with pytest.raises(exc, match=match):
@@ -464,7 +464,7 @@ def test_batch_impossible_rows(spec):
         batch_posteriors(df, spec)
     out = batch_posteriors(df, spec, on_impossible="nan")
     assert out.loc[1].isna().all() and out.loc[[0, 2]].notna().all().all()
-    with pytest.raises(KneeHipError, match="on_impossible: expected one of 'raise', 'error', "
+    with pytest.raises(ParameterError, match="on_impossible: expected one of 'raise', 'error', "
                                            "'nan', 'drop', 'relax', found 'skip'"):
         batch_posteriors(df, spec, on_impossible="skip")
 

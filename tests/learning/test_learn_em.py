@@ -18,6 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kneehip_bn import DataError, ImpossibleEvidenceError, KneeHipError, load_spec
+from kneehip_bn.errors import ParameterError
 from kneehip_bn.inference.engine import Engine
 from kneehip_bn.io.audit import audit_counts
 from kneehip_bn.learning.batch import batch_posteriors, write_batch_posteriors
@@ -178,7 +179,7 @@ def test_em_progress_bar_shows_iteration_log_posterior_and_change(basic, capsys)
                                 "found 'skip'"),
 ])
 def test_bad_fit_options(basic, kw, match):
-    with pytest.raises(KneeHipError, match=match):
+    with pytest.raises(ParameterError, match=match):
         PriorFitter(basic, progress=False, **kw).fit(pd.DataFrame({"knee_pain": ["present"]}))
 
 
