@@ -107,7 +107,7 @@ def check_structure(
     >>> {"x", "y", "given", "n_rows", "p_value", "q_value", "violated"} <= set(res.columns)
     True
     """
-    import networkx as nx  # networkx and scipy cost 0.2 s: only when a check runs
+    import networkx as nx  # networkx and scipy only when a check runs (not on cold start)
 
     _check_args(alpha, max_given)
     spec = model_spec(model)
