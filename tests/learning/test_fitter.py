@@ -62,8 +62,12 @@ def test_set_params_checks_and_changes_nothing_on_error(kwargs, match):
 def test_the_data_source_is_a_constructor_parameter(fitted, audit):
     assert fitted.report_.dataset == "clinic A"
     assert fitted.spec_.nodes["age_group"].table[0].fitted["dataset"] == "clinic A"
-    with pytest.raises(ParameterError, match=r"expected fit\(data\) only.*PriorFitter\(mapping"):
+    with pytest.raises(ParameterError, match=r"expected fit\(data\) only, found a second "
+                                             r"argument; .*PriorFitter\(mapping=\.\.\.\)"):
         PriorFitter("knee_hip_basic", progress=False).fit(audit, {"columns": {}})
+    with pytest.raises(ParameterError, match=r"found dataset_name; .*constructor: "
+                                             r"PriorFitter\(dataset_name=\.\.\.\)\.fit\(data\)"):
+        PriorFitter("knee_hip_basic", progress=False).fit(audit, dataset_name="clinic A")
     same = fit_priors(audit, "knee_hip_basic", strength=30, progress=False, max_iter=4,
                       dataset_name="clinic A")
     assert same.loglik_ == fitted.loglik_

@@ -346,7 +346,7 @@ class PriorFitter:
         return strengths, set(freeze)
 
     # -------------------------------------------------------------- fit
-    def fit(self, X: Any, y: None = None) -> PriorFitter:
+    def fit(self, X: Any, y: None = None, **source: Any) -> PriorFitter:
         """Fit the priors to an audit.
 
         Parameters
@@ -358,16 +358,20 @@ class PriorFitter:
             is read with :func:`~kneehip_bn.io.audit.read_counts`).
         y : None
             Not used (the working diagnosis, when recorded, is a column of the audit).
+        **source
+            Refused with a ParameterError that says where they go: the data source
+            (``mapping``, ``dataset_name``, ``table``, ``sql``) is given to the constructor.
 
         Returns
         -------
         self
         """
-        if y is not None:
+        if y is not None or source:
+            found = ", ".join(source) if source else "a second argument"
             raise ParameterError(
-                "PriorFitter.fit: expected fit(data) only, found a second argument; the data "
-                "source (mapping, dataset_name, table, sql) is given to the constructor: "
-                "PriorFitter(mapping=...).fit(data)")
+                f"PriorFitter.fit: expected fit(data) only, found {found}; the data source "
+                "(mapping, dataset_name, table, sql) is given to the constructor: "
+                f"PriorFitter({next(iter(source), 'mapping')}=...).fit(data)")
         spec = model_spec(self.model)
         strengths, freeze = self._check_params(spec)
         fams = build_families(spec, self.strength, strengths, freeze, self.noisy_or)

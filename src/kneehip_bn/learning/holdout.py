@@ -9,7 +9,7 @@ the expert model and for the training fit, with binned calibration.
 The metrics are written out here, not taken from ``sklearn.metrics``: ``roc_auc_score``,
 ``log_loss`` and ``brier_score_loss`` (with ``sample_weight``) give the same values up to
 the last one or two bits (``tests/learning/test_holdout.py`` checks it), and importing
-scikit-learn would add its import time to every fit.
+scikit-learn would add its import time to every held-out evaluation.
 
 Examples
 --------
