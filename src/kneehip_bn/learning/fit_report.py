@@ -145,7 +145,7 @@ class FitReport:
 
     # -------------------------------------------------------------- text
     def __str__(self) -> str:
-        L = [f"Fit of model '{self.model_name}' to {self.dataset}: {self.n_rows} rows "
+        lines = [f"Fit of model '{self.model_name}' to {self.dataset}: {self.n_rows} rows "
              f"({self.n_patterns} distinct patterns), {len(self.columns)} observed columns",
              f"Method: {_method_text(self.method)}; "
              + (f"converged after {self.n_iter} iteration(s) (tol {self.tol:g})" if self.converged
@@ -154,22 +154,22 @@ class FitReport:
              f"Log-likelihood: expert {self.loglik_expert:.2f} ({self.loglik_expert / max(self.n_rows, 1):.4f} "
              f"per row) -> fitted {self.loglik_fitted:.2f} "
              f"({self.loglik_fitted / max(self.n_rows, 1):.4f} per row)", ""]
-        L.append("Tables where the audit most disagrees with the expert prior "
+        lines.append("Tables where the audit most disagrees with the expert prior "
                  "(surprise = -log P(counts | expert Dirichlet); p = Monte Carlo tail probability):")
-        L.append(f"  {'table':<30}{'strength':>9}{'rows':>10}{'surprise':>10}{'expected':>10}"
+        lines.append(f"  {'table':<30}{'strength':>9}{'rows':>10}{'surprise':>10}{'expected':>10}"
                  f"{'z':>7}{'p':>8}{'max change':>11}")
         for _, r in self.surprise.head(8).iterrows():
-            L.append(f"  {r['node']:<30}{_g(r['strength']):>9}{r['rows']:>10.0f}{r['surprise']:>10.1f}"
+            lines.append(f"  {r['node']:<30}{r['strength']:>9g}{r['rows']:>10.0f}{r['surprise']:>10.1f}"
                      f"{r['expected']:>10.1f}{r['z']:>7.1f}{r['p_value']:>8.3f}{r['max_change']:>11.3f}")
-        L += ["", "Largest changes (expert -> fitted, 95% credible interval):"]
+        lines += ["", "Largest changes (expert -> fitted, 95% credible interval):"]
         t = self.tables[~self.tables["frozen"]]
         t = t.reindex(t["change"].abs().sort_values(ascending=False).index).head(12)
         for _, r in t.iterrows():
-            L.append(f"  {r['node']:<30}{_short(r['parameter'], 64):<65}{r['expert']:7.3f} -> "
+            lines.append(f"  {r['node']:<30}{_short(r['parameter'], 64):<65}{r['expert']:7.3f} -> "
                      f"{r['fitted']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]  n={r['n']:.0f}")
         if self.holdout is not None:
             info = self.holdout_info
-            L += ["", f"Held-out accuracy ({info.get('test_rows', 0):.0f} test rows with a working "
+            lines += ["", f"Held-out accuracy ({info.get('test_rows', 0):.0f} test rows with a working "
                       f"diagnosis, {100 * info.get('fraction', 0):.0f}% split, seed "
                       f"{info.get('seed')}; label = working diagnosis names the origin; fitted model "
                       "trained on the other rows):",
@@ -179,11 +179,11 @@ class FitReport:
             h = self.holdout.set_index(["origin", "model"])
             for o in dict.fromkeys(self.holdout["origin"]):
                 e, f = h.loc[(o, "expert")], h.loc[(o, "fitted")]
-                L.append(f"  {o:<24}{e['prevalence']:>6.3f}{e['log_loss']:>10.4f}{f['log_loss']:>9.4f}"
+                lines.append(f"  {o:<24}{e['prevalence']:>6.3f}{e['log_loss']:>10.4f}{f['log_loss']:>9.4f}"
                          f"{e['brier']:>9.4f}{f['brier']:>9.4f}{e['auc']:>8.3f}{f['auc']:>8.3f}")
         for n in self.notes:
-            L += ["", "Note: " + n]
-        return "\n".join(L)
+            lines += ["", "Note: " + n]
+        return "\n".join(lines)
 
     def _repr_html_(self) -> str:  # pragma: no cover - notebook display
         from html import escape
@@ -295,10 +295,6 @@ def _method_text(m: str) -> str:
     base = ("EM, MAP with Dirichlet pseudo-counts = strength x expert table" if m.startswith("em")
             else "closed-form Dirichlet update (complete data), pseudo-counts = strength x expert")
     return base + ("; noisy-OR leak/links by Newton steps" if "noisy-or" in m else "")
-
-
-def _g(x) -> str:
-    return f"{x:g}"
 
 
 def _short(s: str, n: int) -> str:
