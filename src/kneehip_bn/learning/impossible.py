@@ -33,16 +33,10 @@ import numpy as np
 from kneehip_bn.errors import DataError, ParameterError
 from kneehip_bn.inference.engine import get_engine
 from kneehip_bn.inference.queries import as_model
-from kneehip_bn.io.audit import (
-    AuditCounts,
-    EncodedAudit,
-    _Encoder,
-    iter_audit,
-    load_mapping,
-    pattern_keys,
-)
+from kneehip_bn.io.audit import AuditCounts, EncodedAudit, iter_audit, load_mapping, pattern_keys
 from kneehip_bn.learning.noisy_or import W_MAX
 from kneehip_bn.learning.params import Family, plain_number
+from kneehip_bn.learning.scan import EncodedStream
 
 __all__ = [
     "RELAX_PROBABILITY",
@@ -266,17 +260,11 @@ def first_rows(data, spec, mapping, table, sql, chunksize, counts: AuditCounts,
     if isinstance(data, EncodedAudit):
         keys = pattern_keys(data.codes, cards)
         return np.flatnonzero(np.isin(keys, want))[:limit].tolist()
-    mp = load_mapping(mapping)
-    enc = None
+    chunks = iter_audit(data, table=table, sql=sql, chunksize=chunksize)
     out: list[int] = []
-    offset = 0
-    for chunk in iter_audit(data, table=table, sql=sql, chunksize=chunksize):
-        if enc is None:
-            enc = _Encoder(chunk.columns, spec, mp, source="audit")
-        codes, _, _ = enc.encode(chunk, offset)
+    for _, codes, _, offset in EncodedStream(chunks, False, spec, load_mapping(mapping), "audit"):
         hit = np.flatnonzero(np.isin(pattern_keys(codes, cards), want))
         out.extend((hit[: limit - len(out)] + offset).tolist())
-        offset += len(chunk)
         if len(out) >= limit:
             break
     return out

@@ -3,7 +3,8 @@
 Every reader of audit rows in learning goes through :class:`EncodedStream` (chunks ->
 encoder -> ``check_chunk``) and :func:`read_chunks` (pyarrow's dictionary-encoded CSV
 reader when it can, pandas otherwise, with the same validation either way): fitting's
-scan here and the streaming posterior writer in :mod:`kneehip_bn.learning.batch`.
+scan here, the streaming posterior writer in :mod:`kneehip_bn.learning.batch` and the
+search for the first impossible rows in :mod:`kneehip_bn.learning.impossible`.
 
 :func:`scan_source` turns whatever ``PriorFitter.fit`` is given (an audit, an
 :class:`~kneehip_bn.io.audit.EncodedAudit`, counts, a Spark DataFrame) into a
