@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 
 from kneehip_bn.learning.fitter import PriorFitter
-from kneehip_bn.learning.holdout import auc_score, calibration_bins
-from kneehip_bn.learning.holdout import holdout_metrics as _metrics
+from kneehip_bn.learning.holdout import auc_score, calibration_bins, holdout_metrics
 from kneehip_bn.learning.simulate import simulate_audit
 
 
@@ -36,7 +35,7 @@ def test_metrics_match_sklearn():
     y = rng.integers(0, 2, 300).astype(float)
     p = rng.random(300)
     w = rng.integers(1, 5, 300).astype(float)
-    m = _metrics(y, p, w)
+    m = holdout_metrics(y, p, w)
     assert m["log_loss"] == pytest.approx(log_loss(y, p, sample_weight=w), abs=1e-12)
     assert m["brier"] == pytest.approx(brier_score_loss(y, p, sample_weight=w), abs=1e-12)
 

@@ -29,9 +29,7 @@ from kneehip_bn.inference.engine import Engine
 from kneehip_bn.io.audit import audit_counts, read_counts
 from kneehip_bn.learning.batch import batch_posteriors, write_batch_posteriors
 from kneehip_bn.learning.fitter import PriorFitter, fit_priors
-from kneehip_bn.learning.noisy_or import W_MAX as _W_MAX
-from kneehip_bn.learning.noisy_or import fit_noisy_or as _fit_noisy_or
-from kneehip_bn.learning.noisy_or import nor_objective as _nor_objective
+from kneehip_bn.learning.noisy_or import W_MAX, fit_noisy_or, nor_objective
 from kneehip_bn.learning.simulate import forward_sample, perturb_model, simulate_audit
 from kneehip_bn.model.network import cpd_array
 
@@ -154,11 +152,11 @@ def test_noisy_or_m_step_matches_scipy_optimiser():
         a_off = rng.binomial(n, off).astype(float) + rng.uniform(0, 3, len(configs))
         a_on = n - a_off + 3.0
         a_on = np.maximum(a_on, 0.0)
-        w = _fit_noisy_or(D, a_on, a_off, np.full(4, 0.2))
-        res = minimize(lambda x, a=a_on, b=a_off: -_nor_objective(D, a, b, x), np.full(4, 0.2),
-                       method="L-BFGS-B", bounds=[(1e-9, _W_MAX)] * 4,
+        w = fit_noisy_or(D, a_on, a_off, np.full(4, 0.2))
+        res = minimize(lambda x, a=a_on, b=a_off: -nor_objective(D, a, b, x), np.full(4, 0.2),
+                       method="L-BFGS-B", bounds=[(1e-9, W_MAX)] * 4,
                        options={"ftol": 1e-15, "gtol": 1e-10, "maxiter": 5000})
-        assert _nor_objective(D, a_on, a_off, w) >= -res.fun - 1e-7, trial
+        assert nor_objective(D, a_on, a_off, w) >= -res.fun - 1e-7, trial
         np.testing.assert_allclose(-np.expm1(-w), -np.expm1(-res.x), atol=2e-4)
 
 
@@ -491,22 +489,22 @@ def test_write_batch_posteriors_streams_in_input_order(spec, incomplete, tmp_pat
 
 
 def test_noisy_or_gradient_and_hessian_match_finite_differences():
-    from kneehip_bn.learning.noisy_or import nor_grad_hess as _nor_grad_hess
+    from kneehip_bn.learning.noisy_or import nor_grad_hess
 
     rng = np.random.default_rng(3)
     configs = np.array(list(itertools.product([0, 1], repeat=2)))
     D = np.column_stack([np.ones(4), configs]).astype(float)
     a_on, a_off = rng.uniform(1, 20, 4), rng.uniform(1, 20, 4)
     w = np.array([0.1, 0.5, 0.3])
-    g, H = _nor_grad_hess(D, a_on, a_off, w)
+    g, H = nor_grad_hess(D, a_on, a_off, w)
     eps = 1e-5
     for j in range(3):
         e = np.zeros(3)
         e[j] = eps
-        fd = (_nor_objective(D, a_on, a_off, w + e) - _nor_objective(D, a_on, a_off, w - e)) / (2 * eps)
+        fd = (nor_objective(D, a_on, a_off, w + e) - nor_objective(D, a_on, a_off, w - e)) / (2 * eps)
         assert g[j] == pytest.approx(fd, rel=1e-6)
-        gp, _ = _nor_grad_hess(D, a_on, a_off, w + e)
-        gm, _ = _nor_grad_hess(D, a_on, a_off, w - e)
+        gp, _ = nor_grad_hess(D, a_on, a_off, w + e)
+        gm, _ = nor_grad_hess(D, a_on, a_off, w - e)
         np.testing.assert_allclose(H[:, j], (gp - gm) / (2 * eps), rtol=1e-5)
 
 

@@ -13,8 +13,7 @@ import pytest
 from kneehip_bn import load_spec
 from kneehip_bn.errors import ParameterError
 from kneehip_bn.learning.simulate import simulate_audit
-from kneehip_bn.learning.structure import bh_qvalues as _bh
-from kneehip_bn.learning.structure import check_structure
+from kneehip_bn.learning.structure import bh_qvalues, check_structure
 
 
 @pytest.fixture(scope="module")
@@ -26,7 +25,7 @@ def test_benjamini_hochberg_matches_statsmodels():
     from statsmodels.stats.multitest import multipletests
 
     p = np.random.default_rng(3).random(40) ** 3
-    np.testing.assert_allclose(_bh(p), multipletests(p, method="fdr_bh")[1], atol=1e-12)
+    np.testing.assert_allclose(bh_qvalues(p), multipletests(p, method="fdr_bh")[1], atol=1e-12)
 
 
 def test_benjamini_hochberg_matches_scipy_to_the_last_bits():
@@ -36,8 +35,8 @@ def test_benjamini_hochberg_matches_scipy_to_the_last_bits():
     for m in (1, 2, 17, 40, 300):
         p = rng.random(m) ** 3
         p[: m // 4] = np.round(p[: m // 4], 2)  # ties
-        np.testing.assert_allclose(_bh(p), false_discovery_control(p), rtol=1e-15, atol=1e-15)
-    assert _bh(np.array([])).size == 0
+        np.testing.assert_allclose(bh_qvalues(p), false_discovery_control(p), rtol=1e-15, atol=1e-15)
+    assert bh_qvalues(np.array([])).size == 0
 
 
 @pytest.mark.parametrize("kwargs, match", [
@@ -80,12 +79,12 @@ def test_structure_check_on_model_data_finds_few_violations(structure):
 def test_g_test_matches_scipy_marginal_and_stratified(structure):
     from scipy.stats import chi2_contingency
 
-    from kneehip_bn.learning.structure import g_test as _g_test
+    from kneehip_bn.learning.structure import g_test
 
     rng = np.random.default_rng(4)
     x = rng.integers(0, 3, 500)
     y = (x + rng.integers(0, 2, 500)) % 2
-    g, dof, _, n = _g_test(x, y, np.zeros(500, dtype=np.int64), 3, 2, 1)
+    g, dof, _, n = g_test(x, y, np.zeros(500, dtype=np.int64), 3, 2, 1)
     want = chi2_contingency(pd.crosstab(x, y), correction=False, lambda_="log-likelihood")
     assert g == pytest.approx(want[0], rel=1e-12) and dof == want[2] and n == 500
     # a reported test: the sum of the per-stratum G statistics, on complete cases
