@@ -163,7 +163,7 @@ def bench_em_iteration(table, spec, label: str, n: int, pgmpy_rows: int) -> None
     from pgmpy.parameter_estimator import DiscreteEM
 
     from kneehip_bn import build_network
-    from kneehip_bn.learning.em import PriorFitter
+    from kneehip_bn.learning.fitter import PriorFitter
     from kneehip_bn.learning.simulate import simulate_audit
 
     df = simulate_audit(n, seed=2, missing=0.1, model=spec, hidden=("mechanism",))

@@ -98,7 +98,7 @@ def bench_complete(spec, n: int) -> None:
     from pgmpy.parameter_estimator import DiscreteBayesianEstimator
 
     from kneehip_bn import build_network
-    from kneehip_bn.learning.em import PriorFitter
+    from kneehip_bn.learning.fitter import PriorFitter
     from kneehip_bn.learning.simulate import forward_sample
 
     print(f"(a) complete-data fit, {n} rows", flush=True)
@@ -132,7 +132,7 @@ def bench_em(spec, n: int, pgmpy_unique_cap: int) -> None:
     from pgmpy.parameter_estimator import DiscreteEM
 
     from kneehip_bn import build_network
-    from kneehip_bn.learning.em import PriorFitter
+    from kneehip_bn.learning.fitter import PriorFitter
     from kneehip_bn.learning.simulate import perturb_model, simulate_audit
 
     print(f"(b) EM, {n} rows, 10% blanks, mechanisms latent", flush=True)
@@ -181,7 +181,7 @@ def bench_batch(spec, n: int, pgmpy_rows: int) -> None:
     from pgmpy.inference import VariableElimination
 
     from kneehip_bn import build_network
-    from kneehip_bn.learning.em import batch_posteriors
+    from kneehip_bn.learning.batch import batch_posteriors
     from kneehip_bn.learning.simulate import simulate_audit
 
     print(f"(c) batch posteriors, {n} rows", flush=True)
@@ -255,10 +255,11 @@ def _child(mode: str, src: str, out: str, env: dict[str, str]) -> tuple[float, f
 def bench_big_csv(spec, n: int, tmp: Path, missing: float, pairs: int = 5) -> None:
     import statistics
 
-    from kneehip_bn.io.audit import _Encoder, iter_csv_coded
-    from kneehip_bn.cli.learn import write_table
     from kneehip_bn.inference.engine import get_engine
-    from kneehip_bn.learning.em import _posterior_matrix, _TableWriter
+    from kneehip_bn.io.audit import _Encoder, iter_csv_coded
+    from kneehip_bn.io.writers import TableWriter as _TableWriter
+    from kneehip_bn.io.writers import write_table
+    from kneehip_bn.learning.batch import posterior_matrix as _posterior_matrix
     from kneehip_bn.learning.simulate import simulate_audit
 
     print(f"(d) {n}-row CSV, {missing:.0%} blanks: read_csv vs kneehip batch", flush=True)
@@ -345,10 +346,10 @@ def bench_big_fit(spec, n: int, tmp: Path, pgmpy_unique_cap: int) -> None:
     from pgmpy.parameter_estimator import DiscreteEM
 
     from kneehip_bn import build_network
-    from kneehip_bn.io.audit import audit_counts
-    from kneehip_bn.cli.learn import write_table
     from kneehip_bn.inference.engine import Engine
-    from kneehip_bn.learning.em import PriorFitter
+    from kneehip_bn.io.audit import audit_counts
+    from kneehip_bn.io.writers import write_table
+    from kneehip_bn.learning.fitter import PriorFitter
     from kneehip_bn.learning.simulate import perturb_model, simulate_audit
 
     print(f"(e) kneehip fit, {n}-row CSV, 10% blanks, mechanisms latent", flush=True)
@@ -424,8 +425,8 @@ def bench_spark(spec, n: int, tmp: Path) -> None:
     import pandas as pd
 
     from kneehip_bn.io.audit import audit_counts, read_counts
-    from kneehip_bn.cli.learn import write_table
-    from kneehip_bn.learning.em import write_batch_posteriors
+    from kneehip_bn.io.writers import write_table
+    from kneehip_bn.learning.batch import write_batch_posteriors
     from kneehip_bn.learning.simulate import simulate_audit
 
     print(f"(f) Spark local[2] vs in-memory, {n}-row CSV", flush=True)

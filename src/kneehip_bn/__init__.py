@@ -43,9 +43,11 @@ from kneehip_bn.io.audit import (
     read_counts,
     validate_audit,
 )
-from kneehip_bn.learning.em import PriorFitter, batch_posteriors, fit_priors
-from kneehip_bn.learning.report import FitReport, check_structure
+from kneehip_bn.learning.batch import batch_posteriors
+from kneehip_bn.learning.fit_report import FitReport
+from kneehip_bn.learning.fitter import PriorFitter, fit_priors
 from kneehip_bn.learning.simulate import simulate_audit
+from kneehip_bn.learning.structure import check_structure
 
 # --- teaching: explanations, what-if, next test, conflict, sensitivity (cli_teach) ---
 # isort: split

@@ -15,7 +15,7 @@ import pytest
 
 from basic import BASIC, main_basic
 from kneehip_bn import load_spec
-from kneehip_bn.learning.em import batch_posteriors
+from kneehip_bn.learning.batch import batch_posteriors
 from kneehip_bn.model.tables import cpd_array
 
 DATA = Path(__file__).resolve().parents[2] / "data"
@@ -60,7 +60,7 @@ def test_fit_writes_model_report_and_plot(audit_csv, tmp_path, capsys):
 
 
 def test_fit_json_and_same_numbers_as_api(audit_csv, tmp_path, capsys):
-    from kneehip_bn.learning.em import PriorFitter
+    from kneehip_bn.learning.fitter import PriorFitter
 
     rc = main_basic(["fit", str(audit_csv), "--max-iter", "3", "--tol", "1e-12", "--holdout", "0",
                    "--output", str(tmp_path / "a.yaml"), "--json", "--quiet"])

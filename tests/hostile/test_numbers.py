@@ -210,8 +210,8 @@ STALE = r"the network's table of 'lumbar_radiculopathy' is no longer the one of 
 def test_a_stale_network_is_refused_everywhere(audit_csv):
     import pandas as pd
 
-    from kneehip_bn.learning.report import check_structure
     from kneehip_bn.learning.simulate import forward_sample, perturb_model
+    from kneehip_bn.learning.structure import check_structure
 
     m = _replaced()
     assert kb.query("lumbar_radiculopathy", model=m)["present"] == pytest.approx(0.9)

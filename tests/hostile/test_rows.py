@@ -44,7 +44,7 @@ from kneehip_bn.io.audit import (
     read_audit,
     validate_audit,
 )
-from kneehip_bn.learning.em import write_batch_posteriors
+from kneehip_bn.learning.batch import write_batch_posteriors
 from kneehip_bn.learning.simulate import simulate_audit
 
 SPEC = load_spec("knee_hip_basic")

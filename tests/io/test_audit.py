@@ -326,7 +326,7 @@ import os  # noqa: E402
 
 from kneehip_bn.io import audit as audit_mod  # noqa: E402
 from kneehip_bn.io.audit import iter_csv_coded, max_line_limit  # noqa: E402
-from kneehip_bn.learning.em import write_batch_posteriors  # noqa: E402
+from kneehip_bn.learning.batch import write_batch_posteriors  # noqa: E402
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""The pyarrow CSV path of ``kneehip batch`` (``iter_csv_coded`` + ``_TableWriter``) against
+"""The pyarrow CSV path of ``kneehip batch`` (``iter_csv_coded`` + ``TableWriter``) against
 the pandas path it replaces: same codes, same problems, same posteriors, same bytes.
 
 The pandas path (``pandas.read_csv`` + ``pandas.factorize``) is the reference; it is forced
@@ -25,7 +25,8 @@ from kneehip_bn.io.audit import (
     iter_csv_coded,
     load_mapping,
 )
-from kneehip_bn.learning.em import _TableWriter, write_batch_posteriors
+from kneehip_bn.io.writers import TableWriter
+from kneehip_bn.learning.batch import write_batch_posteriors
 from kneehip_bn.learning.simulate import simulate_audit
 
 
@@ -189,10 +190,10 @@ def test_writer_pattern_text_shared_equals_direct(tmp_path):
     pats[0] = [0.0, 1.0, 1e-300]
     inv = rng.integers(0, 300, 120_000)
     a, b = tmp_path / "a.csv", tmp_path / "b.csv"
-    w = _TableWriter(a, "csv", [], ["x", "y", "z"])
+    w = TableWriter(a, "csv", [], ["x", "y", "z"])
     w.write(pats, [], inv)  # 300 patterns, 120,000 rows
     w.close()
-    w = _TableWriter(b, "csv", [], ["x", "y", "z"])
+    w = TableWriter(b, "csv", [], ["x", "y", "z"])
     w.write(np.asfortranarray(pats[inv]), [])  # every row formatted
     w.close()
     assert a.read_bytes() == b.read_bytes()

@@ -17,7 +17,8 @@ import pytest
 
 from kneehip_bn import DataError, KneeHipError, cli, load_spec
 from kneehip_bn.io.audit import audit_counts, read_counts
-from kneehip_bn.learning.em import PriorFitter, batch_posteriors
+from kneehip_bn.learning.batch import batch_posteriors
+from kneehip_bn.learning.fitter import PriorFitter
 from kneehip_bn.learning.simulate import simulate_audit
 from kneehip_bn.model.tables import cpd_array
 
@@ -82,8 +83,8 @@ def test_fit_identical(frames, basic):
     pdf, sdf = frames
     mp = _ignore_pid(basic)
     kw = dict(progress=False, holdout=0, max_iter=30)
-    a = PriorFitter(basic, **kw).fit(pdf, mp)
-    b = PriorFitter(basic, **kw).fit(sdf, mp)
+    a = PriorFitter(basic, mapping=mp, **kw).fit(pdf)
+    b = PriorFitter(basic, mapping=mp, **kw).fit(sdf)
     assert a.n_iter_ == b.n_iter_
     for n in basic.nodes:
         np.testing.assert_array_equal(cpd_array(b.spec_, b.spec_.nodes[n]),

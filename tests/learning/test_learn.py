@@ -20,22 +20,16 @@ import pytest
 from kneehip_bn import (
     DataError,
     ImpossibleEvidenceError,
-    KneeHipError,
     NotFittedError,
     UnknownNameError,
     load_spec,
 )
+from kneehip_bn.errors import ParameterError
 from kneehip_bn.inference.engine import Engine
 from kneehip_bn.io.audit import audit_counts, read_counts
-from kneehip_bn.learning.em import (
-    _W_MAX,
-    PriorFitter,
-    _fit_noisy_or,
-    _nor_objective,
-    batch_posteriors,
-    fit_priors,
-    write_batch_posteriors,
-)
+from kneehip_bn.learning.batch import batch_posteriors, write_batch_posteriors
+from kneehip_bn.learning.fitter import PriorFitter, fit_priors
+from kneehip_bn.learning.noisy_or import W_MAX, fit_noisy_or, nor_objective
 from kneehip_bn.learning.simulate import forward_sample, perturb_model, simulate_audit
 from kneehip_bn.model.tables import cpd_array
 
@@ -56,8 +50,8 @@ def incomplete(spec):
 
 @pytest.fixture(scope="module")
 def em_fit(spec, incomplete):
-    return PriorFitter(spec, progress=False, holdout=0, max_iter=15, tol=1e-12).fit(
-        incomplete, dataset_name="sim500")
+    return PriorFitter(spec, progress=False, holdout=0, max_iter=15, tol=1e-12,
+                       dataset_name="sim500").fit(incomplete)
 
 
 def _pseudo_counts_pgmpy_order(spec, name, strength):
@@ -158,11 +152,11 @@ def test_noisy_or_m_step_matches_scipy_optimiser():
         a_off = rng.binomial(n, off).astype(float) + rng.uniform(0, 3, len(configs))
         a_on = n - a_off + 3.0
         a_on = np.maximum(a_on, 0.0)
-        w = _fit_noisy_or(D, a_on, a_off, np.full(4, 0.2))
-        res = minimize(lambda x, a=a_on, b=a_off: -_nor_objective(D, a, b, x), np.full(4, 0.2),
-                       method="L-BFGS-B", bounds=[(1e-9, _W_MAX)] * 4,
+        w = fit_noisy_or(D, a_on, a_off, np.full(4, 0.2))
+        res = minimize(lambda x, a=a_on, b=a_off: -nor_objective(D, a, b, x), np.full(4, 0.2),
+                       method="L-BFGS-B", bounds=[(1e-9, W_MAX)] * 4,
                        options={"ftol": 1e-15, "gtol": 1e-10, "maxiter": 5000})
-        assert _nor_objective(D, a_on, a_off, w) >= -res.fun - 1e-7, trial
+        assert nor_objective(D, a_on, a_off, w) >= -res.fun - 1e-7, trial
         np.testing.assert_allclose(-np.expm1(-w), -np.expm1(-res.x), atol=2e-4)
 
 
@@ -301,8 +295,8 @@ def test_sqlite_and_mapping_fit(spec, tmp_path):
     eng.dispose()
     kw = dict(progress=False, holdout=0, max_iter=3, tol=1e-12)
     direct = PriorFitter(spec, **kw).fit(df)
-    via = PriorFitter(spec, **kw).fit(f"sqlite:///{tmp_path / 'a.db'}", table="audit",
-                                      mapping=mapping)
+    via = PriorFitter(spec, table="audit", mapping=mapping, **kw).fit(
+        f"sqlite:///{tmp_path / 'a.db'}")
     for n in spec.nodes:
         np.testing.assert_allclose(cpd_array(via.spec_, n), cpd_array(direct.spec_, n), atol=1e-12)
     assert via.report_.dataset == "Example clinic audit (SYNTHETIC, 500 rows)"
@@ -382,14 +376,14 @@ def test_not_fitted_errors(tmp_path, incomplete):
 
 
 @pytest.mark.parametrize("kwargs, exc, match", [
-    ({"strength": -1}, KneeHipError, "strength: expected a number >= 0, found -1"),
+    ({"strength": -1}, ParameterError, "strength: expected a number >= 0, found -1"),
     ({"strengths": {"knee_pian": 3}}, UnknownNameError, "did you mean 'knee_pain'"),
-    ({"strengths": {"knee_pain": "a"}}, KneeHipError, r"strengths\['knee_pain'\]"),
+    ({"strengths": {"knee_pain": "a"}}, ParameterError, r"strengths\['knee_pain'\]"),
     ({"freeze": ["hip_pian"]}, UnknownNameError, "freeze: unknown node 'hip_pian'"),
-    ({"noisy_or": "full"}, KneeHipError, "noisy_or: expected 'keep' or 'tabular', found 'full'"),
-    ({"max_iter": 0}, KneeHipError, "max_iter: expected a positive integer"),
-    ({"tol": 0}, KneeHipError, "tol: expected a number > 0"),
-    ({"holdout": 0.95}, KneeHipError, "holdout: expected a number >= 0 and <= 0.9"),
+    ({"noisy_or": "full"}, ParameterError, "noisy_or: expected 'keep' or 'tabular', found 'full'"),
+    ({"max_iter": 0}, ParameterError, "max_iter: expected a positive integer"),
+    ({"tol": 0}, ParameterError, "tol: expected a number > 0"),
+    ({"holdout": 0.95}, ParameterError, "holdout: expected a number >= 0 and <= 0.9"),
 ])
 def test_bad_parameters(kwargs, exc, match, incomplete):
     with pytest.raises(exc, match=match):
@@ -413,7 +407,7 @@ def test_fit_priors_shortcut(tiny_spec):
 def test_counts_with_mapping_is_an_error(spec, incomplete):
     c = audit_counts(incomplete, spec)
     with pytest.raises(DataError, match="expected no mapping with counts"):
-        PriorFitter(spec, progress=False).fit(c, mapping={"columns": {}})
+        PriorFitter(spec, progress=False, mapping={"columns": {}}).fit(c)
 
 
 def test_counts_from_another_model_rejected(tiny_spec, spec, tmp_path):
@@ -468,7 +462,7 @@ def test_batch_impossible_rows(spec):
         batch_posteriors(df, spec)
     out = batch_posteriors(df, spec, on_impossible="nan")
     assert out.loc[1].isna().all() and out.loc[[0, 2]].notna().all().all()
-    with pytest.raises(KneeHipError, match="on_impossible: expected one of 'raise', 'error', "
+    with pytest.raises(ParameterError, match="on_impossible: expected one of 'raise', 'error', "
                                            "'nan', 'drop', 'relax', found 'skip'"):
         batch_posteriors(df, spec, on_impossible="skip")
 
@@ -495,22 +489,22 @@ def test_write_batch_posteriors_streams_in_input_order(spec, incomplete, tmp_pat
 
 
 def test_noisy_or_gradient_and_hessian_match_finite_differences():
-    from kneehip_bn.learning.em import _nor_grad_hess
+    from kneehip_bn.learning.noisy_or import nor_grad_hess
 
     rng = np.random.default_rng(3)
     configs = np.array(list(itertools.product([0, 1], repeat=2)))
     D = np.column_stack([np.ones(4), configs]).astype(float)
     a_on, a_off = rng.uniform(1, 20, 4), rng.uniform(1, 20, 4)
     w = np.array([0.1, 0.5, 0.3])
-    g, H = _nor_grad_hess(D, a_on, a_off, w)
+    g, H = nor_grad_hess(D, a_on, a_off, w)
     eps = 1e-5
     for j in range(3):
         e = np.zeros(3)
         e[j] = eps
-        fd = (_nor_objective(D, a_on, a_off, w + e) - _nor_objective(D, a_on, a_off, w - e)) / (2 * eps)
+        fd = (nor_objective(D, a_on, a_off, w + e) - nor_objective(D, a_on, a_off, w - e)) / (2 * eps)
         assert g[j] == pytest.approx(fd, rel=1e-6)
-        gp, _ = _nor_grad_hess(D, a_on, a_off, w + e)
-        gm, _ = _nor_grad_hess(D, a_on, a_off, w - e)
+        gp, _ = nor_grad_hess(D, a_on, a_off, w + e)
+        gm, _ = nor_grad_hess(D, a_on, a_off, w - e)
         np.testing.assert_allclose(H[:, j], (gp - gm) / (2 * eps), rtol=1e-5)
 
 

@@ -18,16 +18,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from kneehip_bn import DataError, ImpossibleEvidenceError, KneeHipError, load_spec
+from kneehip_bn.errors import ParameterError
 from kneehip_bn.inference.engine import Engine
 from kneehip_bn.io.audit import audit_counts
-from kneehip_bn.learning.em import (
+from kneehip_bn.learning.batch import batch_posteriors, write_batch_posteriors
+from kneehip_bn.learning.fitter import PriorFitter
+from kneehip_bn.learning.impossible import (
     RELAX_PROBABILITY,
     RELAX_PSEUDO_COUNT,
-    PriorFitter,
-    batch_posteriors,
     find_impossible,
     screen_counts,
-    write_batch_posteriors,
 )
 from kneehip_bn.learning.simulate import forward_sample, simulate_audit
 from kneehip_bn.model.tables import cpd_array
@@ -179,7 +179,7 @@ def test_em_progress_bar_shows_iteration_log_posterior_and_change(basic, capsys)
                                 "found 'skip'"),
 ])
 def test_bad_fit_options(basic, kw, match):
-    with pytest.raises(KneeHipError, match=match):
+    with pytest.raises(ParameterError, match=match):
         PriorFitter(basic, progress=False, **kw).fit(pd.DataFrame({"knee_pain": ["present"]}))
 
 
@@ -219,8 +219,8 @@ def test_find_impossible_entries(basic):
 def test_drop_equals_fit_without_the_rows(basic):
     df = _contradicting(basic)
     kw = dict(progress=False, holdout=0, strength=20)
-    dropped = PriorFitter(basic, on_impossible="drop", **kw).fit(df, dataset_name="d")
-    clean = PriorFitter(basic, **kw).fit(df.drop(index=[3, 7, 11]), dataset_name="d")
+    dropped = PriorFitter(basic, on_impossible="drop", dataset_name="d", **kw).fit(df)
+    clean = PriorFitter(basic, dataset_name="d", **kw).fit(df.drop(index=[3, 7, 11]))
     a, b = _tables(dropped.spec_), _tables(clean.spec_)
     for n in a:
         np.testing.assert_array_equal(a[n], b[n], err_msg=n)

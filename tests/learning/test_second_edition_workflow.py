@@ -42,8 +42,9 @@ def test_counts_equal_the_rows(spec, audit, tmp_path):
 
 
 def test_fit_on_the_second_edition_never_lowers_the_log_posterior(spec, audit):
-    fitter = kb.PriorFitter(spec, progress=False, holdout=0, max_iter=4, tol=1e-12)
-    fitter.fit(audit.drop(columns="working_diagnosis").head(600), dataset_name="v2 sample")
+    fitter = kb.PriorFitter(spec, progress=False, holdout=0, max_iter=4, tol=1e-12,
+                            dataset_name="v2 sample")
+    fitter.fit(audit.drop(columns="working_diagnosis").head(600))
     lp = fitter.history_["log_posterior"].to_numpy()
     assert len(lp) >= 2 and (np.diff(lp) >= -1e-9 * np.abs(lp[:-1])).all()
     kb.validate_spec(fitter.spec_)

@@ -11,6 +11,7 @@ import pandas as pd
 import pytest
 
 from kneehip_bn import KneeHipError, UnknownNameError, load_spec
+from kneehip_bn.errors import ParameterError
 from kneehip_bn.inference.engine import Engine
 from kneehip_bn.learning.simulate import (
     DIAGNOSIS_COLUMN,
@@ -160,9 +161,41 @@ def test_bad_arguments(kwargs, match):
         simulate_audit(**kwargs)
 
 
+@pytest.mark.parametrize("call, match", [
+    (lambda: simulate_audit(10, seed=-1), r"^seed: expected None or a whole number >= 0, found -1$"),
+    (lambda: simulate_audit(10, seed=1.5), r"^seed: .*found 1.5$"),
+    (lambda: simulate_audit(0), r"^n: expected a positive whole number of patients, found 0$"),
+    (lambda: simulate_audit(10.0), r"^n: .*found 10.0$"),
+    (lambda: simulate_audit(10, missing=-0.1), r"^missing: expected a fraction"),
+    (lambda: simulate_audit(10, missing=0.1, mechanism="mar", mar_weights=(1, -1)),
+     r"^mar_weights: expected two relative blank rates >= 0"),
+    (lambda: forward_sample(10, seed=-3), r"^seed: "),
+    (lambda: perturb_model(scale=-1), r"^scale: expected a standard deviation >= 0, found -1$"),
+    (lambda: perturb_model(seed=-1), r"^seed: "),
+])
+def test_bad_parameters_are_one_line_parameter_errors(call, match):
+    with pytest.raises(ParameterError, match=match) as err:
+        call()
+    assert isinstance(err.value, ValueError) and "\n" not in str(err.value)
+
+
 def test_mar_needs_age_group():
-    with pytest.raises(KneeHipError, match="expected the observed column age_group"):
+    with pytest.raises(ParameterError, match="expected the observed column age_group"):
         simulate_audit(10, missing=0.1, mechanism="mar", hidden=("mechanism", "context"))
+
+
+def test_mar_column_is_a_parameter(spec):
+    kw = dict(seed=3, missing=0.3, mechanism="mar", model=spec)
+    assert simulate_audit(400, **kw).equals(
+        simulate_audit(400, mar_column="age_group", mar_weights=(0.5, 1.5), **kw))
+    df = simulate_audit(20_000, mar_column="activity_level", mar_weights=(0.2, 1.8), **kw)
+    assert not df["activity_level"].isna().any() and df["age_group"].isna().any()
+    rate = df.drop(columns="activity_level").isna().mean(axis=1).groupby(
+        df["activity_level"], observed=True).mean()
+    first, *_, last = spec.nodes["activity_level"].states
+    assert rate[last] > 5 * rate[first]
+    with pytest.raises(UnknownNameError, match="mar_column"):
+        simulate_audit(10, mar_column="activity", **kw)
 
 
 def test_unknown_group_is_unknown_name_error():

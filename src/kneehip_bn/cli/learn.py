@@ -22,6 +22,7 @@ import sys
 from typing import Any
 
 from kneehip_bn.errors import KneeHipError, ParameterError
+from kneehip_bn.io.writers import table_format, write_table
 
 __all__ = ["register"]
 
@@ -251,7 +252,7 @@ def _spark_data(args: argparse.Namespace, what: str) -> Any:
 
 def cmd_fit(args: argparse.Namespace) -> int:
     from kneehip_bn.cli import emit_json
-    from kneehip_bn.learning.em import PriorFitter
+    from kneehip_bn.learning.fitter import PriorFitter
 
     spec = _spec(args)
     sdf = _spark_data(args, "fit")
@@ -270,10 +271,11 @@ def cmd_fit(args: argparse.Namespace) -> int:
         model=spec, strength=args.strength, strengths=_strengths(args.strengths),
         freeze=args.freeze, noisy_or=args.noisy_or, max_iter=args.max_iter, tol=args.tol,
         progress=not args.quiet and sys.stderr.isatty(), holdout=args.holdout, seed=args.seed,
-        accelerate=not args.no_squarem, estep=args.estep, on_impossible=args.on_impossible)
+        accelerate=not args.no_squarem, estep=args.estep, on_impossible=args.on_impossible,
+        mapping=_mapping_arg(args), dataset_name=args.dataset_name, table=args.table,
+        sql=args.sql)  # holdout: the held-out evaluation is asked for (--holdout, default 0.25)
     data = sdf if sdf is not None else args.counts if args.counts is not None else args.data
-    fitter.fit(data, mapping=_mapping_arg(args), dataset_name=args.dataset_name, table=args.table,
-               sql=args.sql)
+    fitter.fit(data)
     rep = fitter.report_
     fig = None
     if args.plot:  # drawn before anything is written: a failure leaves no output behind
@@ -301,7 +303,7 @@ def cmd_check(args: argparse.Namespace) -> int:
     import pandas as pd
 
     from kneehip_bn.cli import emit_json
-    from kneehip_bn.learning.report import check_structure
+    from kneehip_bn.learning.structure import check_structure
 
     spec = _spec(args)
     res = check_structure(args.data, spec, _mapping_arg(args), alpha=args.alpha,
@@ -354,7 +356,7 @@ def _keep_freed_memory() -> None:
 
 
 def cmd_batch(args: argparse.Namespace) -> int:
-    from kneehip_bn.learning.em import write_batch_posteriors
+    from kneehip_bn.learning.batch import write_batch_posteriors
 
     table_format(args.output)
     _check_out(args.output, args.overwrite)
@@ -362,7 +364,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
     spec = _spec(args)
     sdf = _spark_data(args, "batch")
     if sdf is not None:
-        from kneehip_bn.learning.em import batch_posteriors
+        from kneehip_bn.learning.batch import batch_posteriors
 
         _check_out(args.output, args.overwrite)
         out = batch_posteriors(sdf, spec, _mapping_arg(args), args.targets,
@@ -399,56 +401,6 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     return 0
 
 
-def table_format(path: str) -> str:
-    """``"parquet"`` or ``"csv"`` from a table output's extension, or a ParameterError.
-
-    >>> table_format("audit.parquet"), table_format("audit.csv")
-    ('parquet', 'csv')
-    """
-    low = os.fspath(path).lower()
-    if low.endswith((".parquet", ".pq")):
-        return "parquet"
-    if low.endswith((".csv", ".txt")):
-        return "csv"
-    raise ParameterError(f"--output {path}: expected a .csv or .parquet file name, found "
-                         f"'{os.path.splitext(low)[1] or 'no extension'}'")
-
-
-def write_table(df: Any, path: str, overwrite: bool = False) -> None:
-    """Write a DataFrame to CSV or Parquet (by extension) with the one atomic writer."""
-    from kneehip_bn._util.files import atomic_write
-
-    kind = table_format(path)
-    atomic_write(path, lambda tmp: _write_table_to(df, tmp, kind), overwrite=overwrite)
-
-
-def _write_table_to(df: Any, tmp: str, kind: str) -> None:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    if kind == "parquet":
-        pq.write_table(pa.Table.from_pandas(df, preserve_index=False), tmp)
-    elif len(df) < 200_000:  # pandas writes plain, unquoted CSV
-        df.to_csv(tmp, index=False)
-    else:  # pyarrow is ~10x faster on large tables
-        tbl = pa.Table.from_pandas(df, preserve_index=False)
-        tbl = tbl.cast(pa.schema([pa.field(f.name, pa.string()) if pa.types.is_dictionary(f.type)
-                                  else f for f in tbl.schema]))
-        write_csv_arrow(tbl, tmp)
-
-
-def write_csv_arrow(tbl: Any, path: str) -> None:
-    """Write an Arrow table as CSV without quotes (labels and numbers need none); values
-    that do need quoting (a comma in a kept id column) fall back to quoting."""
-    import pyarrow as pa
-    import pyarrow.csv as pacsv
-
-    try:
-        pacsv.write_csv(tbl, path, write_options=pacsv.WriteOptions(quoting_style="none"))
-    except pa.ArrowInvalid:
-        pacsv.write_csv(tbl, path, write_options=pacsv.WriteOptions(quoting_style="needed"))
-
-
 def _counts_format(path: str) -> None:
     if not os.fspath(path).lower().endswith((".json", ".csv", ".parquet", ".pq")):
         raise ParameterError(f"--output {path}: expected a .json, .csv or .parquet file name, "
@@ -457,7 +409,7 @@ def _counts_format(path: str) -> None:
 
 def cmd_counts(args: argparse.Namespace) -> int:
     from kneehip_bn.io.audit import audit_counts
-    from kneehip_bn.learning.em import screen_counts
+    from kneehip_bn.learning.impossible import screen_counts
 
     _counts_format(args.output)
     _check_out(args.output, args.overwrite)

@@ -20,14 +20,21 @@ Examples
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
-from kneehip_bn.errors import KneeHipError, UnknownNameError
-from kneehip_bn.model.spec import DIAGNOSIS_COLUMN, NO_DIAGNOSIS
-from kneehip_bn.model.tables import exact_row
+from kneehip_bn.errors import ParameterError, UnknownNameError
+from kneehip_bn.inference.engine import get_engine
+from kneehip_bn.inference.queries import on_state
+from kneehip_bn.io.audit import group_patterns
+from kneehip_bn.learning.em import blas_single
+from kneehip_bn.model.coerce import model_spec
+from kneehip_bn.model.spec import DIAGNOSIS_COLUMN, GROUPS, NO_DIAGNOSIS
+from kneehip_bn.model.tables import cpd_array, exact_row
+from kneehip_bn.model.validate import validate_spec
 
 __all__ = [
     "DIAGNOSIS_COLUMN",
@@ -39,14 +46,6 @@ __all__ = [
 
 
 
-def _spec_of(model: Any) -> Any:
-    """The model's specification, refusing a network edited since it was built
-    (:func:`kneehip_bn.inference.queries.model_spec`, the one place that decides)."""
-    from kneehip_bn.inference.queries import model_spec
-
-    return model_spec(model)
-
-
 def forward_sample_codes(spec: Any, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
     """Ancestral sampling in numpy: ``{node: state codes (n,)}`` for every node.
 
@@ -54,8 +53,6 @@ def forward_sample_codes(spec: Any, n: int, rng: np.random.Generator) -> dict[st
     the parents' sampled codes and an inverse-CDF draw picks the state.
     """
     import networkx as nx
-
-    from kneehip_bn.model.tables import cpd_array
 
     g = nx.DiGraph()
     g.add_nodes_from(spec.nodes)
@@ -97,9 +94,9 @@ def forward_sample(n: int, seed: int | None = None, model: Any = None) -> Any:
     """
     import pandas as pd
 
-    spec = _spec_of(model)
+    spec = model_spec(model)
     _check_n(n)
-    codes = forward_sample_codes(spec, int(n), np.random.default_rng(seed))
+    codes = forward_sample_codes(spec, int(n), _rng(seed))
     return pd.DataFrame({
         k: pd.Categorical.from_codes(v, categories=spec.nodes[k].states) for k, v in codes.items()
     })
@@ -107,7 +104,15 @@ def forward_sample(n: int, seed: int | None = None, model: Any = None) -> Any:
 
 def _check_n(n: Any) -> None:
     if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise KneeHipError(f"n: expected a positive whole number of patients, found {n!r}")
+        raise ParameterError(f"n: expected a positive whole number of patients, found {n!r}")
+
+
+def _rng(seed: Any) -> np.random.Generator:
+    """The random generator of ``seed`` (None, or a whole number >= 0), or a ParameterError."""
+    if seed is not None and (isinstance(seed, bool) or not isinstance(seed, (int, np.integer))
+                             or seed < 0):
+        raise ParameterError(f"seed: expected None or a whole number >= 0, found {seed!r}")
+    return np.random.default_rng(seed)
 
 
 def simulate_audit(
@@ -118,6 +123,8 @@ def simulate_audit(
     diagnosis_noise: float | None = None,
     model: Any = None,
     hidden: Sequence[str] = ("mechanism",),
+    mar_column: str = "age_group",
+    mar_weights: tuple[float, float] = (0.5, 1.5),
 ) -> Any:
     """Simulate a clinical audit table from the model.
 
@@ -131,10 +138,11 @@ def simulate_audit(
         Fraction of recorded cells left blank.
     mechanism : {"mcar", "mar"}
         ``"mcar"``: every recorded cell is blank with probability ``missing``.
-        ``"mar"``: ``age_group`` is always recorded and every other cell is blank with a
-        probability that depends on it (weights 0.5 : 1 : 1.5 for the youngest to the
-        oldest band, scaled so that the overall blank rate is about ``missing``): missing
-        at random given an observed column.
+        ``"mar"``: ``mar_column`` is always recorded and every other cell is blank with a
+        probability that depends on it (weights from ``mar_weights[0]`` for its first state
+        to ``mar_weights[1]`` for its last, evenly spaced: 0.5 : 1 : 1.5 for the three age
+        bands by default, scaled so that the overall blank rate is about ``missing``):
+        missing at random given an observed column.
     diagnosis_noise : float, optional
         ``None``: no diagnosis column. Otherwise a ``working_diagnosis`` column is recorded
         by this rule: among the origins the patient truly has, the clinician names the one
@@ -148,6 +156,10 @@ def simulate_audit(
     hidden : sequence of str, default ("mechanism",)
         Node groups not recorded (dropped), e.g. ``("mechanism", "origin")`` for an audit
         that records only context, findings, tests and the working diagnosis.
+    mar_column : str, default "age_group"
+        With ``mechanism="mar"``: the recorded node the blank rate depends on.
+    mar_weights : (float, float), default (0.5, 1.5)
+        With ``mechanism="mar"``: the relative blank rates at its first and last state.
 
     Returns
     -------
@@ -164,23 +176,23 @@ def simulate_audit(
     """
     import pandas as pd
 
-    from kneehip_bn.model.spec import GROUPS
-
     _check_n(n)
+    rng = _rng(seed)
     if not isinstance(missing, (int, float)) or not 0.0 <= missing < 1.0:
-        raise KneeHipError(f"missing: expected a fraction in [0, 1), found {missing!r}")
+        raise ParameterError(f"missing: expected a fraction in [0, 1), found {missing!r}")
     if mechanism not in ("mcar", "mar"):
         raise UnknownNameError.for_name("missingness mechanism", str(mechanism), ["mcar", "mar"])
     if diagnosis_noise is not None and (
             not isinstance(diagnosis_noise, (int, float)) or not 0.0 <= diagnosis_noise <= 1.0):
-        raise KneeHipError(
+        raise ParameterError(
             f"diagnosis_noise: expected None or a probability in [0, 1], found {diagnosis_noise!r}")
     hidden = [hidden] if isinstance(hidden, str) else list(hidden)
     for g in hidden:
         if g not in GROUPS:
             raise UnknownNameError.for_name("node group", g, GROUPS, where="hidden")
-    spec = _spec_of(model)
-    rng = np.random.default_rng(seed)
+    spec = model_spec(model)
+    if mechanism == "mar":
+        _check_mar(spec, mar_column, mar_weights)
     codes = forward_sample_codes(spec, int(n), rng)
     visible = [k for k, s in spec.nodes.items() if s.group not in hidden]
     cols = {k: codes[k].astype(np.int8) for k in visible}
@@ -192,7 +204,7 @@ def simulate_audit(
         cols[DIAGNOSIS_COLUMN] = diag
 
     if missing > 0:
-        _blank(spec, cols, codes, missing, mechanism, rng)
+        _blank(spec, cols, missing, mechanism, rng, mar_column, mar_weights)
 
     data = {}
     for k, v in cols.items():
@@ -201,19 +213,25 @@ def simulate_audit(
     return pd.DataFrame(data)
 
 
-def _working_diagnosis(spec, codes, origins, noise, rng) -> np.ndarray:
-    from kneehip_bn.inference.engine import get_engine
-    from kneehip_bn.io.audit import group_patterns
+def _check_mar(spec: Any, column: Any, weights: Any) -> None:
+    if column not in spec.nodes:
+        raise UnknownNameError.for_name("node", str(column), spec.nodes, where="mar_column")
+    ok = (isinstance(weights, (tuple, list)) and len(weights) == 2 and all(
+        isinstance(w, (int, float)) and not isinstance(w, bool) and math.isfinite(w) and w >= 0
+        for w in weights) and sum(weights) > 0)
+    if not ok:
+        raise ParameterError(f"mar_weights: expected two relative blank rates >= 0 (first and "
+                             f"last state of mar_column), found {weights!r}")
 
+
+def _working_diagnosis(spec, codes, origins, noise, rng) -> np.ndarray:
     eng = get_engine(spec)
     seen = [k for k, s in spec.nodes.items() if s.group in ("context", "finding", "test")]
     x = np.stack([codes[k] for k in seen], axis=1).astype(np.int64)
     pats, _, inv = group_patterns(x, [len(spec.nodes[k].states) for k in seen])
-    from kneehip_bn.learning.em import _blas_single
-
-    with _blas_single():
+    with blas_single():
         res = eng.batch(pats, seen, targets=origins)
-    on = [spec.nodes[o].states.index(_on(spec.nodes[o].states)) for o in origins]
+    on = [spec.nodes[o].states.index(on_state(spec.nodes[o].states)) for o in origins]
     post = np.stack([res.marginals[o][:, i] for o, i in zip(origins, on)], axis=1)[inv]
     present = np.stack([codes[o] == i for o, i in zip(origins, on)], axis=1)
     score = np.where(present, post, -1.0)
@@ -226,28 +244,23 @@ def _working_diagnosis(spec, codes, origins, noise, rng) -> np.ndarray:
     return label.astype(np.int8)
 
 
-def _on(states):
-    from kneehip_bn.inference.queries import on_state
-
-    return on_state(states)
-
-
-def _blank(spec, cols, codes, missing, mechanism, rng) -> None:
+def _blank(spec, cols, missing, mechanism, rng, column="age_group", weights=(0.5, 1.5)) -> None:
     n = next(iter(cols.values())).shape[0]
     if mechanism == "mcar":
         for k in cols:
             cols[k] = np.where(rng.random(n) < missing, -1, cols[k]).astype(np.int8)
         return
-    # MAR: age_group always recorded; blank rate depends on it
-    if "age_group" not in cols:
-        raise KneeHipError(
-            "mechanism='mar': expected the observed column age_group (missingness depends on "
-            "it), found it hidden; use mechanism='mcar' or keep the context group")
-    card = len(spec.nodes["age_group"].states)
-    w = np.linspace(0.5, 1.5, card)[cols["age_group"]]
+    # MAR: the driver column always recorded; blank rate depends on it
+    if column not in cols:
+        raise ParameterError(
+            f"mechanism='mar': expected the observed column {column} (missingness depends on "
+            f"it), found it hidden; use mechanism='mcar' or keep the "
+            f"{spec.nodes[column].group} group")
+    card = len(spec.nodes[column].states)
+    w = np.linspace(weights[0], weights[1], card)[cols[column]]
     rate = np.minimum(missing * w / w.mean(), 1.0)
     for k in cols:
-        if k == "age_group":
+        if k == column:
             continue
         cols[k] = np.where(rng.random(n) < rate, -1, cols[k]).astype(np.int8)
 
@@ -264,10 +277,11 @@ def perturb_model(model: Any = None, scale: float = 0.5, seed: int | None = 0) -
     >>> true.nodes["knee_pain"].noisy_or.leak.p != 0.08
     True
     """
-    from kneehip_bn.model.validate import validate_spec
-
-    spec = copy.deepcopy(_spec_of(model))
-    rng = np.random.default_rng(seed)
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not (
+            math.isfinite(scale) and scale >= 0):
+        raise ParameterError(f"scale: expected a standard deviation >= 0, found {scale!r}")
+    spec = copy.deepcopy(model_spec(model))
+    rng = _rng(seed)
 
     def logit_move(p: float) -> float:
         if p <= 0.0 or p >= 1.0:

@@ -1,13 +1,12 @@
-"""What the researcher sees after fitting: the fit report and the structure check.
+"""What the researcher sees after fitting: the fit report.
 
-:class:`FitReport` (``PriorFitter().fit(...).report_``) holds, per table, the expert and
+:class:`FitReport` (``PriorFitter().fit(...).report_``, built by :func:`build_fit_report`
+from a :class:`~kneehip_bn.learning.em.FitResult`) holds, per table, the expert and
 fitted probabilities with 95% credible intervals, the tables where the audit most
-disagrees with the expert prior, the log-likelihood before and after fitting and, when the
-audit records a working diagnosis, held-out accuracy of each origin before and after. It
-prints as text, converts to a dict / JSON, and draws a figure.
-
-:func:`check_structure` tests the conditional independencies the graph implies among the
-observed columns and lists the violated ones as hints of missing arrows.
+disagrees with the expert prior, the log-likelihood before and after fitting and, when
+held-out evaluation was asked for (:mod:`kneehip_bn.learning.holdout`), held-out accuracy
+of each origin before and after. It prints as text, converts to a dict / JSON, and draws a
+figure.
 
 How to read the surprise
 ------------------------
@@ -37,15 +36,16 @@ from typing import Any
 
 import numpy as np
 
+from kneehip_bn._util.files import atomic_write_text
 from kneehip_bn._util.jsonclean import json_clean
+from kneehip_bn.inference.queries import on_state
+from kneehip_bn.io.audit import AuditCounts
+from kneehip_bn.learning.em import FitResult
+from kneehip_bn.learning.holdout import HoldoutResult
+from kneehip_bn.learning.noisy_or import nor_laplace_sd
+from kneehip_bn.teaching.plots import save_figure
 
-__all__ = [
-    "FitReport",
-    "auc_score",
-    "build_fit_report",
-    "check_structure",
-    "dirichlet_multinomial_logpmf",
-]
+__all__ = ["FitReport", "build_fit_report", "dirichlet_multinomial_logpmf"]
 
 
 # ============================================================================ statistics
@@ -90,47 +90,6 @@ def _surprise(N: np.ndarray, alpha: np.ndarray, rng: np.random.Generator, draws:
     mean, sd = float(s_sim.mean()), float(s_sim.std())
     p = (1.0 + float((s_sim >= s_obs).sum())) / (draws + 1.0)
     return s_obs, mean, sd, p
-
-
-def auc_score(y: np.ndarray, score: np.ndarray, weights: np.ndarray | None = None) -> float:
-    """Area under the ROC curve from ranks (ties count one half), optionally weighted.
-
-    Equals the probability that a random positive scores above a random negative.
-
-    >>> auc_score(np.array([0, 0, 1, 1]), np.array([0.1, 0.4, 0.35, 0.8]))
-    0.75
-    """
-    y = np.asarray(y).astype(bool)
-    s = np.asarray(score, float)
-    w = np.ones(y.shape[0]) if weights is None else np.asarray(weights, float)
-    wp, wn = float(w[y].sum()), float(w[~y].sum())
-    if wp == 0 or wn == 0:
-        return math.nan
-    uniq, inv = np.unique(s, return_inverse=True)
-    pos = np.bincount(inv, weights=w * y, minlength=uniq.size)
-    neg = np.bincount(inv, weights=w * ~y, minlength=uniq.size)
-    below = np.concatenate([[0.0], np.cumsum(neg)[:-1]])
-    return float(np.sum(pos * (below + 0.5 * neg)) / (wp * wn))
-
-
-def _metrics(y, p, w) -> dict[str, float]:
-    eps = 1e-15
-    pc = np.clip(p, eps, 1 - eps)
-    tot = w.sum()
-    ll = -float(np.sum(w * (y * np.log(pc) + (1 - y) * np.log1p(-pc))) / tot)
-    brier = float(np.sum(w * (p - y) ** 2) / tot)
-    return {"n": float(tot), "prevalence": float(np.sum(w * y) / tot), "mean_predicted":
-            float(np.sum(w * p) / tot), "log_loss": ll, "brier": brier, "auc": auc_score(y, p, w)}
-
-
-def _calibration(y, p, w, bins=10):
-    edges = np.linspace(0, 1, bins + 1)
-    b = np.clip(np.digitize(p, edges[1:-1]), 0, bins - 1)
-    wt = np.bincount(b, weights=w, minlength=bins)
-    mp = np.bincount(b, weights=w * p, minlength=bins)
-    fy = np.bincount(b, weights=w * y, minlength=bins)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return wt, mp / wt, fy / wt
 
 
 # ============================================================================ report
@@ -186,7 +145,7 @@ class FitReport:
 
     # -------------------------------------------------------------- text
     def __str__(self) -> str:
-        L = [f"Fit of model '{self.model_name}' to {self.dataset}: {self.n_rows} rows "
+        lines = [f"Fit of model '{self.model_name}' to {self.dataset}: {self.n_rows} rows "
              f"({self.n_patterns} distinct patterns), {len(self.columns)} observed columns",
              f"Method: {_method_text(self.method)}; "
              + (f"converged after {self.n_iter} iteration(s) (tol {self.tol:g})" if self.converged
@@ -195,22 +154,22 @@ class FitReport:
              f"Log-likelihood: expert {self.loglik_expert:.2f} ({self.loglik_expert / max(self.n_rows, 1):.4f} "
              f"per row) -> fitted {self.loglik_fitted:.2f} "
              f"({self.loglik_fitted / max(self.n_rows, 1):.4f} per row)", ""]
-        L.append("Tables where the audit most disagrees with the expert prior "
+        lines.append("Tables where the audit most disagrees with the expert prior "
                  "(surprise = -log P(counts | expert Dirichlet); p = Monte Carlo tail probability):")
-        L.append(f"  {'table':<30}{'strength':>9}{'rows':>10}{'surprise':>10}{'expected':>10}"
+        lines.append(f"  {'table':<30}{'strength':>9}{'rows':>10}{'surprise':>10}{'expected':>10}"
                  f"{'z':>7}{'p':>8}{'max change':>11}")
         for _, r in self.surprise.head(8).iterrows():
-            L.append(f"  {r['node']:<30}{_g(r['strength']):>9}{r['rows']:>10.0f}{r['surprise']:>10.1f}"
+            lines.append(f"  {r['node']:<30}{r['strength']:>9g}{r['rows']:>10.0f}{r['surprise']:>10.1f}"
                      f"{r['expected']:>10.1f}{r['z']:>7.1f}{r['p_value']:>8.3f}{r['max_change']:>11.3f}")
-        L += ["", "Largest changes (expert -> fitted, 95% credible interval):"]
+        lines += ["", "Largest changes (expert -> fitted, 95% credible interval):"]
         t = self.tables[~self.tables["frozen"]]
         t = t.reindex(t["change"].abs().sort_values(ascending=False).index).head(12)
         for _, r in t.iterrows():
-            L.append(f"  {r['node']:<30}{_short(r['parameter'], 64):<65}{r['expert']:7.3f} -> "
+            lines.append(f"  {r['node']:<30}{_short(r['parameter'], 64):<65}{r['expert']:7.3f} -> "
                      f"{r['fitted']:.3f} [{r['ci_low']:.3f}, {r['ci_high']:.3f}]  n={r['n']:.0f}")
         if self.holdout is not None:
             info = self.holdout_info
-            L += ["", f"Held-out accuracy ({info.get('test_rows', 0):.0f} test rows with a working "
+            lines += ["", f"Held-out accuracy ({info.get('test_rows', 0):.0f} test rows with a working "
                       f"diagnosis, {100 * info.get('fraction', 0):.0f}% split, seed "
                       f"{info.get('seed')}; label = working diagnosis names the origin; fitted model "
                       "trained on the other rows):",
@@ -220,11 +179,11 @@ class FitReport:
             h = self.holdout.set_index(["origin", "model"])
             for o in dict.fromkeys(self.holdout["origin"]):
                 e, f = h.loc[(o, "expert")], h.loc[(o, "fitted")]
-                L.append(f"  {o:<24}{e['prevalence']:>6.3f}{e['log_loss']:>10.4f}{f['log_loss']:>9.4f}"
+                lines.append(f"  {o:<24}{e['prevalence']:>6.3f}{e['log_loss']:>10.4f}{f['log_loss']:>9.4f}"
                          f"{e['brier']:>9.4f}{f['brier']:>9.4f}{e['auc']:>8.3f}{f['auc']:>8.3f}")
         for n in self.notes:
-            L += ["", "Note: " + n]
-        return "\n".join(L)
+            lines += ["", "Note: " + n]
+        return "\n".join(lines)
 
     def _repr_html_(self) -> str:  # pragma: no cover - notebook display
         from html import escape
@@ -252,8 +211,6 @@ class FitReport:
 
     def to_json(self, path: str | os.PathLike[str] | None = None, overwrite: bool = False) -> str:
         """The report as JSON text; also written (atomically) to ``path`` when given."""
-        from kneehip_bn._util.files import atomic_write_text
-
         text = json.dumps(self.to_dict(), indent=2)
         if path is not None:
             atomic_write_text(path, text, overwrite=overwrite)
@@ -309,7 +266,7 @@ class FitReport:
             for model, style in (("expert", "--"), ("fitted", "-")):
                 d = c[(c["model"] == model) & (c["weight"] > 0)]
                 agg = d.groupby("bin").apply(
-                    lambda g: pd_series(np.average(g["mean_predicted"], weights=g["weight"]),
+                    lambda g: _pred_obs(np.average(g["mean_predicted"], weights=g["weight"]),
                                         np.average(g["observed"], weights=g["weight"])),
                     include_groups=False)
                 ax.plot(agg["pred"], agg["obs"], style, marker="o", label=model)
@@ -324,13 +281,11 @@ class FitReport:
         fig.suptitle(f"{self.model_name} fitted to {self.dataset} ({self.n_rows} rows)")
         fig.tight_layout()
         if path is not None:
-            from kneehip_bn.teaching.plots import save_figure
-
             save_figure(fig, path, overwrite=overwrite, dpi=110, close=False)
         return fig
 
 
-def pd_series(pred, obs):
+def _pred_obs(pred, obs):
     import pandas as pd
 
     return pd.Series({"pred": pred, "obs": obs})
@@ -342,19 +297,12 @@ def _method_text(m: str) -> str:
     return base + ("; noisy-OR leak/links by Newton steps" if "noisy-or" in m else "")
 
 
-def _g(x) -> str:
-    return f"{x:g}"
-
-
 def _short(s: str, n: int) -> str:
     return s if len(s) <= n else s[: n - 1] + "…"
 
 
 def _table_rows(fams, params, N) -> list[dict[str, Any]]:
     from scipy.stats import beta
-
-    from kneehip_bn.inference.queries import on_state
-    from kneehip_bn.learning.em import _nor_laplace_sd
 
     rows = []
     for f in fams:
@@ -363,7 +311,7 @@ def _table_rows(fams, params, N) -> list[dict[str, Any]]:
             A = N[f.name] + f.alpha
             a_on, a_off = A[f.on_idx].reshape(-1), A[1 - f.on_idx].reshape(-1)
             w = params.w[f.name]
-            sd = (_nor_laplace_sd(f.design, a_on, a_off, w) if not f.frozen
+            sd = (nor_laplace_sd(f.design, a_on, a_off, w) if not f.frozen
                   else np.full(w.shape, np.nan))
             ncol = N[f.name].sum(axis=0).reshape(-1)
             p_exp = -np.expm1(-f.w_expert)
@@ -408,233 +356,64 @@ def _table_rows(fams, params, N) -> list[dict[str, Any]]:
     return rows
 
 
-def build_fit_report(fitter: Any, scan: Any, holdout: Any, seconds: float) -> FitReport:
-    """Assemble the :class:`FitReport` of a fitted :class:`~kneehip_bn.learning.em.PriorFitter`."""
+def build_fit_report(result: FitResult, spec: Any, counts: AuditCounts, *, dataset: str,
+                     audit: Any = None, tol: float = math.nan, seconds: float = math.nan,
+                     holdout: HoldoutResult | None = None) -> FitReport:
+    """Assemble the :class:`FitReport` of one fit.
+
+    Parameters
+    ----------
+    result : FitResult
+        The EM run (:func:`~kneehip_bn.learning.em.run_em`).
+    spec : ModelSpec
+        The expert model.
+    counts : AuditCounts
+        The counts the fit used.
+    dataset : str
+        The data's name.
+    audit : AuditReport, optional
+        The validation report of the data.
+    tol, seconds : float
+        The EM tolerance and the time the fit took (shown in the report).
+    holdout : HoldoutResult, optional
+        Held-out accuracy (:func:`~kneehip_bn.learning.holdout.evaluate_holdout`).
+    """
     import pandas as pd
 
-    res = fitter._result
-    fams = fitter._fams
-    spec = fitter.expert_spec_
+    res = result
+    fams = res.families
     tables = pd.DataFrame(_table_rows(fams, res.params, res.counts))
     tables["change"] = tables["fitted"] - tables["expert"]
-    rng = np.random.default_rng(12345)
-    srows = []
-    for f in fams:
-        s, mean, sd, p = _surprise(res.counts[f.name], f.alpha, rng)
-        t = tables[tables["node"] == f.name]
-        srows.append({"node": f.name, "kind": f.kind, "strength": f.strength,
-                      "rows": float(res.counts[f.name].sum()), "surprise": s, "expected": mean,
-                      "z": (s - mean) / sd if sd and sd > 0 else math.nan, "p_value": p,
-                      "max_change": float(t["change"].abs().max()) if len(t) else 0.0,
-                      "frozen": f.frozen})
-    surprise = pd.DataFrame(srows).sort_values(["p_value", "z"], ascending=[True, False],
-                                               na_position="last").reset_index(drop=True)
+    surprise = _surprise_table(fams, res.counts, tables)
     notes = []
     if not res.complete:
         notes.append("with blanks or unobserved nodes the counts behind the credible intervals "
                      "and the surprise are EM's expected counts: intervals are somewhat too "
                      "narrow where much is imputed, and the surprise test is approximate.")
-    ho, cal, info = None, None, {}
-    if holdout is not None:
-        from kneehip_bn.learning.em import _blas_single
-
-        with _blas_single():
-            ho, cal, info = _holdout(spec, fams, holdout, fitter)
-    counts = fitter.counts_
+    ho, cal, info = (None, None, {}) if holdout is None else (
+        holdout.table, holdout.calibration, holdout.info)
     return FitReport(
-        model_name=spec.name, dataset=scan.dataset, n_rows=int(counts.n_rows),
+        model_name=spec.name, dataset=dataset, n_rows=int(counts.n_rows),
         n_patterns=int(counts.patterns.shape[0]), columns=list(counts.columns),
-        method=res.method, converged=res.converged, n_iter=res.n_iter, tol=float(fitter.tol),
+        method=res.method, converged=res.converged, n_iter=res.n_iter, tol=float(tol),
         seconds=float(seconds), loglik_expert=float(res.loglik_expert),
         loglik_fitted=float(res.loglik), tables=tables, surprise=surprise, history=res.history,
-        audit=scan.report, holdout=ho, calibration=cal, holdout_info=info, notes=notes)
+        audit=audit, holdout=ho, calibration=cal, holdout_info=info, notes=notes)
 
 
-def _holdout(spec, fams, holdout, fitter):
-    """Held-out log loss, Brier score, AUC and calibration of each origin."""
+def _surprise_table(fams, N, tables) -> Any:
+    """One row per table, most surprising first (see the module docstring)."""
     import pandas as pd
 
-    from kneehip_bn.inference.engine import Engine
-    from kneehip_bn.inference.queries import on_state
-
-    train_fit, (pats, diag, cnt), labels = holdout
-    origins = labels[:-1]
-    base = Engine(spec)
-    models = {"expert": base, "fitted": base.with_tables(
-        {f.name: train_fit.params.table[f.name] for f in fams})}
-    cols = [c for c in fitter.counts_.columns]
-    keep = [j for j, c in enumerate(cols) if c not in origins]  # never predict from the answer
-    ev_cols = [cols[j] for j in keep]
-    x = pats[:, keep]
-    rows, cal = [], []
-    n_nan = 0
-    for name, eng in models.items():
-        res = eng.batch(x, ev_cols, targets=origins, on_impossible="nan")
-        ok = np.isfinite(res.log_evidence)
-        n_nan = int(cnt[~ok].sum())
-        for k, o in enumerate(origins):
-            on = eng.state_index[o][on_state(eng.states[o])]
-            p = res.marginals[o][ok, on]
-            y = (diag[ok] == k).astype(float)
-            w = cnt[ok]
-            rows.append({"origin": o, "model": name, **_metrics(y, p, w)})
-            wt, mp, fy = _calibration(y, p, w)
-            for b in range(wt.size):
-                cal.append({"model": name, "origin": o, "bin": b, "weight": float(wt[b]),
-                            "mean_predicted": float(mp[b]) if wt[b] > 0 else math.nan,
-                            "observed": float(fy[b]) if wt[b] > 0 else math.nan})
-    info = {"test_rows": float(cnt.sum()), "fraction": float(fitter.holdout), "seed": fitter.seed,
-            "train_rows": int(train_fit.counts[fams[0].name].sum()) if train_fit.counts else 0,
-            "impossible_rows_skipped": n_nan, "train_iterations": train_fit.n_iter}
-    return pd.DataFrame(rows), pd.DataFrame(cal), info
-
-
-# ============================================================================ structure
-def _bh(p: np.ndarray) -> np.ndarray:
-    """Benjamini-Hochberg adjusted p-values (q-values)."""
-    m = p.size
-    if m == 0:
-        return p
-    order = np.argsort(p)
-    ranked = p[order] * m / np.arange(1, m + 1)
-    q = np.minimum.accumulate(ranked[::-1])[::-1]
-    out = np.empty(m)
-    out[order] = np.minimum(q, 1.0)
-    return out
-
-
-def _g_test(x, y, z, cx, cy, nz):
-    """Stratified G-test of x independent of y given z (codes); (G, dof, chi2, n)."""
-    n = x.shape[0]
-    tab = np.bincount((z * cx + x) * cy + y, minlength=nz * cx * cy).reshape(nz, cx, cy)
-    tz = tab.sum(axis=(1, 2))
-    tab = tab[tz > 0]
-    tz = tz[tz > 0]
-    rx = tab.sum(axis=2)
-    ry = tab.sum(axis=1)
-    E = rx[:, :, None] * ry[:, None, :] / tz[:, None, None]
-    pos = tab > 0
-    G = 2.0 * float(np.sum(tab[pos] * np.log(tab[pos] / E[pos])))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        chi2 = float(np.nansum(np.where(E > 0, (tab - E) ** 2 / E, 0.0)))
-    dof = int(np.sum(((rx > 0).sum(axis=1) - 1) * ((ry > 0).sum(axis=1) - 1)))
-    return G, max(dof, 0), chi2, n
-
-
-def check_structure(
-    data: Any,
-    model: Any = None,
-    mapping: Any = None,
-    *,
-    alpha: float = 0.05,
-    max_given: int = 4,
-    table: str | None = None,
-    sql: str | None = None,
-) -> Any:
-    """Test the conditional independencies the graph implies among the observed columns.
-
-    For every pair of observed, non-adjacent nodes that some set of observed nodes
-    d-separates (the observed ancestors of the pair do whenever any observed set does), a
-    minimal such set is found and the independence is tested on the rows where all the
-    involved columns are recorded (complete cases): a G-test stratified by the
-    conditioning set, with Benjamini-Hochberg correction over all tests. Violations are
-    hints of missing arrows (or of a common cause the graph lacks).
-
-    Parameters
-    ----------
-    data : DataFrame, path, URL or EncodedAudit
-        The audit (validated as for fitting).
-    model, mapping : optional
-        As in :class:`~kneehip_bn.learning.em.PriorFitter`.
-    alpha : float, default 0.05
-        False discovery rate for ``violated``.
-    max_given : int, default 4
-        Pairs needing a larger conditioning set are not tested (too few rows per stratum);
-        their number is in ``result.attrs["skipped_large_given"]``.
-
-    Returns
-    -------
-    pandas.DataFrame
-        One row per test: ``x``, ``y``, ``given``, ``n_rows`` (complete cases used),
-        ``g_stat``, ``dof``, ``p_value``, ``q_value`` (BH), ``cmi`` (conditional mutual
-        information, nats), ``cramers_v``, ``violated`` and ``hint``; violated first.
-
-    Examples
-    --------
-    >>> from kneehip_bn.learning.simulate import simulate_audit
-    >>> res = check_structure(simulate_audit(2000, seed=0))
-    >>> {"x", "y", "given", "n_rows", "p_value", "q_value", "violated"} <= set(res.columns)
-    True
-    """
-    import networkx as nx
-    import pandas as pd
-    from scipy.stats import chi2 as chi2_dist
-
-    from kneehip_bn.inference.queries import as_model
-    from kneehip_bn.io.audit import EncodedAudit, encode_audit
-    from kneehip_bn.learning.simulate import _spec_of
-
-    spec = _spec_of(model)
-    enc = data if isinstance(data, EncodedAudit) else encode_audit(data, as_model(spec), mapping,
-                                                                    table=table, sql=sql)
-    g = nx.DiGraph()
-    g.add_nodes_from(spec.nodes)
-    g.add_edges_from((p, c) for c, s in spec.nodes.items() for p in s.parents)
-    obs = list(enc.columns)
-    col = {c: j for j, c in enumerate(obs)}
-    card = dict(zip(obs, enc.cards))
-    anc = {c: nx.ancestors(g, c) for c in obs}
-    order = {n: i for i, n in enumerate(spec.nodes)}
-    rows = []
-    skipped = 0
-    for i, a in enumerate(obs):
-        for b in obs[i + 1:]:
-            if g.has_edge(a, b) or g.has_edge(b, a):
-                continue
-            z0 = sorted(((anc[a] | anc[b]) & set(obs)) - {a, b}, key=order.get)
-            if not nx.is_d_separator(g, {a}, {b}, set(z0)):
-                continue
-            z = list(z0)
-            for v in list(z0):  # greedy: drop members while still separating
-                trial = [u for u in z if u != v]
-                if nx.is_d_separator(g, {a}, {b}, set(trial)):
-                    z = trial
-            if len(z) > max_given:
-                skipped += 1
-                continue
-            idx = [col[a], col[b], *(col[v] for v in z)]
-            sub = enc.codes[:, idx]
-            mask = (sub >= 0).all(axis=1)
-            sub = sub[mask].astype(np.int64)
-            zkey = np.zeros(sub.shape[0], dtype=np.int64)
-            nz = 1
-            for j, v in enumerate(z):
-                zkey = zkey * card[v] + sub[:, 2 + j]
-                nz *= card[v]
-            if sub.shape[0] == 0:
-                G, dof, x2, n = 0.0, 0, 0.0, 0
-            else:
-                G, dof, x2, n = _g_test(sub[:, 0], sub[:, 1], zkey, card[a], card[b], nz)
-            p = float(chi2_dist.sf(G, dof)) if dof > 0 else 1.0
-            k = min(card[a], card[b]) - 1
-            rows.append({"x": a, "y": b, "given": ", ".join(z), "n_rows": int(n),
-                         "g_stat": G, "dof": dof, "p_value": p,
-                         "cmi": G / (2 * n) if n else 0.0,
-                         "cramers_v": math.sqrt(x2 / (n * k)) if n and k > 0 else 0.0})
-    out = pd.DataFrame(rows, columns=["x", "y", "given", "n_rows", "g_stat", "dof", "p_value",
-                                      "cmi", "cramers_v"])
-    out["q_value"] = _bh(out["p_value"].to_numpy(float))
-    out["violated"] = out["q_value"] < alpha
-    out["hint"] = np.where(
-        out["violated"],
-        "dependent in the data although the graph separates them"
-        + np.where(out["given"] != "", " given " + out["given"], "")
-        + ": consider an arrow between " + out["x"] + " and " + out["y"] + " or a common cause",
-        "")
-    out = out.sort_values(["violated", "p_value"], ascending=[False, True]).reset_index(drop=True)
-    out = out[["x", "y", "given", "n_rows", "g_stat", "dof", "p_value", "q_value", "cmi",
-               "cramers_v", "violated", "hint"]]
-    out.attrs["skipped_large_given"] = skipped
-    out.attrs["alpha"] = alpha
-    out.attrs["rows"] = enc.n_rows
-    return out
+    rng = np.random.default_rng(12345)
+    srows = []
+    for f in fams:
+        s, mean, sd, p = _surprise(N[f.name], f.alpha, rng)
+        t = tables[tables["node"] == f.name]
+        srows.append({"node": f.name, "kind": f.kind, "strength": f.strength,
+                      "rows": float(N[f.name].sum()), "surprise": s, "expected": mean,
+                      "z": (s - mean) / sd if sd and sd > 0 else math.nan, "p_value": p,
+                      "max_change": float(t["change"].abs().max()) if len(t) else 0.0,
+                      "frozen": f.frozen})
+    return pd.DataFrame(srows).sort_values(["p_value", "z"], ascending=[True, False],
+                                           na_position="last").reset_index(drop=True)
