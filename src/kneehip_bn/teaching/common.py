@@ -12,9 +12,9 @@ numbers, ``tests/teaching/test_common.py``): these paths load no scipy, and impo
 
 Examples
 --------
->>> from kneehip_bn.inference.engine import get_engine
+>>> from kneehip_bn import get_engine, load_spec
 >>> from kneehip_bn.teaching.common import evidence_codes, states_text
->>> eng = get_engine("knee_hip_basic")
+>>> eng = get_engine(load_spec("knee_hip_basic"))
 >>> states_text({"knee_pain": "present", "hip_pain": "absent"})
 'knee_pain=present, hip_pain=absent'
 >>> evidence_codes(eng, [{"knee_pain": "present"}, {}], ["knee_pain"]).tolist()
