@@ -94,7 +94,8 @@ def build_families(spec, strength, strengths, freeze, noisy_or) -> list[Family]:
                 ps.append(float(ln.p))
             fam.design = np.stack(cols, axis=1)
             fam.link_labels = [f"{ln.parent}={ln.when}" for ln in nor.links]
-            fam.w_expert = np.minimum(-np.log1p(-np.minimum(np.array(ps), 1.0 - 1e-300)), W_MAX)
+            with np.errstate(divide="ignore"):  # a link of p = 1: w = inf, capped at W_MAX
+                fam.w_expert = np.minimum(-np.log1p(-np.minimum(np.array(ps), 1.0 - 1e-300)), W_MAX)
         fams.append(fam)
     return fams
 
