@@ -1,7 +1,6 @@
 """Causal commands of ``kneehip``: counterfactual, cause, flip, mpe.
 
-Registered by :mod:`kneehip_bn.cli` through :data:`~kneehip_bn.cli.COMMAND_MODULES`. Heavy
-imports stay inside the handlers so that other commands start fast.
+Added to the parser by :mod:`kneehip_bn.cli` through :func:`add_commands`.
 """
 
 from __future__ import annotations
@@ -9,21 +8,29 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-__all__ = ["register"]
+from kneehip_bn._util.text import DISCLAIMER
+from kneehip_bn.causal.counterfactuals import counterfactual, probability_of_causation
+from kneehip_bn.causal.flips import flip
+from kneehip_bn.causal.maxproduct import mpe
+from kneehip_bn.causal.plots import plot_counterfactual, plot_flip
+from kneehip_bn.cli._common import (
+    add_overwrite,
+    check_plot_option,
+    emit_json,
+    load_for_cli,
+    save_plot,
+)
+
+__all__ = ["add_commands"]
 
 
-def register(subparsers: Any, parents: dict[str, argparse.ArgumentParser]) -> None:
+def add_commands(subparsers: Any, parents: dict[str, argparse.ArgumentParser]) -> None:
     """Add the causal commands to the ``kneehip`` parser."""
-    from kneehip_bn.cli import DISCLAIMER
-
     raw = argparse.RawDescriptionHelpFormatter
 
     def evidence_only(p: argparse.ArgumentParser) -> None:
         p.add_argument("-e", "--evidence", metavar="NAME=STATE", action="append", default=[],
                        help="an observed finding, test or context (repeatable)")
-
-    def overwrite(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--overwrite", action="store_true", help="replace an existing --plot file")
 
     cf = subparsers.add_parser(
         "counterfactual", formatter_class=raw,
@@ -38,7 +45,7 @@ def register(subparsers: Any, parents: dict[str, argparse.ArgumentParser]) -> No
         epilog="example: kneehip counterfactual -e knee_pain=present -e knee_effusion=present "
                "-e hip_pain=present --do knee_osteoarthritis=absent --target hip_pain")
     cf.add_argument("--target", "-t", required=True, metavar="NODE", help="the node asked about")
-    overwrite(cf)
+    add_overwrite(cf)
     cf.set_defaults(func=cmd_counterfactual)
 
     ca = subparsers.add_parser(
@@ -80,7 +87,7 @@ def register(subparsers: Any, parents: dict[str, argparse.ArgumentParser]) -> No
                     help="for --goal threshold (default 0.5)")
     fl.add_argument("--max-findings", type=int, default=3, metavar="N",
                     help="largest set of finding changes searched (default 3)")
-    overwrite(fl)
+    add_overwrite(fl)
     fl.set_defaults(func=cmd_flip)
 
     mp = subparsers.add_parser(
@@ -95,8 +102,6 @@ def register(subparsers: Any, parents: dict[str, argparse.ArgumentParser]) -> No
 
 
 def _print(result: Any, json_out: bool) -> None:
-    from kneehip_bn.cli import DISCLAIMER, emit_json
-
     if json_out:
         emit_json(result.to_dict())
     else:
@@ -106,25 +111,16 @@ def _print(result: Any, json_out: bool) -> None:
 
 
 def cmd_counterfactual(args: argparse.Namespace) -> int:
-    from kneehip_bn.causal.counterfactuals import counterfactual
-    from kneehip_bn.cli import load_for_cli
-    from kneehip_bn.cli.teach import _check_plot_path, _save
-
-    _check_plot_path(args)
+    check_plot_option(args)
     spec = load_for_cli(args)
     r = counterfactual(args.evidence, do=args.do, target=args.target, model=spec)
     _print(r, args.json)
     if args.plot:
-        from kneehip_bn.causal.plots import plot_counterfactual
-
-        _save(plot_counterfactual(r).figure, args.plot, getattr(args, "overwrite", False))
+        save_plot(plot_counterfactual(r).figure, args.plot, getattr(args, "overwrite", False))
     return 0
 
 
 def cmd_cause(args: argparse.Namespace) -> int:
-    from kneehip_bn.causal.counterfactuals import probability_of_causation
-    from kneehip_bn.cli import load_for_cli
-
     spec = load_for_cli(args)
     _print(probability_of_causation(args.finding, args.cause, args.evidence, model=spec),
            args.json)
@@ -132,26 +128,17 @@ def cmd_cause(args: argparse.Namespace) -> int:
 
 
 def cmd_flip(args: argparse.Namespace) -> int:
-    from kneehip_bn.causal.flips import flip
-    from kneehip_bn.cli import load_for_cli
-    from kneehip_bn.cli.teach import _check_plot_path, _save
-
-    _check_plot_path(args)
+    check_plot_option(args)
     spec = load_for_cli(args)
     r = flip(args.evidence, args.target, goal=args.goal, model=spec, threshold=args.threshold,
              max_findings=args.max_findings)
     _print(r, args.json)
     if args.plot:
-        from kneehip_bn.causal.plots import plot_flip
-
-        _save(plot_flip(r).figure, args.plot, getattr(args, "overwrite", False))
+        save_plot(plot_flip(r).figure, args.plot, getattr(args, "overwrite", False))
     return 0
 
 
 def cmd_mpe(args: argparse.Namespace) -> int:
-    from kneehip_bn.causal.maxproduct import mpe
-    from kneehip_bn.cli import load_for_cli
-
     spec = load_for_cli(args)
     _print(mpe(args.evidence, model=spec, do=args.do), args.json)
     return 0
