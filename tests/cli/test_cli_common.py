@@ -57,7 +57,7 @@ def test_check_options_names_the_option():
         check_options(argparse.Namespace(command="simulate", seed=-1))
     with pytest.raises(ParameterError, match="found a 40-digit number"):
         check_options(argparse.Namespace(command="simulate", seed=10**39))
-    with pytest.raises(ParameterError, match="^NODE: expected a value"):
+    with pytest.raises(ParameterError, match=r"^NODE: expected a value"):
         check_options(argparse.Namespace(command="query", node=" "))
     check_options(argparse.Namespace(command="fit", seed=0, alpha=None, quiet=True))
 
