@@ -282,15 +282,15 @@ def _spark_data(args: argparse.Namespace, what: str) -> Any:
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
+    check_output(args.output, args.overwrite)
+    if args.report is not None:
+        check_output(args.report, args.overwrite, "--report")
+    check_plot_option(args)  # the outputs before the model and Spark: a bad name costs nothing
     spec = load_for_cli(args)
     sdf = _spark_data(args, "fit")
     if sdf is None and (args.data is None) == (args.counts is None):
         raise KneeHipError("fit: expected exactly one of DATA (an audit file or URL) or "
                            f"--counts FILES, found {'both' if args.data else 'neither'}")
-    check_output(args.output, args.overwrite)
-    if args.report is not None:
-        check_output(args.report, args.overwrite, "--report")
-    check_plot_option(args)
     fitter = PriorFitter(
         model=spec, strength=args.strength, strengths=_strengths(args.strengths),
         freeze=args.freeze, noisy_or=args.noisy_or, max_iter=args.max_iter, tol=args.tol,
