@@ -24,16 +24,18 @@ from kneehip_bn.cli._common import (
 __all__ = ["add_commands"]
 
 
-def add_commands(subparsers: Any, parents: dict[str, argparse.ArgumentParser]) -> None:
-    """Add the causal commands to the ``kneehip`` parser."""
-    raw = argparse.RawDescriptionHelpFormatter
+RAW = argparse.RawDescriptionHelpFormatter
 
-    def evidence_only(p: argparse.ArgumentParser) -> None:
-        p.add_argument("-e", "--evidence", metavar="NAME=STATE", action="append", default=[],
-                       help="an observed finding, test or context (repeatable)")
 
+def _evidence_only(p: argparse.ArgumentParser) -> None:
+    """``-e`` without ``--do`` (the commands that read no intervention)."""
+    p.add_argument("-e", "--evidence", metavar="NAME=STATE", action="append", default=[],
+                   help="an observed finding, test or context (repeatable)")
+
+
+def _add_counterfactual(subparsers: Any, parents: dict[str, argparse.ArgumentParser]) -> None:
     cf = subparsers.add_parser(
-        "counterfactual", formatter_class=raw,
+        "counterfactual", formatter_class=RAW,
         parents=[parents["model"], parents["evidence"], parents["json"], parents["plot"]],
         help="for this patient: how likely the target would have been had --do held",
         description="Abduction, action, prediction on the twin network: the findings (-e) "
@@ -48,8 +50,10 @@ def add_commands(subparsers: Any, parents: dict[str, argparse.ArgumentParser]) -
     add_overwrite(cf)
     cf.set_defaults(func=cmd_counterfactual)
 
+
+def _add_cause(subparsers: Any, parents: dict[str, argparse.ArgumentParser]) -> None:
     ca = subparsers.add_parser(
-        "cause", formatter_class=raw, parents=[parents["model"], parents["json"]],
+        "cause", formatter_class=RAW, parents=[parents["model"], parents["json"]],
         help="did the cause produce this patient's finding? (PN, PS)",
         description="Probability of necessity (the finding would have been absent without "
                     "the cause, given both occurred) and of sufficiency, with Tian-Pearl "
@@ -58,14 +62,16 @@ def add_commands(subparsers: Any, parents: dict[str, argparse.ArgumentParser]) -
                     "\n\n" + DISCLAIMER,
         epilog="example: kneehip cause --finding hip_pain --cause knee_osteoarthritis "
                "-e knee_pain=present -e knee_effusion=present -e hip_pain=present")
-    evidence_only(ca)
+    _evidence_only(ca)
     ca.add_argument("--finding", required=True, metavar="NODE",
                     help="a finding present in the evidence")
     ca.add_argument("--cause", required=True, metavar="NODE", help="the candidate cause")
     ca.set_defaults(func=cmd_cause)
 
+
+def _add_flip(subparsers: Any, parents: dict[str, argparse.ArgumentParser]) -> None:
     fl = subparsers.add_parser(
-        "flip", formatter_class=raw,
+        "flip", formatter_class=RAW,
         parents=[parents["model"], parents["json"], parents["plot"]],
         help="which single number, or fewest findings, would flip the conclusion",
         description="Every single number of the model that could make --target lead (or "
@@ -78,7 +84,7 @@ def add_commands(subparsers: Any, parents: dict[str, argparse.ArgumentParser]) -
                     "\n\n" + DISCLAIMER,
         epilog="example: kneehip flip -e knee_pain=present -e hip_pain=present "
                "--target hip_pathology --goal threshold")
-    evidence_only(fl)
+    _evidence_only(fl)
     fl.add_argument("--target", "-t", required=True, metavar="NODE", help="the diagnosis")
     fl.add_argument("--goal", choices=["leads", "threshold"], default="leads",
                     help="'leads' (default): the target has the highest probability; "
@@ -90,8 +96,10 @@ def add_commands(subparsers: Any, parents: dict[str, argparse.ArgumentParser]) -
     add_overwrite(fl)
     fl.set_defaults(func=cmd_flip)
 
+
+def _add_mpe(subparsers: Any, parents: dict[str, argparse.ArgumentParser]) -> None:
     mp = subparsers.add_parser(
-        "mpe", formatter_class=raw, parents=[parents["model"], parents["evidence"], parents["json"]],
+        "mpe", formatter_class=RAW, parents=[parents["model"], parents["evidence"], parents["json"]],
         help="the most probable joint state of every unobserved node",
         description="Max-product on the compiled junction tree: the single most likely "
                     "joint state of every unobserved node given the findings, its "
@@ -99,6 +107,12 @@ def add_commands(subparsers: Any, parents: dict[str, argparse.ArgumentParser]) -
                     "{node: state}, \"probability\", \"second\": {...}}.\n\n" + DISCLAIMER,
         epilog="example: kneehip mpe -e knee_effusion=present -e hip_pain=present --json")
     mp.set_defaults(func=cmd_mpe)
+
+
+def add_commands(subparsers: Any, parents: dict[str, argparse.ArgumentParser]) -> None:
+    """Add the causal commands to the ``kneehip`` parser."""
+    for add in (_add_counterfactual, _add_cause, _add_flip, _add_mpe):
+        add(subparsers, parents)
 
 
 def _print(result: Any, json_out: bool) -> None:
