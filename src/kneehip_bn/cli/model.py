@@ -96,10 +96,10 @@ def cmd_export(args: argparse.Namespace) -> int:
 
 
 def cmd_graph(args: argparse.Namespace) -> int:
+    check_plot_option(args, "output")
     import matplotlib
 
     matplotlib.use("Agg")
-    check_plot_option(args, "output")
     spec = load_for_cli(args)
     ax = draw_network(spec, title=spec.title or spec.name)
     save_figure(ax, args.output, overwrite=args.overwrite)
