@@ -338,7 +338,8 @@ def make_case(seed: int, i: int, p: Pristine) -> Case:
         cmd = r.choice(["simulate_n", "simulate_seed", "simulate_missing", "check_alpha",
                         "batch_chunksize", "fit_holdout", "fit_strength", "next_top",
                         "conflict_sim", "plot_ext", "exists", "validate_empty", "sources_node",
-                        "fit_tol", "sensitivity"])
+                        "fit_tol", "sensitivity", "line_bytes", "counts_min", "counts_threads",
+                        "flip_threshold"])
         files = {"a.csv": p.csv}
         risky = False
         if cmd == "simulate_n":
@@ -380,6 +381,17 @@ def make_case(seed: int, i: int, p: Pristine) -> Case:
                     "counts": ["counts", "a.csv", *m, "-o", "taken.csv"],
                     "export": ["export", *m, "-o", "taken.csv"],
                     "graph": ["graph", *m, "-o", "taken.png"]}[c]
+        elif cmd == "line_bytes":
+            c = r.choice(["batch", "check", "counts", "fit"])
+            out = {"batch": ["-o", "post.csv"], "check": [], "counts": ["-o", "c.json"],
+                   "fit": ["--max-iter", "2", "-o", "f.yaml", "--quiet"]}[c]
+            argv = [c, "a.csv", *m, "--max-line-bytes", num, *out]
+        elif cmd in ("counts_min", "counts_threads"):
+            opt = "--min-count" if cmd == "counts_min" else "--threads"
+            argv = ["counts", "a.csv", *m, opt, num, "-o", "c.json"]
+        elif cmd == "flip_threshold":
+            argv = ["flip", *m, "-e", "knee_pain=present", "--target", p.origins[0],
+                    "--goal", "threshold", "--threshold", num]
         elif cmd == "validate_empty":
             argv = ["validate", r.choice(["", " ", ".", "nothing.yaml", "a.csv"])]
         elif cmd == "sources_node":

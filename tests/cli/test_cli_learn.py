@@ -211,3 +211,24 @@ def test_cli_lists_every_audit_problem_not_only_the_first(tmp_path, capsys):
     text = "\n".join(err)
     assert "unknown code 'yes'" in text and "did you mean 'hip_pain'" in text
     assert not (tmp_path / "o.yaml").exists()  # nothing written on bad input
+
+
+@pytest.mark.parametrize("command", [
+    ["fit", "--output", "x.yaml", "--quiet"], ["check"], ["batch", "--output", "p.csv"],
+    ["counts", "--output", "c.json"],
+])
+def test_max_line_bytes_reaches_the_audit_reader(command, audit_csv, tmp_path, capsys,
+                                                  monkeypatch):
+    import os
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("KNEEHIP_MAX_LINE_BYTES", raising=False)
+    argv = [command[0], str(audit_csv), *command[1:], "--ignore", "working_diagnosis"]
+    assert main_basic([*argv, "--max-line-bytes", "64"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: audit file ") and "line 1: longer than the limit of 64 bytes" in err
+    assert "KNEEHIP_MAX_LINE_BYTES" not in os.environ  # restored after the command
+    assert list(tmp_path.iterdir()) == []
+    monkeypatch.setenv("KNEEHIP_MAX_LINE_BYTES", "64")  # the flag wins over the variable
+    assert main_basic([*argv, "--max-line-bytes", "100000"]) == 0, capsys.readouterr().err
+    assert os.environ["KNEEHIP_MAX_LINE_BYTES"] == "64"

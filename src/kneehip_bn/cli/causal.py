@@ -1,7 +1,6 @@
 """Causal commands of ``kneehip``: counterfactual, cause, flip, mpe.
 
-Registered by :mod:`kneehip_bn.cli` through :data:`~kneehip_bn.cli.COMMAND_MODULES`. Heavy
-imports stay inside the handlers so that other commands start fast.
+Added to the parser by :mod:`kneehip_bn.cli` through :func:`add_commands`.
 """
 
 from __future__ import annotations
@@ -9,24 +8,34 @@ from __future__ import annotations
 import argparse
 from typing import Any
 
-__all__ = ["register"]
+from kneehip_bn._util.text import DISCLAIMER
+from kneehip_bn.causal.counterfactuals import counterfactual, probability_of_causation
+from kneehip_bn.causal.flips import flip
+from kneehip_bn.causal.maxproduct import mpe
+from kneehip_bn.causal.plots import plot_counterfactual, plot_flip
+from kneehip_bn.cli._common import (
+    add_overwrite,
+    check_plot_option,
+    emit_json,
+    load_for_cli,
+    save_plot,
+)
+
+__all__ = ["add_commands"]
 
 
-def register(subparsers: Any, parents: dict[str, argparse.ArgumentParser]) -> None:
-    """Add the causal commands to the ``kneehip`` parser."""
-    from kneehip_bn.cli import DISCLAIMER
+RAW = argparse.RawDescriptionHelpFormatter
 
-    raw = argparse.RawDescriptionHelpFormatter
 
-    def evidence_only(p: argparse.ArgumentParser) -> None:
-        p.add_argument("-e", "--evidence", metavar="NAME=STATE", action="append", default=[],
-                       help="an observed finding, test or context (repeatable)")
+def _evidence_only(p: argparse.ArgumentParser) -> None:
+    """``-e`` without ``--do`` (the commands that read no intervention)."""
+    p.add_argument("-e", "--evidence", metavar="NAME=STATE", action="append", default=[],
+                   help="an observed finding, test or context (repeatable)")
 
-    def overwrite(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--overwrite", action="store_true", help="replace an existing --plot file")
 
+def _add_counterfactual(subparsers: Any, parents: dict[str, argparse.ArgumentParser]) -> None:
     cf = subparsers.add_parser(
-        "counterfactual", formatter_class=raw,
+        "counterfactual", formatter_class=RAW,
         parents=[parents["model"], parents["evidence"], parents["json"], parents["plot"]],
         help="for this patient: how likely the target would have been had --do held",
         description="Abduction, action, prediction on the twin network: the findings (-e) "
@@ -38,11 +47,13 @@ def register(subparsers: Any, parents: dict[str, argparse.ArgumentParser]) -> No
         epilog="example: kneehip counterfactual -e knee_pain=present -e knee_effusion=present "
                "-e hip_pain=present --do knee_osteoarthritis=absent --target hip_pain")
     cf.add_argument("--target", "-t", required=True, metavar="NODE", help="the node asked about")
-    overwrite(cf)
+    add_overwrite(cf)
     cf.set_defaults(func=cmd_counterfactual)
 
+
+def _add_cause(subparsers: Any, parents: dict[str, argparse.ArgumentParser]) -> None:
     ca = subparsers.add_parser(
-        "cause", formatter_class=raw, parents=[parents["model"], parents["json"]],
+        "cause", formatter_class=RAW, parents=[parents["model"], parents["json"]],
         help="did the cause produce this patient's finding? (PN, PS)",
         description="Probability of necessity (the finding would have been absent without "
                     "the cause, given both occurred) and of sufficiency, with Tian-Pearl "
@@ -51,14 +62,16 @@ def register(subparsers: Any, parents: dict[str, argparse.ArgumentParser]) -> No
                     "\n\n" + DISCLAIMER,
         epilog="example: kneehip cause --finding hip_pain --cause knee_osteoarthritis "
                "-e knee_pain=present -e knee_effusion=present -e hip_pain=present")
-    evidence_only(ca)
+    _evidence_only(ca)
     ca.add_argument("--finding", required=True, metavar="NODE",
                     help="a finding present in the evidence")
     ca.add_argument("--cause", required=True, metavar="NODE", help="the candidate cause")
     ca.set_defaults(func=cmd_cause)
 
+
+def _add_flip(subparsers: Any, parents: dict[str, argparse.ArgumentParser]) -> None:
     fl = subparsers.add_parser(
-        "flip", formatter_class=raw,
+        "flip", formatter_class=RAW,
         parents=[parents["model"], parents["json"], parents["plot"]],
         help="which single number, or fewest findings, would flip the conclusion",
         description="Every single number of the model that could make --target lead (or "
@@ -71,7 +84,7 @@ def register(subparsers: Any, parents: dict[str, argparse.ArgumentParser]) -> No
                     "\n\n" + DISCLAIMER,
         epilog="example: kneehip flip -e knee_pain=present -e hip_pain=present "
                "--target hip_pathology --goal threshold")
-    evidence_only(fl)
+    _evidence_only(fl)
     fl.add_argument("--target", "-t", required=True, metavar="NODE", help="the diagnosis")
     fl.add_argument("--goal", choices=["leads", "threshold"], default="leads",
                     help="'leads' (default): the target has the highest probability; "
@@ -80,11 +93,13 @@ def register(subparsers: Any, parents: dict[str, argparse.ArgumentParser]) -> No
                     help="for --goal threshold (default 0.5)")
     fl.add_argument("--max-findings", type=int, default=3, metavar="N",
                     help="largest set of finding changes searched (default 3)")
-    overwrite(fl)
+    add_overwrite(fl)
     fl.set_defaults(func=cmd_flip)
 
+
+def _add_mpe(subparsers: Any, parents: dict[str, argparse.ArgumentParser]) -> None:
     mp = subparsers.add_parser(
-        "mpe", formatter_class=raw, parents=[parents["model"], parents["evidence"], parents["json"]],
+        "mpe", formatter_class=RAW, parents=[parents["model"], parents["evidence"], parents["json"]],
         help="the most probable joint state of every unobserved node",
         description="Max-product on the compiled junction tree: the single most likely "
                     "joint state of every unobserved node given the findings, its "
@@ -94,9 +109,13 @@ def register(subparsers: Any, parents: dict[str, argparse.ArgumentParser]) -> No
     mp.set_defaults(func=cmd_mpe)
 
 
-def _print(result: Any, json_out: bool) -> None:
-    from kneehip_bn.cli import DISCLAIMER, emit_json
+def add_commands(subparsers: Any, parents: dict[str, argparse.ArgumentParser]) -> None:
+    """Add the causal commands to the ``kneehip`` parser."""
+    for add in (_add_counterfactual, _add_cause, _add_flip, _add_mpe):
+        add(subparsers, parents)
 
+
+def _print(result: Any, json_out: bool) -> None:
     if json_out:
         emit_json(result.to_dict())
     else:
@@ -106,25 +125,16 @@ def _print(result: Any, json_out: bool) -> None:
 
 
 def cmd_counterfactual(args: argparse.Namespace) -> int:
-    from kneehip_bn.causal.counterfactuals import counterfactual
-    from kneehip_bn.cli import load_for_cli
-    from kneehip_bn.cli.teach import _check_plot_path, _save
-
-    _check_plot_path(args)
+    check_plot_option(args)
     spec = load_for_cli(args)
     r = counterfactual(args.evidence, do=args.do, target=args.target, model=spec)
     _print(r, args.json)
     if args.plot:
-        from kneehip_bn.causal.plots import plot_counterfactual
-
-        _save(plot_counterfactual(r).figure, args.plot, getattr(args, "overwrite", False))
+        save_plot(plot_counterfactual(r).figure, args.plot, getattr(args, "overwrite", False))
     return 0
 
 
 def cmd_cause(args: argparse.Namespace) -> int:
-    from kneehip_bn.causal.counterfactuals import probability_of_causation
-    from kneehip_bn.cli import load_for_cli
-
     spec = load_for_cli(args)
     _print(probability_of_causation(args.finding, args.cause, args.evidence, model=spec),
            args.json)
@@ -132,26 +142,17 @@ def cmd_cause(args: argparse.Namespace) -> int:
 
 
 def cmd_flip(args: argparse.Namespace) -> int:
-    from kneehip_bn.causal.flips import flip
-    from kneehip_bn.cli import load_for_cli
-    from kneehip_bn.cli.teach import _check_plot_path, _save
-
-    _check_plot_path(args)
+    check_plot_option(args)
     spec = load_for_cli(args)
     r = flip(args.evidence, args.target, goal=args.goal, model=spec, threshold=args.threshold,
              max_findings=args.max_findings)
     _print(r, args.json)
     if args.plot:
-        from kneehip_bn.causal.plots import plot_flip
-
-        _save(plot_flip(r).figure, args.plot, getattr(args, "overwrite", False))
+        save_plot(plot_flip(r).figure, args.plot, getattr(args, "overwrite", False))
     return 0
 
 
 def cmd_mpe(args: argparse.Namespace) -> int:
-    from kneehip_bn.causal.maxproduct import mpe
-    from kneehip_bn.cli import load_for_cli
-
     spec = load_for_cli(args)
     _print(mpe(args.evidence, model=spec, do=args.do), args.json)
     return 0

@@ -1,7 +1,7 @@
 """``kneehip`` commands for audit data: fit, check, batch, simulate, counts, merge-counts.
 
-Registered by :mod:`kneehip_bn.cli` through ``register(subparsers, parents)``. Heavy
-imports (pandas, pgmpy, matplotlib) happen inside the handlers.
+Added to the parser by :mod:`kneehip_bn.cli` through :func:`add_commands`. Heavy
+third-party imports (pandas, matplotlib) happen inside the handlers.
 
 Examples (shell)::
 
@@ -21,12 +21,36 @@ import os
 import sys
 from typing import Any
 
+from kneehip_bn._util.memory import keep_freed_memory
+from kneehip_bn.cli._common import (
+    add_overwrite,
+    check_output,
+    check_plot_option,
+    emit_json,
+    load_for_cli,
+)
 from kneehip_bn.errors import KneeHipError, ParameterError
+from kneehip_bn.io.audit import (
+    MAPPING_FORMAT,
+    audit_counts,
+    load_mapping,
+    merge_counts,
+    read_counts,
+)
+from kneehip_bn.io.counts import generalise, privacy_summary
+from kneehip_bn.io.spark import read_spark, session
 from kneehip_bn.io.writers import table_format, write_table
+from kneehip_bn.learning.batch import batch_posteriors, write_batch_posteriors
+from kneehip_bn.learning.fitter import PriorFitter
+from kneehip_bn.learning.impossible import screen_counts
+from kneehip_bn.learning.simulate import simulate_audit
+from kneehip_bn.learning.structure import check_structure
+from kneehip_bn.teaching.plots import save_figure
 
-__all__ = ["register"]
+__all__ = ["add_commands"]
 
 
+# ---------------------------------------------------------------------- arguments
 def _data_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     p.add_argument("data", nargs=None if required else "?", metavar="DATA",
                    help="audit: a .csv/.parquet file (counts: also a glob or a partitioned "
@@ -41,6 +65,10 @@ def _data_args(p: argparse.ArgumentParser, required: bool = True) -> None:
     p.add_argument("--sql", default=None,
                    help="one read-only SELECT (or WITH ... SELECT) query, with a database URL; "
                         "anything else is refused before it reaches the database")
+    p.add_argument("--max-line-bytes", type=int, default=None, metavar="BYTES",
+                   help="longest line accepted in an audit CSV file, in bytes (default: "
+                        "$KNEEHIP_MAX_LINE_BYTES, else 1048576); a longer line is an error "
+                        "naming it")
 
 
 def _spark_arg(p: argparse.ArgumentParser) -> None:
@@ -53,22 +81,7 @@ def _spark_arg(p: argparse.ArgumentParser) -> None:
                         "SPARK_REMOTE)")
 
 
-def _mapping_arg(args: argparse.Namespace) -> Any:
-    """``--mapping`` with the ``--ignore`` columns added (a mapping object), or the path."""
-    ignore = list(getattr(args, "ignore", None) or [])
-    if not ignore:
-        return args.mapping
-    from kneehip_bn.io.audit import MAPPING_FORMAT, load_mapping
-
-    base = load_mapping(args.mapping)
-    if base is None:
-        return load_mapping({"format": MAPPING_FORMAT, "ignore": ignore})
-    base.ignore = [*base.ignore, *(c for c in ignore if c not in base.ignore)]
-    return base
-
-
-def register(subparsers: Any, parents: dict[str, argparse.ArgumentParser]) -> None:
-    """Add the learning commands to the ``kneehip`` parser."""
+def _add_fit(subparsers: Any, parents: dict[str, argparse.ArgumentParser]) -> None:
     fit = subparsers.add_parser(
         "fit", parents=[parents["model"], parents["json"], parents["plot"]],
         help="update the expert priors with audit data (Dirichlet update / EM)",
@@ -88,16 +101,11 @@ def register(subparsers: Any, parents: dict[str, argparse.ArgumentParser]) -> No
                      help="tables kept at their expert values")
     fit.add_argument("--noisy-or", choices=["keep", "tabular"], default="keep",
                      help="keep noisy-OR tables noisy-OR (default) or fit full tables")
-    fit.add_argument("--max-iter", type=int, default=200)
-    fit.add_argument("--tol", type=float, default=1e-6,
-                     help="relative change of the log-posterior at which EM stops")
-    fit.add_argument("--holdout", type=float, default=0.25,
-                     help="fraction of rows held out for accuracy when a working diagnosis "
-                          "is recorded (0: none)")
+    _fit_em_args(fit)
     fit.add_argument("--seed", type=int, default=0, help="seed of the train/test split")
     fit.add_argument("--dataset-name", default=None, help="name recorded in the fitted model")
     fit.add_argument("--output", "-o", required=True, metavar="NEW_MODEL")
-    fit.add_argument("--overwrite", action="store_true", help="replace existing output files")
+    add_overwrite(fit, "replace existing output files")
     fit.add_argument("--report", metavar="REPORT.json", default=None,
                      help="also write the fit report as JSON")
     fit.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -114,6 +122,17 @@ def register(subparsers: Any, parents: dict[str, argparse.ArgumentParser]) -> No
     _spark_arg(fit)
     fit.set_defaults(func=cmd_fit)
 
+
+def _fit_em_args(fit: argparse.ArgumentParser) -> None:
+    fit.add_argument("--max-iter", type=int, default=200)
+    fit.add_argument("--tol", type=float, default=1e-6,
+                     help="relative change of the log-posterior at which EM stops")
+    fit.add_argument("--holdout", type=float, default=0.25,
+                     help="fraction of rows held out for accuracy when a working diagnosis "
+                          "is recorded (0: none)")
+
+
+def _add_check(subparsers: Any, parents: dict[str, argparse.ArgumentParser]) -> None:
     chk = subparsers.add_parser(
         "check", parents=[parents["model"], parents["json"]],
         help="test the independencies the graph implies on audit data",
@@ -127,6 +146,8 @@ def register(subparsers: Any, parents: dict[str, argparse.ArgumentParser]) -> No
     chk.add_argument("--all", action="store_true", help="list every test, not only violations")
     chk.set_defaults(func=cmd_check)
 
+
+def _add_batch(subparsers: Any, parents: dict[str, argparse.ArgumentParser]) -> None:
     bat = subparsers.add_parser(
         "batch", parents=[parents["model"]],
         help="posterior of each origin for every audit row",
@@ -152,6 +173,8 @@ def register(subparsers: Any, parents: dict[str, argparse.ArgumentParser]) -> No
     bat.add_argument("--overwrite", action="store_true")
     bat.set_defaults(func=cmd_batch)
 
+
+def _add_simulate(subparsers: Any, parents: dict[str, argparse.ArgumentParser]) -> None:
     sim = subparsers.add_parser(
         "simulate", parents=[parents["model"]],
         help="write a SYNTHETIC audit drawn from the model",
@@ -170,6 +193,8 @@ def register(subparsers: Any, parents: dict[str, argparse.ArgumentParser]) -> No
     sim.add_argument("--overwrite", action="store_true")
     sim.set_defaults(func=cmd_simulate)
 
+
+def _add_counts(subparsers: Any, parents: dict[str, argparse.ArgumentParser]) -> None:
     cnt = subparsers.add_parser(
         "counts", parents=[parents["model"]],
         help="summarise an audit into shareable pattern counts",
@@ -196,6 +221,8 @@ def register(subparsers: Any, parents: dict[str, argparse.ArgumentParser]) -> No
     cnt.add_argument("--overwrite", action="store_true")
     cnt.set_defaults(func=cmd_counts)
 
+
+def _add_merge_counts(subparsers: Any, parents: dict[str, argparse.ArgumentParser]) -> None:
     mrg = subparsers.add_parser("merge-counts", parents=[parents["model"]],
                                 help="pool counts files from several clinics")
     mrg.add_argument("counts", nargs="+", metavar="COUNTS")
@@ -204,20 +231,24 @@ def register(subparsers: Any, parents: dict[str, argparse.ArgumentParser]) -> No
     mrg.set_defaults(func=cmd_merge_counts)
 
 
+def add_commands(subparsers: Any, parents: dict[str, argparse.ArgumentParser]) -> None:
+    """Add the learning commands to the ``kneehip`` parser."""
+    for add in (_add_fit, _add_check, _add_batch, _add_simulate, _add_counts,
+                _add_merge_counts):
+        add(subparsers, parents)
+
+
 # ---------------------------------------------------------------------- handlers
-def _spec(args):
-    from kneehip_bn.cli import load_for_cli
-
-    return load_for_cli(args)
-
-
-def _check_out(path: str, overwrite: bool, option: str = "--output") -> None:
-    """Fail before any work when the writer would refuse ``path`` (it checks again)."""
-    from kneehip_bn._util.files import check_new_output
-
-    if path == "":
-        raise ParameterError(f"{option}: expected a file name, found an empty string")
-    check_new_output(path, overwrite)
+def _mapping_arg(args: argparse.Namespace) -> Any:
+    """``--mapping`` with the ``--ignore`` columns added (a mapping object), or the path."""
+    ignore = list(getattr(args, "ignore", None) or [])
+    if not ignore:
+        return args.mapping
+    base = load_mapping(args.mapping)
+    if base is None:
+        return load_mapping({"format": MAPPING_FORMAT, "ignore": ignore})
+    base.ignore = [*base.ignore, *(c for c in ignore if c not in base.ignore)]
+    return base
 
 
 def _strengths(items) -> dict[str, float]:
@@ -245,28 +276,19 @@ def _spark_data(args: argparse.Namespace, what: str) -> Any:
     if getattr(args, "data", None) is not None or getattr(args, "counts", None) is not None:
         raise KneeHipError(f"{what}: expected one of DATA, --counts or --spark, found more "
                            "than one")
-    from kneehip_bn.io.spark import read_spark, session
-
     return read_spark(args.spark, session(args.spark_master))
 
 
 def cmd_fit(args: argparse.Namespace) -> int:
-    from kneehip_bn.cli import emit_json
-    from kneehip_bn.learning.fitter import PriorFitter
-
-    spec = _spec(args)
+    check_output(args.output, args.overwrite)
+    if args.report is not None:
+        check_output(args.report, args.overwrite, "--report")
+    check_plot_option(args)  # the outputs before the model and Spark: a bad name costs nothing
+    spec = load_for_cli(args)
     sdf = _spark_data(args, "fit")
     if sdf is None and (args.data is None) == (args.counts is None):
         raise KneeHipError("fit: expected exactly one of DATA (an audit file or URL) or "
                            f"--counts FILES, found {'both' if args.data else 'neither'}")
-    _check_out(args.output, args.overwrite)
-    if args.report is not None:
-        _check_out(args.report, args.overwrite, "--report")
-    if args.plot is not None:
-        from kneehip_bn.teaching.plots import figure_format
-
-        figure_format(args.plot)
-        _check_out(args.plot, args.overwrite, "--plot")
     fitter = PriorFitter(
         model=spec, strength=args.strength, strengths=_strengths(args.strengths),
         freeze=args.freeze, noisy_or=args.noisy_or, max_iter=args.max_iter, tol=args.tol,
@@ -287,8 +309,6 @@ def cmd_fit(args: argparse.Namespace) -> int:
     if args.report:
         rep.to_json(args.report, overwrite=args.overwrite)
     if fig is not None:
-        from kneehip_bn.teaching.plots import save_figure
-
         save_figure(fig, args.plot, overwrite=args.overwrite, dpi=110)
     if args.json:
         emit_json(rep.to_dict() | {"output": args.output})
@@ -302,10 +322,7 @@ def cmd_fit(args: argparse.Namespace) -> int:
 def cmd_check(args: argparse.Namespace) -> int:
     import pandas as pd
 
-    from kneehip_bn.cli import emit_json
-    from kneehip_bn.learning.structure import check_structure
-
-    spec = _spec(args)
+    spec = load_for_cli(args)
     res = check_structure(args.data, spec, _mapping_arg(args), alpha=args.alpha,
                           max_given=args.max_given, table=args.table, sql=args.sql)
     bad = res[res["violated"]]
@@ -333,40 +350,14 @@ def cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
-def _keep_freed_memory() -> None:
-    """Let glibc keep freed blocks for reuse instead of returning them to the system.
-
-    The batch pass allocates and frees blocks of a few MB thousands of times; by default
-    glibc maps each afresh (and the kernel zero-fills every page on first touch), which
-    measured 25-30% of the engine's time on a million rows. This process ends after the
-    command, so the memory it keeps is given back then. Linux/glibc only; elsewhere a
-    no-op.
-    """
-    if not sys.platform.startswith("linux"):
-        return
-    try:
-        import ctypes
-
-        libc = ctypes.CDLL("libc.so.6")
-        libc.mallopt(-3, 32 * 2**20)  # M_MMAP_THRESHOLD: blocks under 32 MB from the heap
-        libc.mallopt(-1, 2**30)       # M_TRIM_THRESHOLD: keep up to 1 GB of freed heap
-        libc.mallopt(-2, 64 * 2**20)  # M_TOP_PAD: grow the heap 64 MB at a time
-    except (OSError, AttributeError):  # pragma: no cover (musl, macOS, Windows)
-        pass
-
-
 def cmd_batch(args: argparse.Namespace) -> int:
-    from kneehip_bn.learning.batch import write_batch_posteriors
-
     table_format(args.output)
-    _check_out(args.output, args.overwrite)
-    _keep_freed_memory()
-    spec = _spec(args)
+    check_output(args.output, args.overwrite)
+    keep_freed_memory()  # this process ends after the command
+    spec = load_for_cli(args)
     sdf = _spark_data(args, "batch")
     if sdf is not None:
-        from kneehip_bn.learning.batch import batch_posteriors
-
-        _check_out(args.output, args.overwrite)
+        check_output(args.output, args.overwrite)
         out = batch_posteriors(sdf, spec, _mapping_arg(args), args.targets,
                                on_impossible=args.on_impossible, keep=args.keep)
         writer = out.write.mode("overwrite" if args.overwrite else "errorifexists")
@@ -388,11 +379,9 @@ def cmd_batch(args: argparse.Namespace) -> int:
 
 
 def cmd_simulate(args: argparse.Namespace) -> int:
-    from kneehip_bn.learning.simulate import simulate_audit
-
     table_format(args.output)
-    _check_out(args.output, args.overwrite)
-    spec = _spec(args)
+    check_output(args.output, args.overwrite)
+    spec = load_for_cli(args)
     df = simulate_audit(args.n, seed=args.seed, missing=args.missing, mechanism=args.mechanism,
                         diagnosis_noise=args.diagnosis_noise, model=spec, hidden=args.hide)
     write_table(df, args.output, overwrite=args.overwrite)
@@ -408,17 +397,9 @@ def _counts_format(path: str) -> None:
 
 
 def cmd_counts(args: argparse.Namespace) -> int:
-    from kneehip_bn.io.audit import audit_counts
-    from kneehip_bn.learning.impossible import screen_counts
-
     _counts_format(args.output)
-    _check_out(args.output, args.overwrite)
-    if args.min_count is not None and args.min_count < 1:
-        raise ParameterError(f"--min-count: expected a whole number of rows of at least 1, "
-                             f"found {args.min_count}")
-    if args.threads is not None and args.threads < 1:
-        raise ParameterError(f"--threads: expected a positive number, found {args.threads}")
-    spec = _spec(args)
+    check_output(args.output, args.overwrite)
+    spec = load_for_cli(args)
     sdf = _spark_data(args, "counts")
     c = audit_counts(args.data if sdf is None else sdf, spec, _mapping_arg(args),
                      table=args.table, sql=args.sql, dataset=args.dataset_name,
@@ -426,8 +407,6 @@ def cmd_counts(args: argparse.Namespace) -> int:
                      threads=args.threads)
     c, bad = screen_counts(c, spec, args.on_impossible)
     if args.min_count is not None:  # generalised after screening: only possible patterns merge
-        from kneehip_bn.io.counts import generalise
-
         c = generalise(c, args.min_count)
     c.save(args.output, overwrite=args.overwrite)
     print(f"wrote {args.output}: {c.n_rows} rows as {c.patterns.shape[0]} distinct patterns over "
@@ -446,19 +425,15 @@ def _n(x: float) -> str:
 
 
 def _print_privacy(c: Any) -> None:
-    from kneehip_bn.io.counts import privacy_summary
-
     line = privacy_summary(c)
     if line:
         print(line)
 
 
 def cmd_merge_counts(args: argparse.Namespace) -> int:
-    from kneehip_bn.io.audit import merge_counts, read_counts
-
     _counts_format(args.output)
-    _check_out(args.output, args.overwrite)
-    spec = _spec(args)
+    check_output(args.output, args.overwrite)
+    spec = load_for_cli(args)
     c = merge_counts([read_counts(p, spec) for p in args.counts])
     c.save(args.output, overwrite=args.overwrite)
     print(f"wrote {args.output}: {c.n_rows} rows from {len(args.counts)} files "

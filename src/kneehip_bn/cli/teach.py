@@ -1,7 +1,8 @@
 """Teaching commands of ``kneehip``: explain, what-if, next-test, sensitivity, conflict.
 
-Registered by :mod:`kneehip_bn.cli` through :data:`~kneehip_bn.cli.COMMAND_MODULES`. Heavy
-imports (pandas, matplotlib) stay inside the handlers so that other commands start fast.
+Added to the parser by :mod:`kneehip_bn.cli` through :func:`add_commands`. Heavy
+third-party imports (pandas, matplotlib) stay inside the handlers so that other commands
+start fast.
 """
 
 from __future__ import annotations
@@ -10,7 +11,39 @@ import argparse
 import sys
 from typing import Any
 
-__all__ = ["register"]
+from kneehip_bn._util.text import DISCLAIMER
+from kneehip_bn.causal.attribution import shapley
+from kneehip_bn.cli._common import (
+    add_overwrite,
+    check_plot_option,
+    emit_json,
+    load_for_cli,
+    pyplot,
+    save_plot,
+)
+from kneehip_bn.errors import EvidenceError
+from kneehip_bn.inference.queries import parse_assignments
+from kneehip_bn.teaching.common import flags_json
+from kneehip_bn.teaching.conflict import conflict
+from kneehip_bn.teaching.explain import explain
+from kneehip_bn.teaching.next_test import next_best_test
+from kneehip_bn.teaching.plots import (
+    draw_network,
+    plot_conflict,
+    plot_credible_intervals,
+    plot_explanation,
+    plot_next_test,
+    plot_origins,
+    plot_tornado,
+    plot_what_if,
+)
+from kneehip_bn.teaching.robustness import credible_intervals, sensitivity
+from kneehip_bn.teaching.what_if import parse_scenario, what_if
+
+__all__ = ["add_commands"]
+
+RAW = argparse.RawDescriptionHelpFormatter
+
 
 _WHAT_IF_HELP = """\
 Compare scenarios side by side with the base case (the -e/--do findings).
@@ -37,19 +70,13 @@ examples:
 """
 
 
-def register(subparsers: Any, parents: dict[str, argparse.ArgumentParser]) -> None:
-    """Add the teaching commands to the ``kneehip`` parser."""
-    from kneehip_bn.cli import DISCLAIMER
+def _common(parents: dict[str, argparse.ArgumentParser]) -> list[argparse.ArgumentParser]:
+    return [parents["model"], parents["evidence"], parents["json"], parents["plot"]]
 
-    common = [parents["model"], parents["evidence"], parents["json"], parents["plot"]]
-    raw = argparse.RawDescriptionHelpFormatter
 
-    def overwrite(p: argparse.ArgumentParser) -> None:
-        p.add_argument("--overwrite", action="store_true",
-                       help="replace an existing --plot file")
-
+def _add_explain(subparsers: Any, parents: dict[str, argparse.ArgumentParser]) -> None:
     ex = subparsers.add_parser(
-        "explain", parents=common, formatter_class=raw,
+        "explain", parents=_common(parents), formatter_class=RAW,
         help="why the model ranks the origins: weight of evidence of each finding, paths",
         description="For each finding, how much it moved each origin (weight of evidence: "
                     "ln odds with all findings - ln odds without this one), the causal path "
@@ -60,21 +87,26 @@ def register(subparsers: Any, parents: dict[str, argparse.ArgumentParser]) -> No
                     help="explain only these origins (repeatable; default: all)")
     ex.add_argument("--shapley", action="store_true",
                     help="also the Shapley value of each finding on each origin's log-odds")
-    overwrite(ex)
+    add_overwrite(ex)
     ex.set_defaults(func=cmd_explain)
 
+
+def _add_what_if(subparsers: Any, parents: dict[str, argparse.ArgumentParser]) -> None:
     wi = subparsers.add_parser(
-        "what-if", parents=common, formatter_class=raw, help="compare scenarios side by side",
+        "what-if", parents=_common(parents), formatter_class=RAW,
+        help="compare scenarios side by side",
         description=_WHAT_IF_HELP + "\n" + DISCLAIMER, epilog=_WHAT_IF_EPILOG)
     wi.add_argument("--scenario", "-s", action="append", default=[],
                     metavar="NAME:ACTION=ITEMS[;...]", help="a scenario (repeatable; see above)")
     wi.add_argument("--target", "-t", action="append", default=None, metavar="NODE[=STATE]",
                     help="rows of the table (repeatable; default: the origins)")
-    overwrite(wi)
+    add_overwrite(wi)
     wi.set_defaults(func=cmd_what_if)
 
+
+def _add_next_test(subparsers: Any, parents: dict[str, argparse.ArgumentParser]) -> None:
     nt = subparsers.add_parser(
-        "next-test", parents=common, formatter_class=raw,
+        "next-test", parents=_common(parents), formatter_class=RAW,
         help="which finding or test would tell the most about the origins",
         description="Rank unobserved findings and tests by expected information gain: the "
                     "mutual information (bits) between the test and the joint state of the "
@@ -90,11 +122,13 @@ def register(subparsers: Any, parents: dict[str, argparse.ArgumentParser]) -> No
                     help="cost of a candidate (default 1) for the gain-per-cost column")
     nt.add_argument("--top", type=int, default=None, metavar="N",
                     help="show only the N best (text output and plot)")
-    overwrite(nt)
+    add_overwrite(nt)
     nt.set_defaults(func=cmd_next_test)
 
+
+def _add_sensitivity(subparsers: Any, parents: dict[str, argparse.ArgumentParser]) -> None:
     se = subparsers.add_parser(
-        "sensitivity", parents=common, formatter_class=raw,
+        "sensitivity", parents=_common(parents), formatter_class=RAW,
         help="how much each number of the model moves a posterior (tornado chart)",
         description="One-way sensitivity of P(target | findings) to every number of the "
                     "model (table entries, noisy-OR links and leaks): the derivative and the "
@@ -114,11 +148,13 @@ def register(subparsers: Any, parents: dict[str, argparse.ArgumentParser]) -> No
     se.add_argument("--draws", type=int, default=0, metavar="N",
                     help="also report origin intervals from N parameter draws")
     se.add_argument("--seed", type=int, default=0, help="random seed of --draws")
-    overwrite(se)
+    add_overwrite(se)
     se.set_defaults(func=cmd_sensitivity)
 
+
+def _add_conflict(subparsers: Any, parents: dict[str, argparse.ArgumentParser]) -> None:
     co = subparsers.add_parser(
-        "conflict", parents=common, formatter_class=raw,
+        "conflict", parents=_common(parents), formatter_class=RAW,
         help="are the findings atypical or contradictory? (Jensen's conflict measure)",
         description="conf(e) = log2( prod_i P(e_i) / P(e) ): positive when the findings are "
                     "less likely together than apart. Each finding's contribution is "
@@ -129,39 +165,17 @@ def register(subparsers: Any, parents: dict[str, argparse.ArgumentParser]) -> No
     co.add_argument("--simulate", type=int, default=0, metavar="N",
                     help="simulate N cases for a tail probability (default: none)")
     co.add_argument("--seed", type=int, default=0, help="random seed of --simulate")
-    overwrite(co)
+    add_overwrite(co)
     co.set_defaults(func=cmd_conflict)
 
 
+def add_commands(subparsers: Any, parents: dict[str, argparse.ArgumentParser]) -> None:
+    """Add the teaching commands to the ``kneehip`` parser."""
+    for add in (_add_explain, _add_what_if, _add_next_test, _add_sensitivity, _add_conflict):
+        add(subparsers, parents)
+
+
 # ----------------------------------------------------------------------------- helpers
-def _check_plot_path(args: argparse.Namespace) -> None:
-    """--plot: a figure extension and a new file (or --overwrite), before any work."""
-    if args.plot is not None:
-        from kneehip_bn._util.files import check_new_output
-        from kneehip_bn.teaching.plots import figure_format
-
-        figure_format(args.plot)
-        check_new_output(args.plot, getattr(args, "overwrite", False))
-
-
-def _save(fig: Any, path: str, overwrite: bool = False) -> None:
-    """Save a figure with the one atomic writer and close it."""
-    from kneehip_bn.teaching.plots import save_figure
-
-    save_figure(fig, path, overwrite=overwrite, dpi=130)
-    print(f"figure written to {path}", file=sys.stderr)
-
-
-def _pyplot() -> Any:
-    import matplotlib
-
-    if "matplotlib.pyplot" not in sys.modules:
-        matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    return plt
-
-
 def _print_warning(df: Any) -> None:
     if df.attrs.get("warning"):
         print(df.attrs["warning"])
@@ -178,16 +192,11 @@ def _frame_text(df: Any, floatfmt: str = "{:.3f}") -> str:
 
 # ----------------------------------------------------------------------------- commands
 def cmd_explain(args: argparse.Namespace) -> int:
-    from kneehip_bn.cli import DISCLAIMER, emit_json, load_for_cli
-    from kneehip_bn.teaching.explain import explain
-
-    _check_plot_path(args)
+    check_plot_option(args)
     spec = load_for_cli(args)
     ex = explain(args.evidence, model=spec, origins=args.origin, do=args.do)
     sh = None
     if args.shapley:
-        from kneehip_bn.causal.attribution import shapley
-
         sh = shapley(args.evidence, diagnosis=args.origin, model=spec)
     if args.json:
         emit_json({**ex.to_dict(), **({"shapley": sh.as_nested()} if sh else {})})
@@ -199,9 +208,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
         print()
         print(DISCLAIMER)
     if args.plot:
-        from kneehip_bn.teaching.plots import draw_network, plot_explanation, plot_origins
-
-        plt = _pyplot()
+        plt = pyplot()
         fig = plt.figure(figsize=(20, 11))
         gs = fig.add_gridspec(2, 2, width_ratios=[3.0, 1.1], height_ratios=[1, 1])
         draw_network(spec, posteriors=ex.posteriors, evidence=ex.evidence,
@@ -213,17 +220,12 @@ def cmd_explain(args: argparse.Namespace) -> int:
         if ex.leading and not ex.table.empty:
             plot_explanation(ex, ax=fig.add_subplot(gs[1, 1]))
         fig.tight_layout()
-        _save(fig, args.plot, args.overwrite)
+        save_plot(fig, args.plot, args.overwrite)
     return 0
 
 
 def cmd_what_if(args: argparse.Namespace) -> int:
-    from kneehip_bn.cli import DISCLAIMER, emit_json, load_for_cli
-    from kneehip_bn.errors import EvidenceError
-    from kneehip_bn.teaching.common import flags_json
-    from kneehip_bn.teaching.what_if import parse_scenario, what_if
-
-    _check_plot_path(args)
+    check_plot_option(args)
     spec = load_for_cli(args)
     scenarios: dict[str, Any] = {}
     for text in args.scenario:
@@ -253,20 +255,13 @@ def cmd_what_if(args: argparse.Namespace) -> int:
         print()
         print("Probabilities of present/positive (or the state named). " + DISCLAIMER)
     if args.plot:
-        from kneehip_bn.teaching.plots import plot_what_if
-
         ax = plot_what_if(df)
-        _save(ax.figure, args.plot, args.overwrite)
+        save_plot(ax.figure, args.plot, args.overwrite)
     return 0
 
 
 def cmd_next_test(args: argparse.Namespace) -> int:
-    from kneehip_bn.cli import DISCLAIMER, emit_json, load_for_cli
-    from kneehip_bn.errors import EvidenceError
-    from kneehip_bn.inference.queries import parse_assignments
-    from kneehip_bn.teaching.next_test import next_best_test
-
-    _check_plot_path(args)
+    check_plot_option(args)
     spec = load_for_cli(args)
     costs: dict[str, float] = {}
     for k, v in parse_assignments(args.cost, what="--cost"):
@@ -277,8 +272,6 @@ def cmd_next_test(args: argparse.Namespace) -> int:
                                 f"found '{v}'") from None
     df = next_best_test(args.evidence, model=spec, candidates=args.candidate, costs=costs,
                         do=args.do)
-    if args.top is not None and args.top < 1:
-        raise EvidenceError(f"--top: expected a positive number, found {args.top}")
     if args.json:
         if df.attrs.get("warning"):  # the JSON is a list: the warning goes to stderr
             print(df.attrs["warning"], file=sys.stderr)
@@ -298,22 +291,13 @@ def cmd_next_test(args: argparse.Namespace) -> int:
               "joint state of the origins; p_change_leading: probability that its result "
               "changes the leading origin. " + DISCLAIMER)
     if args.plot:
-        from kneehip_bn.teaching.plots import plot_next_test
-
         ax = plot_next_test(df, top=args.top or 12)
-        _save(ax.figure, args.plot, args.overwrite)
+        save_plot(ax.figure, args.plot, args.overwrite)
     return 0
 
 
 def cmd_sensitivity(args: argparse.Namespace) -> int:
-    from kneehip_bn.cli import DISCLAIMER, emit_json, load_for_cli
-    from kneehip_bn.errors import EvidenceError
-    from kneehip_bn.teaching.common import flags_json
-    from kneehip_bn.teaching.robustness import credible_intervals, sensitivity
-
-    _check_plot_path(args)
-    if args.top < 1:
-        raise EvidenceError(f"--top: expected a positive number, found {args.top}")
+    check_plot_option(args)
     spec = load_for_cli(args)
     interval: str | float = args.interval
     if interval != "beta":
@@ -356,9 +340,7 @@ def cmd_sensitivity(args: argparse.Namespace) -> int:
         print("lo-hi: the number's 95% Beta interval given its table's strength (or "
               "+/- --interval); posterior_lo/hi: the posterior there. " + DISCLAIMER)
     if args.plot:
-        from kneehip_bn.teaching.plots import plot_credible_intervals, plot_tornado
-
-        plt = _pyplot()
+        plt = pyplot()
         if ci is None:
             fig, ax = plt.subplots(figsize=(9, 0.38 * len(top) + 1.6))
             plot_tornado(s, top=args.top, ax=ax)
@@ -366,18 +348,12 @@ def cmd_sensitivity(args: argparse.Namespace) -> int:
             fig, axs = plt.subplots(1, 2, figsize=(16, 0.38 * len(top) + 1.6))
             plot_tornado(s, top=args.top, ax=axs[0])
             plot_credible_intervals(ci, ax=axs[1])
-        _save(fig, args.plot, args.overwrite)
+        save_plot(fig, args.plot, args.overwrite)
     return 0
 
 
 def cmd_conflict(args: argparse.Namespace) -> int:
-    from kneehip_bn.cli import DISCLAIMER, emit_json, load_for_cli
-    from kneehip_bn.errors import EvidenceError
-    from kneehip_bn.teaching.conflict import conflict
-
-    _check_plot_path(args)
-    if args.simulate < 0:
-        raise EvidenceError(f"--simulate: expected a number >= 0, found {args.simulate}")
+    check_plot_option(args)
     spec = load_for_cli(args)
     c = conflict(args.evidence, spec, do=args.do, n_sim=args.simulate, seed=args.seed)
     if args.json:
@@ -387,8 +363,6 @@ def cmd_conflict(args: argparse.Namespace) -> int:
         print()
         print(DISCLAIMER)
     if args.plot:
-        from kneehip_bn.teaching.plots import plot_conflict
-
         ax = plot_conflict(c)
-        _save(ax.figure, args.plot, args.overwrite)
+        save_plot(ax.figure, args.plot, args.overwrite)
     return 0

@@ -3,7 +3,7 @@
 Each ``*_json`` function takes the server's fixed model (a :class:`~kneehip_bn.ModelSpec`)
 and a request body already decoded from JSON, checks the body's shape (:func:`check_body`),
 and calls the SAME library functions, with the same arguments, as the matching ``kneehip``
-command in :mod:`kneehip_bn.cli` / :mod:`kneehip_bn.cli.teach`, building the same dict: the
+command in :mod:`kneehip_bn.cli.model` / :mod:`kneehip_bn.cli.teach`, building the same dict: the
 numbers are identical to ``kneehip COMMAND --json`` (``tests/test_serve_api.py`` compares them
 by running :func:`kneehip_bn.cli.main`).
 
@@ -248,13 +248,13 @@ def explanation(models: OverrideCache, body: Any, endpoint: str = "explain") -> 
 
 # ------------------------------------------------------------------------ the CLI's --json
 def diagnose_json(models: OverrideCache | Any, body: Any) -> dict[str, Any]:
-    """``kneehip diagnose --json`` (as :func:`kneehip_bn.cli.cmd_diagnose`)."""
+    """``kneehip diagnose --json`` (as :func:`kneehip_bn.cli.model.cmd_diagnose`)."""
     _, spec, ev, dov = _setup(_models(models), body, "diagnose")
     return diagnosis_dict(*_diagnose_rows(ev, dov, spec, None, None))
 
 
 def query_json(models: OverrideCache | Any, body: Any) -> dict[str, Any]:
-    """``kneehip query VARIABLE --json`` (as :func:`kneehip_bn.cli.cmd_query`)."""
+    """``kneehip query VARIABLE --json`` (as :func:`kneehip_bn.cli.model.cmd_query`)."""
     body, spec, ev, dov = _setup(_models(models), body, "query")
     node = body.get("variable")
     if not isinstance(node, str):

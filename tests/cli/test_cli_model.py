@@ -12,7 +12,8 @@ import pytest
 
 from basic import BASIC, main_basic
 from kneehip_bn import diagnose, query
-from kneehip_bn.cli import DISCLAIMER, main
+from kneehip_bn._util.text import DISCLAIMER
+from kneehip_bn.cli import main
 
 
 def run(capsys, *argv):
