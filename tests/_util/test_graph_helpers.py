@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from kneehip_bn.inference.engine import maximum_spanning_tree, topological_order
+from kneehip_bn.inference.compile import maximum_spanning_tree, topological_order
 from kneehip_bn.model.spec import find_cycle
 
 SEEDS = st.integers(min_value=0, max_value=2**32 - 1)
