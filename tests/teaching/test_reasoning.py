@@ -37,9 +37,9 @@ from kneehip_bn import (
     set_prior,
     what_if,
 )
+from kneehip_bn.inference.sampling import forward_sample
 from kneehip_bn.teaching.reasoning import (
     causal_paths,
-    forward_sample,
     link_strength,
     parse_scenario,
 )

@@ -26,6 +26,9 @@ from typing import Any
 import numpy as np
 
 from kneehip_bn.errors import KneeHipError, UnknownNameError
+from kneehip_bn.inference import sampling
+from kneehip_bn.inference.engine import get_engine
+from kneehip_bn.inference.sampling import generation_order
 from kneehip_bn.model.spec import DIAGNOSIS_COLUMN, NO_DIAGNOSIS
 
 __all__ = [
@@ -47,36 +50,13 @@ def _spec_of(model: Any) -> Any:
 
 
 def forward_sample_codes(spec: Any, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """Ancestral sampling in numpy: ``{node: state codes (n,)}`` for every node.
-
-    Each node is drawn for all ``n`` patients at once: its conditional table is indexed by
-    the parents' sampled codes and an inverse-CDF draw picks the state.
-    """
-    import networkx as nx
-
-    from kneehip_bn.model.network import cpd_array
-
-    g = nx.DiGraph()
-    g.add_nodes_from(spec.nodes)
-    g.add_edges_from((p, c) for c, s in spec.nodes.items() for p in s.parents)
-    out: dict[str, np.ndarray] = {}
-    for name in nx.topological_sort(g):
-        node = spec.nodes[name]
-        table = cpd_array(spec, node)
-        card = table.shape[0]
-        cols = table.reshape(card, -1)
-        if node.parents:
-            flat = np.zeros(n, dtype=np.intp)
-            for p in node.parents:
-                flat = flat * len(spec.nodes[p].states) + out[p]
-        else:
-            flat = np.zeros(n, dtype=np.intp)
-        cum = np.cumsum(cols, axis=0)  # (card, n_configs)
-        u = rng.random(n)
-        # state = number of cumulative probabilities below u (clipped for rounding)
-        code = (u[None, :] >= cum[:-1, flat]).sum(axis=0) if card > 1 else np.zeros(n, int)
-        out[name] = np.minimum(code, card - 1).astype(np.int8)
-    return {k: out[k] for k in spec.nodes}
+    """Ancestral sampling in numpy: ``{node: state codes (n,)}`` for every node
+    (:func:`kneehip_bn.inference.sampling.forward_sample`, nodes drawn in
+    :func:`~kneehip_bn.inference.sampling.generation_order`)."""
+    eng = get_engine(spec)
+    order = generation_order(list(spec.nodes), {k: s.parents for k, s in spec.nodes.items()})
+    x = sampling.forward_sample(eng, n, rng, order=order)
+    return {k: x[:, eng.index[k]].astype(np.int8) for k in spec.nodes}
 
 
 def forward_sample(n: int, seed: int | None = None, model: Any = None) -> Any:
@@ -201,7 +181,6 @@ def simulate_audit(
 
 
 def _working_diagnosis(spec, codes, origins, noise, rng) -> np.ndarray:
-    from kneehip_bn.inference.engine import get_engine
     from kneehip_bn.io.audit import group_patterns
 
     eng = get_engine(spec)

@@ -55,6 +55,7 @@ from kneehip_bn.inference.queries import (
     red_flags_present,
     resolve_evidence,
 )
+from kneehip_bn.inference.sampling import forward_sample
 
 __all__ = [
     "SCENARIO_ACTIONS",
@@ -64,7 +65,6 @@ __all__ = [
     "conflict",
     "explain",
     "flags_json",
-    "forward_sample",
     "link_strength",
     "next_best_test",
     "parse_scenario",
@@ -1119,23 +1119,3 @@ def conflict(
         out.simulated = conf_sim
         out.p_value = float(np.mean(conf_sim >= conf - CONFLICT_TOL))
     return out
-
-
-def forward_sample(eng: Engine, n: int, rng: np.random.Generator,
-                   do: Mapping[str, str] | None = None) -> np.ndarray:
-    """``n`` cases drawn from the network (ancestral sampling), shape (n, n_variables) of
-    state indices in ``eng.variables`` order; ``do`` nodes are fixed."""
-    do = dict(do or {})
-    codes = np.zeros((n, len(eng.variables)), dtype=np.intp)
-    for v in eng.variables:  # topological order
-        i = eng.index[v]
-        if v in do:
-            codes[:, i] = eng.state_index[v][do[v]]
-            continue
-        t = _family_table(eng, v)
-        pidx = tuple(codes[:, eng.index[p]] for p in eng.parents[v])
-        probs = t[(slice(None), *pidx)] if pidx else np.broadcast_to(t[:, None], (t.shape[0], n))
-        cum = np.cumsum(probs.T, axis=1)
-        u = rng.random(n)[:, None] * cum[:, -1:]
-        codes[:, i] = np.minimum((u >= cum).sum(axis=1), t.shape[0] - 1)
-    return codes
