@@ -32,7 +32,7 @@ import numpy as np
 from kneehip_bn.causal import _fmt_ev, _setup, _text_with_flags, _with_flags
 from kneehip_bn.errors import ImpossibleEvidenceError
 from kneehip_bn.inference.engine import Engine
-from kneehip_bn.inference.queries import _check_do_vs_evidence, node_groups, resolve_evidence
+from kneehip_bn.inference.queries import check_do_vs_evidence, node_groups, resolve_evidence
 
 __all__ = ["MostProbableExplanation", "max_product", "mpe"]
 
@@ -173,7 +173,7 @@ def mpe(evidence: Any, model: Any = None, *, do: Any = None) -> MostProbableExpl
     """
     m, eng, ev, flags = _setup(evidence, model)
     dov = resolve_evidence(eng, do, what="do")
-    _check_do_vs_evidence(ev, dov)
+    check_do_vs_evidence(ev, dov)
     do_idx = eng.encode(dov) if dov else None
     masks: dict[int, np.ndarray] = {}
     for k, v in eng.encode(ev).items():

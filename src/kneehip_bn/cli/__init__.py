@@ -73,11 +73,11 @@ def emit_json(obj: Any) -> None:
 
 # ---------------------------------------------------------------------- commands
 def cmd_diagnose(args: argparse.Namespace) -> int:
-    from kneehip_bn.inference.queries import _diagnose_rows, diagnosis_dict, format_diagnosis
+    from kneehip_bn.inference.queries import diagnosis_dict, diagnosis_rows, format_diagnosis
 
     check_plot_option(args)
     spec = load_for_cli(args)
-    rows = _diagnose_rows(args.evidence, args.do, spec, None, None)  # no pandas: fast start
+    rows = diagnosis_rows(args.evidence, args.do, spec, None, None)  # no pandas: fast start
     if args.json:
         emit_json(diagnosis_dict(*rows))
     else:

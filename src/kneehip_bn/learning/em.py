@@ -57,11 +57,13 @@ from typing import Any
 import numpy as np
 
 from kneehip_bn._util.files import atomic_write, check_new_output
+from kneehip_bn._util.runtime import single_blas_thread
 from kneehip_bn.errors import (
     DataError,
     ImpossibleEvidenceError,
     KneeHipError,
     NotFittedError,
+    ParameterError,
     UnknownNameError,
 )
 from kneehip_bn.io.audit import (
@@ -95,17 +97,6 @@ __all__ = [
 ]
 
 _W_MAX = -math.log(1e-12)  # link/leak probabilities are kept <= 1 - 1e-12
-
-
-def _blas_single() -> Any:
-    """Limit BLAS to one thread while the engine runs: its many small matrix products are
-    2-5x slower with OpenBLAS threads competing on a busy 2-core machine
-    (threadpoolctl ships with scikit-learn, a pgmpy dependency; without it, no limit)."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover
-        return contextlib.nullcontext()
-    return threadpool_limits(1, user_api="blas")
 
 
 # ============================================================================ parameters
@@ -431,10 +422,7 @@ _ON_IMPOSSIBLE = ("error", "drop", "relax")
 
 
 def _check_on_impossible(mode: Any, where: str, allowed: Sequence[str] = _ON_IMPOSSIBLE) -> str:
-    if mode not in allowed:
-        raise KneeHipError(f"{where}: expected one of {', '.join(map(repr, allowed))}, found "
-                           f"{mode!r}")
-    return str(mode)
+    return ParameterError.check_choice(mode, where, allowed)
 
 
 @dataclass
@@ -726,7 +714,7 @@ def _family_counts_complete(counts: AuditCounts, fams: list[_Family]) -> dict[st
 
 def _run_em(spec, fams, counts: AuditCounts, **kw: Any) -> _FitResult:
     """EM (SQUAREM-accelerated unless ``accelerate=False``) on pattern counts."""
-    with _blas_single():
+    with single_blas_thread():
         return _run_em_inner(spec, fams, counts, **kw)
 
 
@@ -1368,7 +1356,7 @@ def _target_columns(engine, targets) -> list[tuple[str, str, int]]:
 
 
 def _posterior_matrix(*args: Any, **kw: Any):
-    with _blas_single():
+    with single_blas_thread():
         return _posterior_matrix_inner(*args, **kw)
 
 

@@ -38,6 +38,7 @@ from typing import Any
 import numpy as np
 
 from kneehip_bn._util.jsonclean import json_clean
+from kneehip_bn._util.runtime import single_blas_thread
 
 __all__ = [
     "FitReport",
@@ -436,9 +437,7 @@ def build_fit_report(fitter: Any, scan: Any, holdout: Any, seconds: float) -> Fi
                      "narrow where much is imputed, and the surprise test is approximate.")
     ho, cal, info = None, None, {}
     if holdout is not None:
-        from kneehip_bn.learning.em import _blas_single
-
-        with _blas_single():
+        with single_blas_thread():
             ho, cal, info = _holdout(spec, fams, holdout, fitter)
     counts = fitter.counts_
     return FitReport(

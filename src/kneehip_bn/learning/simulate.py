@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 
+from kneehip_bn._util.runtime import single_blas_thread
 from kneehip_bn.errors import KneeHipError, UnknownNameError
 from kneehip_bn.inference import sampling
 from kneehip_bn.inference.engine import get_engine
@@ -187,9 +188,7 @@ def _working_diagnosis(spec, codes, origins, noise, rng) -> np.ndarray:
     seen = [k for k, s in spec.nodes.items() if s.group in ("context", "finding", "test")]
     x = np.stack([codes[k] for k in seen], axis=1).astype(np.int64)
     pats, _, inv = group_patterns(x, [len(spec.nodes[k].states) for k in seen])
-    from kneehip_bn.learning.em import _blas_single
-
-    with _blas_single():
+    with single_blas_thread():
         res = eng.batch(pats, seen, targets=origins)
     on = [spec.nodes[o].states.index(_on(spec.nodes[o].states)) for o in origins]
     post = np.stack([res.marginals[o][:, i] for o, i in zip(origins, on)], axis=1)[inv]

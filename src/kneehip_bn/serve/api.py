@@ -233,10 +233,10 @@ def explanation(models: OverrideCache, body: Any, endpoint: str = "explain") -> 
 # ------------------------------------------------------------------------ the CLI's --json
 def diagnose_json(models: OverrideCache | Any, body: Any) -> dict[str, Any]:
     """``kneehip diagnose --json`` (as :func:`kneehip_bn.cli.cmd_diagnose`)."""
-    from kneehip_bn.inference.queries import _diagnose_rows, diagnosis_dict
+    from kneehip_bn.inference.queries import diagnosis_dict, diagnosis_rows
 
     _, spec, ev, dov = _setup(_models(models), body, "diagnose")
-    return diagnosis_dict(*_diagnose_rows(ev, dov, spec, None, None))
+    return diagnosis_dict(*diagnosis_rows(ev, dov, spec, None, None))
 
 
 def query_json(models: OverrideCache | Any, body: Any) -> dict[str, Any]:
@@ -396,10 +396,10 @@ def case_summary_json(models: OverrideCache | Any, body: Any) -> dict[str, Any]:
     ``regions``, ``red_flags`` and ``warning`` are those of ``kneehip diagnose --json`` when
     it reports them (the library's own); computed here only for a ``diagnose`` that does not.
     """
-    from kneehip_bn.inference.queries import _diagnose_rows, diagnosis_dict, on_state
+    from kneehip_bn.inference.queries import diagnosis_dict, diagnosis_rows, on_state
 
     _, spec, ev, dov = _setup(_models(models), body, "case")
-    dx = diagnosis_dict(*_diagnose_rows(ev, dov, spec, None, None))
+    dx = diagnosis_dict(*diagnosis_rows(ev, dov, spec, None, None))
     regions = dx.get("regions")
     if regions is None:
         regions = region_probabilities(spec, ev, dov)

@@ -47,8 +47,8 @@ from kneehip_bn.errors import (
 from kneehip_bn.inference.engine import Engine, get_engine
 from kneehip_bn.inference.queries import (
     Evidence,
-    _check_do_vs_evidence,
     as_model,
+    check_do_vs_evidence,
     node_groups,
     on_state,
     red_flag_warning,
@@ -85,7 +85,7 @@ def _setup(evidence: Evidence, do: Evidence, model: Any):
     eng = get_engine(m)
     ev = resolve_evidence(eng, evidence)
     dov = resolve_evidence(eng, do, what="do")
-    _check_do_vs_evidence(ev, dov)
+    check_do_vs_evidence(ev, dov)
     return m, eng, ev, dov
 
 
@@ -648,7 +648,7 @@ def what_if(
     eng = get_engine(m)
     base_ev = resolve_evidence(eng, base_evidence, what="base evidence")
     base_do = resolve_evidence(eng, do, what="do")
-    _check_do_vs_evidence(base_ev, base_do)
+    check_do_vs_evidence(base_ev, base_do)
     rows = _parse_targets(eng, m, targets)
     groups = node_groups(m)
     cases: dict[str, tuple[dict, dict, Any, str]] = {"base": (base_ev, base_do, m, "base case")}
@@ -704,7 +704,7 @@ def what_if(
             mm = apply_overrides(_spec_for_edit(m, eng, where), edits)
             desc.append("set " + ", ".join(edits))
         try:
-            _check_do_vs_evidence(ev, dov)
+            check_do_vs_evidence(ev, dov)
         except EvidenceError as exc:
             raise EvidenceError(f"{where}: {exc}") from None
         cases[name] = (ev, dov, mm, "; ".join(desc) or "same as base")
