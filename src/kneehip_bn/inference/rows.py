@@ -161,8 +161,7 @@ class OrientedPlan:
             self.bs_parent[c] = plan.bshape(p, sep)
             self.bs_child[c] = plan.bshape(c, sep)
 
-    # kernel: one pass of the batch-last row pass (upward with per-pattern messages, downward
-    # gathered to rows); its steps share a dozen locals and read best as the algorithm
+    # kernel: upward per sub-pattern, downward gathered to rows; one algorithm on shared locals
     def calibrate(
         self, phis: list[np.ndarray], codes: np.ndarray, col_idx: Sequence[int], rescale: bool
     ) -> tuple[dict[int, np.ndarray], np.ndarray]:

@@ -293,8 +293,7 @@ class MemoPlan:
         return out.transpose(2, 0, 1)
 
     # ------------------------------------------------------------------ the pass
-    # kernel: upward per distinct sub-pattern, the root per row, outside messages downward,
-    # the per-row inside-outside join: four steps over one set of shared tables
+    # kernel: upward, root per row, outside messages, per-row join: four steps on shared tables
     def run(self, phis: Sequence[np.ndarray], codes: np.ndarray, col_idx: Sequence[int],
             progress: Callable[[int], None] | None = None
             ) -> tuple[dict[int, np.ndarray], np.ndarray]:
