@@ -6,11 +6,9 @@ passed upward from a clique depends on its subtree's findings alone, so it is co
 once per distinct sub-pattern *of the whole batch* and gathered to the rows by an index;
 the same holds downward for the findings outside a clique. Only the root, and the final
 step that joins an inside table with an outside table for each target, work per row, and
-both are small: on the shipped model 575,000 distinct audit patterns need the inside
-tables of one 96-entry clique for 161,000 distinct sub-patterns, every other upward
-message for at most a few hundred, the outside messages for at most a few hundred, and
-per row a 12-entry root and one (5 x 6) by 6 product for the four origins read in that
-clique (states 1.. of each target and the total; state 0 is the total minus the others).
+both are small: a small root, and per target clique one product of its inside table
+(states 1.. of each target and the total; state 0 is the total minus the others) with its
+outside message.
 
 Which clique is the root, and where each target is read, are chosen by a work estimate
 (:class:`MemoPlan`); distinct sub-patterns are numbered by :func:`dense_ids`.
@@ -46,8 +44,7 @@ _BLOCK_BYTES = 4 * 2**20
 #: row-by-row pass (``Engine.max_shared_bytes`` overrides it per engine)
 MAX_TABLE_BYTES = 768 * 2**20
 #: fewest rows for which sharing messages pays for numbering the patterns (measured on the
-#: shipped model and ALARM: from here on sharing was faster or level in every case;
-#: benchmarks/results/engine.md)
+#: shipped model and ALARM: from here on sharing was faster or level in every case)
 MIN_SHARED_ROWS = 4096
 
 
