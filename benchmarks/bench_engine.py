@@ -202,12 +202,25 @@ def alarm():
 
 
 def forward_sample(engine, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """State codes per node drawn by the package's sampler
-    (:func:`kneehip_bn.inference.sampling.forward_sample`, nodes in the engine's order)."""
-    from kneehip_bn.inference.sampling import forward_sample as draw
-
-    x = draw(engine, n, rng)
-    return {v: x[:, engine.index[v]].astype(np.intp) for v in engine.variables}
+    """Our own numpy ancestral sampler over the engine's tables (state codes per node)."""
+    codes: dict[str, np.ndarray] = {}
+    for v in engine.variables:  # topological order
+        fam, arr = engine.factors[engine.index[v]]
+        names = [engine.variables[i] for i in fam]
+        # move the node's own axis first, parents after (in fam order)
+        k = names.index(v)
+        t = np.moveaxis(arr, k, 0)
+        parents = [x for x in names if x != v]
+        flat = t.reshape(t.shape[0], -1)
+        if parents:
+            idx = np.ravel_multi_index([codes[p] for p in parents],
+                                       [int(engine.card[engine.index[p]]) for p in parents])
+        else:
+            idx = np.zeros(n, dtype=np.intp)
+        cum = np.cumsum(flat[:, idx], axis=0)
+        u = rng.random(n)
+        codes[v] = np.minimum((u[None, :] > cum).sum(axis=0), t.shape[0] - 1)
+    return codes
 
 
 def audit_rows(spec, engine, n: int, seed: int = 0):

@@ -1,12 +1,12 @@
-"""The one forward (ancestral) sampler: whole patients drawn from the compiled tables.
+"""The one forward (ancestral) sampler: whole patients drawn from the model's tables.
 
 Each node is drawn for all ``n`` cases at once, parents before children: its conditional
 table is indexed by the parents' sampled states and an inverse-CDF draw (one uniform per
 case) picks the state. ``do()`` nodes are fixed and take no draw. The random stream is
-consumed one node at a time in the order given (default: the engine's topological order),
-so a seed and an order fix every sample; :func:`generation_order` gives the order in which
-``networkx.topological_sort`` visits a model's nodes (the order synthetic audits have
-always been drawn in, kept so that a seed gives the same table as before).
+consumed one node at a time in the order given, so a seed and an order fix every sample:
+an engine's topological order by default, and for a specification :func:`generation_order`,
+the order in which ``networkx.topological_sort`` visits its nodes (the order synthetic
+audits have always been drawn in, kept so that a seed gives the same table as before).
 
 Examples
 --------
@@ -28,24 +28,27 @@ True
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
-from kneehip_bn.errors import ParameterError
+from kneehip_bn.errors import ParameterError, UnknownNameError
 from kneehip_bn.inference.engine import Engine
+from kneehip_bn.model.network import cpd_array
 
 __all__ = ["forward_sample", "generation_order"]
 
 
-def forward_sample(engine: Engine, n: int, rng: np.random.Generator,
+def forward_sample(model: Engine | Any, n: int, rng: np.random.Generator,
                    do: Mapping[str, str] | None = None,
                    order: Sequence[str] | None = None) -> np.ndarray:
     """``n`` cases drawn from the network, every node.
 
     Parameters
     ----------
-    engine : Engine
-        The compiled model (:func:`~kneehip_bn.inference.engine.get_engine`).
+    model : Engine or ModelSpec
+        A compiled engine (:func:`~kneehip_bn.inference.engine.get_engine`), or a model
+        specification (its tables are read directly: sampling needs no compilation).
     n : int
         Number of cases.
     rng : numpy.random.Generator
@@ -53,39 +56,80 @@ def forward_sample(engine: Engine, n: int, rng: np.random.Generator,
     do : dict, optional
         ``{node: state}`` interventions: the node is fixed, its table unused.
     order : sequence of str, optional
-        The order the nodes are drawn in: a topological order of the engine's nodes
-        (default ``engine.variables``; :func:`generation_order` for the order synthetic
-        audits use).
+        The order the nodes are drawn in, a topological order (default: an engine's
+        ``variables``; a specification's :func:`generation_order`, the order synthetic
+        audits have always been drawn in).
 
     Returns
     -------
-    ndarray of shape (n, len(engine.variables))
-        State indices in ``engine.variables`` order (the smallest integer type that holds
-        them: ``int8`` for nodes of up to 127 states).
+    ndarray of shape (n, number of nodes)
+        State indices, one column per node in the model's order (``engine.variables``;
+        ``spec.nodes``), in the smallest integer type that holds them (``int8`` for nodes
+        of up to 127 states), column-major: each node's column is contiguous.
     """
-    do_idx = engine.encode(do) if do else {}
-    names = list(engine.variables if order is None else order)
-    if sorted(names) != sorted(engine.variables):
-        raise ParameterError(f"order: expected each of the {len(engine.variables)} nodes once, "
+    m = _Tables(model)
+    do_idx = m.encode(do)
+    names = list(m.default_order() if order is None else order)
+    if sorted(names) != sorted(m.nodes):
+        raise ParameterError(f"order: expected each of the {len(m.nodes)} nodes once, "
                              f"found {len(names)} names")
-    dtype = np.int8 if int(engine.card.max()) <= 127 else np.int32
-    codes = np.zeros((int(n), len(engine.variables)), dtype=dtype)
+    dtype = np.int8 if max(m.card.values(), default=1) <= 127 else np.int32
+    codes = np.zeros((int(n), len(m.nodes)), dtype=dtype, order="F")  # columns contiguous
     for name in names:
-        i = engine.index[name]
-        if i in do_idx:
-            codes[:, i] = do_idx[i]
+        i = m.index[name]
+        if name in do_idx:
+            codes[:, i] = do_idx[name]
             continue
-        table = engine.family_table(name)
+        table = m.table(name)
         card = table.shape[0]
         flat = np.zeros(int(n), dtype=np.intp)
-        for p in engine.parents[name]:
-            flat = flat * int(engine.card[engine.index[p]]) + codes[:, engine.index[p]]
+        for p in m.parents[name]:
+            flat = flat * m.card[p] + codes[:, m.index[p]]
         cum = np.cumsum(table.reshape(card, -1), axis=0)  # (card, parent configurations)
         u = rng.random(int(n))
         # state = number of cumulative probabilities below u (clipped for rounding)
         code = (u[None, :] >= cum[:-1, flat]).sum(axis=0) if card > 1 else 0
         codes[:, i] = np.minimum(code, card - 1)
     return codes
+
+
+class _Tables:
+    """What sampling reads of an engine or a specification: nodes, parents, cards,
+    tables ``(card, *parent_cards)``."""
+
+    def __init__(self, model: Any) -> None:
+        self.model = model
+        if isinstance(model, Engine):
+            self.nodes = list(model.variables)
+            self.parents = model.parents
+            self.states = model.states
+        else:  # a ModelSpec
+            self.nodes = list(model.nodes)
+            self.parents = {k: list(s.parents) for k, s in model.nodes.items()}
+            self.states = {k: list(s.states) for k, s in model.nodes.items()}
+        self.index = {v: i for i, v in enumerate(self.nodes)}
+        self.card = {v: len(self.states[v]) for v in self.nodes}
+
+    def default_order(self) -> list[str]:
+        if isinstance(self.model, Engine):
+            return self.nodes
+        return generation_order(self.nodes, self.parents)
+
+    def table(self, name: str) -> np.ndarray:
+        if isinstance(self.model, Engine):
+            return self.model.family_table(name)
+        return cpd_array(self.model, self.model.nodes[name])
+
+    def encode(self, do: Mapping[str, str] | None) -> dict[str, int]:
+        out = {}
+        for k, v in (do or {}).items():
+            if k not in self.index:
+                raise UnknownNameError.for_name("node", k, self.nodes, where="do")
+            if str(v) not in self.states[k]:
+                raise UnknownNameError.for_name(f"state of {k}", str(v), self.states[k],
+                                                where="do")
+            out[k] = self.states[k].index(str(v))
+        return out
 
 
 def generation_order(nodes: Sequence[str], parents: Mapping[str, Sequence[str]]) -> list[str]:

@@ -29,7 +29,6 @@ from kneehip_bn._util.runtime import single_blas_thread
 from kneehip_bn.errors import KneeHipError, UnknownNameError
 from kneehip_bn.inference import sampling
 from kneehip_bn.inference.engine import get_engine
-from kneehip_bn.inference.sampling import generation_order
 from kneehip_bn.model.spec import DIAGNOSIS_COLUMN, NO_DIAGNOSIS
 
 __all__ = [
@@ -52,12 +51,9 @@ def _spec_of(model: Any) -> Any:
 
 def forward_sample_codes(spec: Any, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
     """Ancestral sampling in numpy: ``{node: state codes (n,)}`` for every node
-    (:func:`kneehip_bn.inference.sampling.forward_sample`, nodes drawn in
-    :func:`~kneehip_bn.inference.sampling.generation_order`)."""
-    eng = get_engine(spec)
-    order = generation_order(list(spec.nodes), {k: s.parents for k, s in spec.nodes.items()})
-    x = sampling.forward_sample(eng, n, rng, order=order)
-    return {k: x[:, eng.index[k]].astype(np.int8) for k in spec.nodes}
+    (:func:`kneehip_bn.inference.sampling.forward_sample` on the specification's tables)."""
+    x = sampling.forward_sample(spec, n, rng)
+    return {k: x[:, i].astype(np.int8, copy=False) for i, k in enumerate(spec.nodes)}
 
 
 def forward_sample(n: int, seed: int | None = None, model: Any = None) -> Any:
