@@ -11,10 +11,6 @@ batch of evidence patterns at once (the leading axis of every array is the batch
 The same pass yields P(evidence) (for the log-likelihood and to detect impossible
 evidence) and every family's joint posterior (the expected counts of EM).
 
-All clique arrays keep their variables in one global order, so a separator's variables
-appear in the same relative order in both cliques and messages move between cliques by
-``reshape`` alone.
-
 The engine is the facade of four modules: :mod:`~kneehip_bn.inference.compile` (the
 junction tree and its clique tables), :mod:`~kneehip_bn.inference.single` (the flat BLAS
 pass of one query), :mod:`~kneehip_bn.inference.rows` (the batch-last row pass of a
