@@ -76,7 +76,7 @@ def main() -> None:
 
     import kneehip_bn as kb
     from kneehip_bn.causal.counterfactuals import _TWINS
-    from kneehip_bn.teaching.reasoning import _origin_list
+    from kneehip_bn.teaching.common import origin_list
 
     spec = kb.load_spec("knee_hip_basic")
     eng = kb.get_engine(spec)
@@ -125,7 +125,7 @@ def main() -> None:
 
     # 3. exact Shapley over 8 findings
     ours = median_time(lambda: kb.shapley(EIGHT, model=spec), 20)
-    diags = [o for o in _origin_list(spec, eng, None) if o not in EIGHT]
+    diags = [o for o in origin_list(spec, eng, None) if o not in EIGHT]
     players = list(EIGHT)
 
     def naive():

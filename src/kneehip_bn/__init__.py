@@ -58,16 +58,12 @@ from kneehip_bn.learning.simulate import simulate_audit
 
 # --- teaching: explanations, what-if, next test, conflict, sensitivity (cli_teach) ---
 # isort: split
+from kneehip_bn.teaching.conflict import Conflict, conflict
+from kneehip_bn.teaching.explain import Explanation, explain
+from kneehip_bn.teaching.next_test import next_best_test
 from kneehip_bn.teaching.plots import show_inference
-from kneehip_bn.teaching.reasoning import (
-    Conflict,
-    Explanation,
-    conflict,
-    explain,
-    next_best_test,
-    what_if,
-)
 from kneehip_bn.teaching.robustness import credible_intervals, sensitivity
+from kneehip_bn.teaching.what_if import what_if
 
 # --- causal: counterfactuals, PN/PS, Shapley values, flips, MPE (cli_causal) ---
 # isort: split

@@ -26,7 +26,12 @@ from kneehip_bn import (
     sensitivity,
 )
 from kneehip_bn.model.network import cpd_array, noisy_or_array
-from kneehip_bn.teaching.robustness import _draw_tables, _noisy_or_tables, model_parameters
+from kneehip_bn.teaching.robustness import (
+    _draw_tables,
+    _noisy_or_tables,
+    beta_interval,
+    model_parameters,
+)
 from oracle import BruteForce, random_dag_families, to_pgmpy
 
 EV = {"limp": "present", "pain_level": "mild"}
@@ -259,3 +264,16 @@ def test_load_spec_fixture_is_fresh(tiny_yaml_path):
     spec = load_spec(tiny_yaml_path)
     sensitivity("knee_oa", evidence=EV, model=spec)
     assert spec.nodes["gait"].noisy_or.leak.p == 0.1 and spec.nodes["gait"].noisy_or.leak.source
+
+
+def test_beta_interval_equals_scipy_stats_beta_ppf():
+    """beta_interval goes through scipy.special (fast to import): the same numbers as
+    scipy.stats.beta.ppf, which sensitivity used before."""
+    rng = np.random.default_rng(0)
+    for _ in range(2000):
+        x, s = float(rng.random()), float(rng.choice([1, 2, 5, 10, 50, 1000]) * rng.random() + 0.1)
+        level = float(rng.choice([0.5, 0.9, 0.95, 0.99]))
+        want = beta.ppf([(1 - level) / 2, (1 + level) / 2], s * x, s * (1 - x))
+        assert beta_interval(x, s, level) == (float(want[0]), float(want[1]))
+    assert beta_interval(0.0, 10.0, 0.95) == (0.0, 0.0)
+    assert beta_interval(1.0, 10.0, 0.95) == (1.0, 1.0)

@@ -31,64 +31,9 @@ True
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from typing import Any
+from kneehip_bn.causal.attribution import shapley
+from kneehip_bn.causal.counterfactuals import counterfactual, probability_of_causation
+from kneehip_bn.causal.flips import flip
+from kneehip_bn.causal.maxproduct import mpe
 
-from kneehip_bn.inference.engine import Engine, get_engine
-from kneehip_bn.inference.queries import (
-    Evidence,
-    as_model,
-    red_flag_warning,
-    red_flags_present,
-    resolve_evidence,
-)
-
-# resolved on first use by __getattr__ below (the modules import this one's helpers)
 __all__ = ["counterfactual", "flip", "mpe", "probability_of_causation", "shapley"]
-
-
-def _setup(evidence: Evidence, model: Any, what: str = "evidence"
-           ) -> tuple[Any, Engine, dict[str, str], list[str]]:
-    """(model, engine, resolved evidence, red flags present)."""
-    m = as_model(model)
-    eng = get_engine(m)
-    ev = resolve_evidence(eng, evidence, what=what)
-    return m, eng, ev, red_flags_present(m, ev)
-
-
-def _with_flags(d: dict[str, Any], flags: Sequence[str]) -> dict[str, Any]:
-    """``d`` with ``"warning"`` first (when a red flag is present) and ``"red_flags"``."""
-    out: dict[str, Any] = {}
-    if flags:
-        out["warning"] = red_flag_warning(flags)
-    out.update(d)
-    out["red_flags"] = list(flags)
-    return out
-
-
-def _text_with_flags(text: str, flags: Sequence[str]) -> str:
-    return f"{red_flag_warning(flags)}\n\n{text}" if flags else text
-
-
-def _fmt_ev(ev: Mapping[str, str]) -> str:
-    return ", ".join(f"{k}={v}" for k, v in ev.items()) or "none"
-
-
-def __getattr__(name: str) -> Any:  # the public functions, imported on first use
-    if name in ("counterfactual", "probability_of_causation"):
-        from kneehip_bn.causal import counterfactuals
-
-        return getattr(counterfactuals, name)
-    if name == "shapley":
-        from kneehip_bn.causal.attribution import shapley as f
-
-        return f
-    if name == "flip":
-        from kneehip_bn.causal.flips import flip as f
-
-        return f
-    if name == "mpe":
-        from kneehip_bn.causal.maxproduct import mpe as f
-
-        return f
-    raise AttributeError(name)

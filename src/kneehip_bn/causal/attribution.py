@@ -36,10 +36,11 @@ from typing import Any
 
 import numpy as np
 
-from kneehip_bn.causal import _fmt_ev, _setup, _text_with_flags, _with_flags
+from kneehip_bn.causal.common import format_evidence, setup_case, text_with_flags, with_flags
 from kneehip_bn.errors import EvidenceError, KneeHipError, UnknownNameError
 from kneehip_bn.inference.engine import Engine
 from kneehip_bn.inference.queries import node_groups, on_state
+from kneehip_bn.teaching.common import logit
 
 __all__ = ["Shapley", "shapley"]
 
@@ -88,7 +89,7 @@ class Shapley:
                 return None
             return {d: {f: float(v) for f, v in df[d].items()} for d in df.columns}
 
-        return _with_flags({
+        return with_flags({
             "shapley": self.as_nested(), "base": {k: float(v) for k, v in self.base.items()},
             "total": {k: float(v) for k, v in self.total.items()}, "stderr": nest(self.stderr),
             "loo": nest(self.loo), "method": self.method,
@@ -99,7 +100,7 @@ class Shapley:
     def __str__(self) -> str:
         import pandas as pd
 
-        lines = [f"Findings: {_fmt_ev(self.evidence)}  (context: {_fmt_ev(self.context)})",
+        lines = [f"Findings: {format_evidence(self.evidence)}  (context: {format_evidence(self.context)})",
                  f"Shapley values on the log-odds of each diagnosis ({self.method}; nats)", ""]
         df = self.values.copy()
         df.loc["(context alone)"] = self.base
@@ -108,12 +109,7 @@ class Shapley:
             lines.append(df.to_string(float_format=lambda x: f"{x:+.3f}"))
         if self.stderr is not None:
             lines += ["", f"largest standard error: {float(np.nanmax(self.stderr.values)):.4f}"]
-        return _text_with_flags("\n".join(lines), self.red_flags)
-
-
-def _logit(p: np.ndarray) -> np.ndarray:
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.log(p) - np.log1p(-p)
+        return text_with_flags("\n".join(lines), self.red_flags)
 
 
 def _values(eng: Engine, masks: np.ndarray, players: Sequence[str], ev: Mapping[str, str],
@@ -129,7 +125,7 @@ def _values(eng: Engine, masks: np.ndarray, players: Sequence[str], ev: Mapping[
     res = eng.batch(codes, cols, targets=list(diags))
     out = np.empty((len(masks), len(diags)))
     for k, d in enumerate(diags):
-        out[:, k] = _logit(res.marginals[d][:, eng.state_index[d][on_state(eng.states[d])]])
+        out[:, k] = logit(res.marginals[d][:, eng.state_index[d][on_state(eng.states[d])]])
     if not np.isfinite(out).all():
         bad = np.argwhere(~np.isfinite(out))[0]
         sub = [players[i] for i in range(len(players)) if (int(masks[bad[0]]) >> i) & 1]
@@ -180,7 +176,7 @@ def shapley(
     """
     import pandas as pd
 
-    m, eng, ev, flags = _setup(evidence, model)
+    m, eng, ev, flags = setup_case(evidence, model)
     groups = node_groups(m)
     context = {k: v for k, v in ev.items() if groups.get(k) == "context"}
     players = [k for k in ev if k not in context]

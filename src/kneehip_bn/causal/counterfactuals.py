@@ -54,10 +54,18 @@ from typing import Any
 
 import numpy as np
 
-from kneehip_bn.causal import _fmt_ev, _setup, _text_with_flags, _with_flags
+from kneehip_bn.causal.common import format_evidence, setup_case, text_with_flags, with_flags
 from kneehip_bn.errors import EvidenceError, ImpossibleEvidenceError, KneeHipError, UnknownNameError
-from kneehip_bn.inference.engine import Engine
-from kneehip_bn.inference.queries import Evidence, on_state, resolve_evidence
+from kneehip_bn.inference.engine import Engine, get_engine
+from kneehip_bn.inference.queries import (
+    Evidence,
+    as_model,
+    on_state,
+    resolve_evidence,
+    spec_or_none,
+)
+from kneehip_bn.model.network import noisy_or_array
+from kneehip_bn.teaching.common import family_table
 
 __all__ = [
     "CausalModel",
@@ -150,26 +158,18 @@ def structural_model(model: Any = None) -> CausalModel:
     >>> scm.mechanisms["hip_pain"].noisy_or, scm.mechanisms["hip_muscle_weakness"].noisy_or
     (True, False)
     """
-    from kneehip_bn.inference.queries import as_model, spec_or_none
-
     m = as_model(model)
-    from kneehip_bn.inference.engine import get_engine
-
     eng = get_engine(m)
     hit = _SCMS.get(eng)
     if hit is not None:
         return hit
     spec = spec_or_none(m)
-    from kneehip_bn.teaching.reasoning import _family_table
-
     mechs: dict[str, _Mech] = {}
     for v in eng.variables:
-        table = np.asarray(_family_table(eng, v), dtype=float)
+        table = np.asarray(family_table(eng, v), dtype=float)
         mech = _Mech(v, list(eng.states[v]), list(eng.parents[v]), table)
         node = spec.nodes.get(v) if spec is not None else None
         if node is not None and node.noisy_or is not None and list(node.parents) == mech.parents:
-            from kneehip_bn.model.network import noisy_or_array
-
             if np.allclose(noisy_or_array(spec, node), table, atol=1e-12):
                 nor = node.noisy_or
                 mech.on = node.states.index(nor.on_state)
@@ -329,7 +329,7 @@ class Counterfactual:
 
     def to_dict(self) -> dict[str, Any]:
         """``{"target", "do", "factual": {state: p}, "counterfactual": {state: p}}``."""
-        return _with_flags({
+        return with_flags({
             "target": self.target, "do": dict(self.do),
             "factual": {k: float(v) for k, v in self.factual.items()},
             "counterfactual": {k: float(v) for k, v in self.counterfactual.items()},
@@ -338,13 +338,13 @@ class Counterfactual:
 
     def __str__(self) -> str:
         do = ", ".join(f"{k}={v}" for k, v in self.do.items())
-        lines = [f"Findings: {_fmt_ev(self.evidence)}",
+        lines = [f"Findings: {format_evidence(self.evidence)}",
                  f"Counterfactual: had {do} held (same patient, same mechanisms)", "",
                  f"{'P(' + self.target + ' = ...)':<32}{'factual':>10}{'had ' + do:>{max(14, len(do) + 6)}}"]
         for s in self.factual.index:
             lines.append(f"  {s:<30}{self.factual[s]:>10.4f}"
                          f"{self.counterfactual[s]:>{max(14, len(do) + 6)}.4f}")
-        return _text_with_flags("\n".join(lines), self.red_flags)
+        return text_with_flags("\n".join(lines), self.red_flags)
 
 
 def _series(values: np.ndarray, states: Sequence[str], name: str) -> Any:
@@ -403,7 +403,7 @@ def counterfactual(
     >>> list(cf.counterfactual.index)
     ['absent', 'present']
     """
-    m, eng, ev, flags = _setup(evidence, model)
+    m, eng, ev, flags = setup_case(evidence, model)
     dov = resolve_evidence(eng, do, what="do")
     if not dov:
         raise EvidenceError("do: expected at least one NAME=STATE to imagine, found none")
@@ -460,7 +460,7 @@ class ProbabilityOfCausation:
 
     def to_dict(self) -> dict[str, Any]:
         """``{"finding", "cause", "p_cause_present", "pn", "ps", "explanation", ...}``."""
-        return _with_flags({
+        return with_flags({
             "finding": self.finding, "cause": self.cause,
             "p_cause_present": self.p_cause_present, "pn": self.pn,
             "ps": None if math.isnan(self.ps) else self.ps,
@@ -469,19 +469,19 @@ class ProbabilityOfCausation:
         }, self.red_flags)
 
     def __str__(self) -> str:
-        lines = [f"Findings: {_fmt_ev(self.evidence)}", "",
+        lines = [f"Findings: {format_evidence(self.evidence)}", "",
                  f"P({self.cause}={self.cause_state} | findings)  = {self.p_cause_present:.4f}",
                  f"PN (necessity)                   = {self.pn:.4f}",
                  "PS (sufficiency)                 = "
                  + ("n/a" if math.isnan(self.ps) else f"{self.ps:.4f}")]
         if self.bounds:
             b = self.bounds
-            lines += ["", f"Tian-Pearl bounds in the context ({_fmt_ev(b['context'])}), valid "
+            lines += ["", f"Tian-Pearl bounds in the context ({format_evidence(b['context'])}), valid "
                           "whatever the full tables' mechanisms:",
                       f"  PN in [{b['pn'][0]:.4f}, {b['pn'][1]:.4f}] (model {b['pn_model']:.4f})",
                       f"  PS in [{b['ps'][0]:.4f}, {b['ps'][1]:.4f}] (model {b['ps_model']:.4f})"]
         lines += ["", self.explanation]
-        return _text_with_flags("\n".join(lines), self.red_flags)
+        return text_with_flags("\n".join(lines), self.red_flags)
 
 
 def _label(n: str) -> str:
@@ -562,7 +562,7 @@ def probability_of_causation(
     >>> pc.explanation.startswith("Given these findings, the hip pain")
     True
     """
-    m, eng, ev, flags = _setup(evidence, model)
+    m, eng, ev, flags = setup_case(evidence, model)
     for what, n in (("finding", finding), ("cause", cause)):
         if n not in eng.index:
             raise UnknownNameError.for_name("node", n, eng.variables, where=what)

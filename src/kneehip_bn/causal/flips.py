@@ -35,16 +35,20 @@ from __future__ import annotations
 import itertools
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
-from kneehip_bn.causal import _fmt_ev, _setup, _text_with_flags, _with_flags
+from kneehip_bn.causal.common import format_evidence, setup_case, text_with_flags, with_flags
 from kneehip_bn.errors import EvidenceError, ImpossibleEvidenceError, KneeHipError, UnknownNameError
 from kneehip_bn.inference.engine import Engine
 from kneehip_bn.inference.queries import node_groups, on_state
+from kneehip_bn.model.network import cpd_array
+from kneehip_bn.model.spec import ModelSpec, apply_overrides
+from kneehip_bn.teaching.common import evidence_codes, origin_list
+from kneehip_bn.teaching.robustness import beta_interval, parameters_of
 
 __all__ = ["Flip", "flip"]
 
@@ -91,14 +95,14 @@ class Flip:
                    for k in ("set", "current", "needed", "interval_distance", "parameter",
                              "node", "kind", "lo", "hi", "posterior_after")}
                   for _, r in self.parameters.iterrows()]
-        return _with_flags({
+        return with_flags({
             "target": self.target, "goal": self.goal, "met_now": self.met_now,
             "posterior": self.posterior, "leader": self.leader, "parameters": params,
             "findings": self.findings, "evidence": dict(self.evidence), "notes": self.notes,
         }, self.red_flags)
 
     def __str__(self) -> str:
-        lines = [f"Findings: {_fmt_ev(self.evidence)}",
+        lines = [f"Findings: {format_evidence(self.evidence)}",
                  f"P({self.target}) now {self.posterior:.4f}; leading: {self.leader}. "
                  f"Goal: {self.goal}.", ""]
         p = self.parameters
@@ -120,7 +124,7 @@ class Flip:
         else:
             lines.append("No change of the case's findings (within the size searched) reaches it.")
         lines += [f"  note: {n}" for n in self.notes]
-        return _text_with_flags("\n".join(lines), self.red_flags)
+        return text_with_flags("\n".join(lines), self.red_flags)
 
 
 def _goal_ok(post: np.ndarray, t: int, goal: str, thr: float, want: bool) -> np.ndarray:
@@ -236,9 +240,60 @@ def flip(
     """
     import pandas as pd
 
-    from kneehip_bn.teaching.reasoning import _codes, _origin_list
-    from kneehip_bn.teaching.robustness import _params, _spec_of
+    goal, threshold = _parse_goal(goal, target, threshold)
+    if max_findings < 0:
+        raise KneeHipError(f"max_findings: expected a number >= 0, found {max_findings!r}")
+    m, eng, ev, flags = setup_case(evidence, model)
+    if target not in eng.index:
+        raise UnknownNameError.for_name("node", target, eng.variables, where="target")
+    if target in ev:
+        raise EvidenceError(f"target {target}: expected an unobserved diagnosis, found "
+                            f"{target}={ev[target]} in the evidence")
+    diags = [o for o in origin_list(m, eng, None) if o not in ev]
+    if target not in diags:
+        diags.insert(0, target)
+    t = diags.index(target)
+    on = [eng.state_index[d][on_state(eng.states[d])] for d in diags]
+    cols = list(ev)
+    codes = evidence_codes(eng, [ev], cols)
 
+    def run(e: Engine, c: np.ndarray = codes) -> tuple[np.ndarray, np.ndarray]:
+        r = e.batch(c, cols, targets=diags, on_impossible="nan")
+        return r.log_evidence, np.stack([r.marginals[d][:, k] for d, k in zip(diags, on)], 1)
+
+    lpe0, post0 = run(eng)
+    if not math.isfinite(lpe0[0]):
+        raise ImpossibleEvidenceError(
+            f"impossible evidence: the model gives probability zero to {format_evidence(ev)}")
+    post0 = post0[0]
+    met_now = bool(_goal_ok(post0[None], t, goal, threshold, True)[0])
+    want = not met_now
+    if goal == "leads":
+        goal_text = f"{target} leads" if want else f"{target} no longer leads"
+    else:
+        goal_text = (f"P({target}) >= {threshold:g}" if want else f"P({target}) < {threshold:g}")
+    leader = diags[int(np.argmax(post0))]
+
+    aim = (t, goal, threshold, want)
+    rows, unverified = _number_flips(m, eng, run, float(lpe0[0]), post0, aim, strength, level)
+    cols_out = ["set", "parameter", "node", "kind", "current", "needed", "lo", "hi",
+                "interval_distance", "posterior_after", "verified"]
+    params = pd.DataFrame(rows, columns=cols_out)
+    params = params.sort_values(["interval_distance", "parameter"], kind="stable").reset_index(
+        drop=True)
+    notes = []
+    if unverified:
+        notes.append(f"{len(unverified)} number(s) reach the goal only at a knife-edge value "
+                     "that did not verify after rounding, left out: " + ", ".join(unverified))
+
+    found = _finding_flips(m, eng, ev, run, diags, on, aim, max_findings)
+    return Flip(target=target, goal=goal_text, met_now=met_now, posterior=float(post0[t]),
+                leader=leader, evidence=ev, parameters=params, findings=found, red_flags=flags,
+                notes=notes)
+
+
+def _parse_goal(goal: str | None, target: str, threshold: float) -> tuple[str, float]:
+    """``"leads"`` or ``"threshold"`` and the threshold, from the ``goal`` forms of :func:`flip`."""
     goal = (goal or "leads").strip()
     m_goal = re.fullmatch(r"(?:p|P)(?:\((\w+)\))?\s*>=\s*([0-9.eE+-]+)", goal)
     if m_goal:  # "P >= 0.6" or "P(target) >= 0.6"
@@ -256,49 +311,28 @@ def flip(
         raise UnknownNameError.for_name("goal", goal, GOALS)
     if not 0 < threshold < 1:
         raise KneeHipError(f"threshold: expected a probability between 0 and 1, found {threshold!r}")
-    if max_findings < 0:
-        raise KneeHipError(f"max_findings: expected a number >= 0, found {max_findings!r}")
-    m, eng, ev, flags = _setup(evidence, model)
-    if target not in eng.index:
-        raise UnknownNameError.for_name("node", target, eng.variables, where="target")
-    if target in ev:
-        raise EvidenceError(f"target {target}: expected an unobserved diagnosis, found "
-                            f"{target}={ev[target]} in the evidence")
-    diags = [o for o in _origin_list(m, eng, None) if o not in ev]
-    if target not in diags:
-        diags.insert(0, target)
-    t = diags.index(target)
-    on = [eng.state_index[d][on_state(eng.states[d])] for d in diags]
-    cols = list(ev)
-    codes = _codes(eng, [ev], cols)
+    return goal, threshold
 
-    def run(e: Engine, c: np.ndarray = codes) -> tuple[np.ndarray, np.ndarray]:
-        r = e.batch(c, cols, targets=diags, on_impossible="nan")
-        return r.log_evidence, np.stack([r.marginals[d][:, k] for d, k in zip(diags, on)], 1)
 
-    lpe0, post0 = run(eng)
-    if not math.isfinite(lpe0[0]):
-        raise ImpossibleEvidenceError(
-            f"impossible evidence: the model gives probability zero to {_fmt_ev(ev)}")
-    post0 = post0[0]
-    met_now = bool(_goal_ok(post0[None], t, goal, threshold, True)[0])
-    want = not met_now
-    if goal == "leads":
-        goal_text = f"{target} leads" if want else f"{target} no longer leads"
-    else:
-        goal_text = (f"P({target}) >= {threshold:g}" if want else f"P({target}) < {threshold:g}")
-    leader = diags[int(np.argmax(post0))]
+def _number_flips(m: Any, eng: Engine, run: Callable, lpe0: float, post0: np.ndarray,
+                  aim: tuple[int, str, float, bool], strength: float, level: float
+                  ) -> tuple[list[dict[str, Any]], list[str]]:
+    """The single numbers whose change reaches the goal (rows of ``Flip.parameters``, not
+    yet sorted), and those whose boundary did not verify after rounding.
 
-    # ---- single numbers
-    spec = _spec_of(m)
+    Each posterior is linear-fractional in one number: two engine passes give the interval
+    of values where the goal holds; the value nearest the current one is then checked with
+    the model file's own ``--set`` edit."""
+    t, goal, threshold, want = aim
+    spec = m if isinstance(m, ModelSpec) else None
     rows = []
     unverified: list[str] = []
-    for p in _params(m, eng, strength):
+    for p in parameters_of(m, eng, strength):
         x0 = p.value
         x1 = x0 + 0.5 * (1 - x0) if x0 < 0.5 else 0.5 * x0
         lpe1, post1 = run(eng.with_tables({p.node: p.table(x1)}))
-        d1 = math.exp(lpe1[0] - lpe0[0]) if math.isfinite(lpe1[0]) else 0.0
-        n1 = post1[0] * d1 if d1 > 0 else np.zeros(len(diags))
+        d1 = math.exp(lpe1[0] - lpe0) if math.isfinite(lpe1[0]) else 0.0
+        n1 = post1[0] * d1 if d1 > 0 else np.zeros(len(post0))
         # N_d(x) = post0_d + bn_d (x - x0), D(x) = 1 + bd (x - x0)  (both / P(e) now)
         bn = (n1 - post0) / (x1 - x0)
         bd = (d1 - 1.0) / (x1 - x0)
@@ -307,7 +341,7 @@ def flip(
             return ca - cb * x0, cb  # a + b x form
 
         if goal == "leads":
-            others = [j for j in range(len(diags)) if j != t]
+            others = [j for j in range(len(post0)) if j != t]
             if want:  # N_t - N_j > 0 for all j
                 a, b = lin(post0[t] - post0[others], bn[t] - bn[others])
                 ivs = _solve(a, b, "all")
@@ -338,23 +372,22 @@ def flip(
             unverified.append(f"{p.name} (boundary {b0:.6g})")
             continue
         x, expr, p_after = done
-        lo, hi = _beta_interval(p.value, p.strength, level)
+        lo, hi = beta_interval(p.value, p.strength, level)
         span = (hi - x0) if x > x0 else (x0 - lo)
         dist = abs(x - x0) / span if span > 0 else math.inf
         rows.append({"set": expr, "parameter": p.name, "node": p.node, "kind": p.kind,
                      "current": x0, "needed": x, "lo": lo, "hi": hi, "interval_distance": dist,
                      "posterior_after": p_after, "verified": True})
-    cols_out = ["set", "parameter", "node", "kind", "current", "needed", "lo", "hi",
-                "interval_distance", "posterior_after", "verified"]
-    params = pd.DataFrame(rows, columns=cols_out)
-    params = params.sort_values(["interval_distance", "parameter"], kind="stable").reset_index(
-        drop=True)
-    notes = []
-    if unverified:
-        notes.append(f"{len(unverified)} number(s) reach the goal only at a knife-edge value "
-                     "that did not verify after rounding, left out: " + ", ".join(unverified))
+    return rows, unverified
 
-    # ---- findings, breadth-first over set sizes
+
+def _finding_flips(m: Any, eng: Engine, ev: dict[str, str], run: Callable, diags: list[str],
+                   on: list[int], aim: tuple[int, str, float, bool], max_findings: int
+                   ) -> list[list[dict[str, str]]]:
+    """The smallest sets of finding changes that reach the goal, breadth-first over set
+    sizes (each verified by a fresh single query)."""
+    t, goal, threshold, want = aim
+    cols = list(ev)
     groups = node_groups(m)
     players = [k for k in ev if groups.get(k) != "context"]
     found: list[list[dict[str, str]]] = []
@@ -367,7 +400,7 @@ def flip(
         if not changes:
             break
         rows_ev = [{**ev, **c} for c in changes]
-        lp, po = run(eng, _codes(eng, rows_ev, cols))
+        lp, po = run(eng, evidence_codes(eng, rows_ev, cols))
         ok = np.isfinite(lp) & _goal_ok(po, t, goal, threshold, want)
         for i in np.flatnonzero(ok):
             # verified by a fresh single query
@@ -377,9 +410,7 @@ def flip(
                 found.append([{"node": f, "from": ev[f], "to": s} for f, s in changes[i].items()])
         if found:
             break
-    return Flip(target=target, goal=goal_text, met_now=met_now, posterior=float(post0[t]),
-                leader=leader, evidence=ev, parameters=params, findings=found, red_flags=flags,
-                notes=notes)
+    return found
 
 
 def _applied_table(spec: Any, expr: str, p: Any, x: float) -> np.ndarray:
@@ -387,21 +418,5 @@ def _applied_table(spec: Any, expr: str, p: Any, x: float) -> np.ndarray:
     (for a network without a model file: the parameter's own table function)."""
     if spec is None:
         return p.table(x)
-    from kneehip_bn.model.network import cpd_array
-    from kneehip_bn.model.spec import apply_overrides
-
     edited = apply_overrides(spec, [expr])
     return cpd_array(edited, p.node)
-
-
-def _beta_interval(x: float, strength: float, level: float) -> tuple[float, float]:
-    """The central ``level`` interval of Beta(strength x, strength (1 - x)), as
-    :func:`kneehip_bn.teaching.robustness.sensitivity` uses (through ``scipy.special``, which imports
-    in milliseconds where ``scipy.stats`` takes seconds)."""
-    if x <= 0 or x >= 1:
-        return x, x
-    from scipy.special import betaincinv
-
-    a, b = strength * x, strength * (1 - x)
-    lo, hi = betaincinv(a, b, [(1 - level) / 2, (1 + level) / 2])
-    return float(lo), float(hi)

@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from kneehip_bn.causal import _fmt_ev, _setup, _text_with_flags, _with_flags
+from kneehip_bn.causal.common import format_evidence, setup_case, text_with_flags, with_flags
 from kneehip_bn.errors import ImpossibleEvidenceError
 from kneehip_bn.inference.engine import Engine
 from kneehip_bn.inference.queries import check_do_vs_evidence, node_groups, resolve_evidence
@@ -65,7 +65,7 @@ class MostProbableExplanation:
         """``{"assignment": {node: state}, "probability", "second": {"assignment",
         "probability", "differs"}}``."""
         differs = {k: v for k, v in self.second.items() if self.assignment.get(k) != v}
-        return _with_flags({
+        return with_flags({
             "assignment": dict(self.assignment), "probability": self.probability,
             "second": {"assignment": dict(self.second), "probability": self.second_probability,
                        "differs": differs},
@@ -73,7 +73,7 @@ class MostProbableExplanation:
         }, self.red_flags)
 
     def __str__(self) -> str:
-        lines = [f"Findings: {_fmt_ev(self.evidence)}"]
+        lines = [f"Findings: {format_evidence(self.evidence)}"]
         if self.do:
             lines.append("Interventions: " + ", ".join(f"do({k}={v})" for k, v in self.do.items()))
         ratio = self.probability / self.second_probability if self.second_probability else math.inf
@@ -89,7 +89,7 @@ class MostProbableExplanation:
                 alt = self.second.get(n)
                 mark = f"   (second best: {alt})" if alt != self.assignment[n] else ""
                 lines.append(f"  {n:<32}{self.assignment[n]}{mark}")
-        return _text_with_flags("\n".join(lines), self.red_flags)
+        return text_with_flags("\n".join(lines), self.red_flags)
 
 
 def max_product(eng: Engine, masks: Mapping[int, np.ndarray],
@@ -171,7 +171,7 @@ def mpe(evidence: Any, model: Any = None, *, do: Any = None) -> MostProbableExpl
     >>> r.assignment["lumbar_radiculopathy"]
     'present'
     """
-    m, eng, ev, flags = _setup(evidence, model)
+    m, eng, ev, flags = setup_case(evidence, model)
     dov = resolve_evidence(eng, do, what="do")
     check_do_vs_evidence(ev, dov)
     do_idx = eng.encode(dov) if dov else None
@@ -183,7 +183,7 @@ def mpe(evidence: Any, model: Any = None, *, do: Any = None) -> MostProbableExpl
     log_pe = eng.log_probability(ev, do=dov or None)
     if not math.isfinite(log_pe):
         raise ImpossibleEvidenceError(
-            f"impossible evidence: the model gives probability zero to {_fmt_ev(ev)}")
+            f"impossible evidence: the model gives probability zero to {format_evidence(ev)}")
     log_best, best = max_product(eng, masks, do_idx)
     free = [i for i, n in enumerate(eng.variables) if n not in ev and n not in dov]
     # second best (Nilsson): agree on free[:i], differ on free[i]

@@ -22,6 +22,8 @@ from typing import Any
 
 import numpy as np
 
+from kneehip_bn.errors import UnknownNameError
+
 __all__ = ["plot_counterfactual", "plot_flip", "plot_shapley"]
 
 _NOTE = "teaching model, not a medical device"
@@ -71,8 +73,6 @@ def plot_shapley(sh: Any, diagnosis: str | None = None, ax: Any = None) -> Any:
     top axis reads the same positions as probabilities."""
     d = diagnosis or str(sh.values.columns[0])
     if d not in sh.values.columns:
-        from kneehip_bn.errors import UnknownNameError
-
         raise UnknownNameError.for_name("diagnosis", d, list(sh.values.columns))
     vals = sh.values[d].sort_values(key=lambda s: -s.abs())
 

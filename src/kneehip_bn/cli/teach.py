@@ -179,7 +179,7 @@ def _frame_text(df: Any, floatfmt: str = "{:.3f}") -> str:
 # ----------------------------------------------------------------------------- commands
 def cmd_explain(args: argparse.Namespace) -> int:
     from kneehip_bn.cli import DISCLAIMER, emit_json, load_for_cli
-    from kneehip_bn.teaching.reasoning import explain
+    from kneehip_bn.teaching.explain import explain
 
     _check_plot_path(args)
     spec = load_for_cli(args)
@@ -220,7 +220,8 @@ def cmd_explain(args: argparse.Namespace) -> int:
 def cmd_what_if(args: argparse.Namespace) -> int:
     from kneehip_bn.cli import DISCLAIMER, emit_json, load_for_cli
     from kneehip_bn.errors import EvidenceError
-    from kneehip_bn.teaching.reasoning import flags_json, parse_scenario, what_if
+    from kneehip_bn.teaching.common import flags_json
+    from kneehip_bn.teaching.what_if import parse_scenario, what_if
 
     _check_plot_path(args)
     spec = load_for_cli(args)
@@ -263,7 +264,7 @@ def cmd_next_test(args: argparse.Namespace) -> int:
     from kneehip_bn.cli import DISCLAIMER, emit_json, load_for_cli
     from kneehip_bn.errors import EvidenceError
     from kneehip_bn.inference.queries import parse_assignments
-    from kneehip_bn.teaching.reasoning import next_best_test
+    from kneehip_bn.teaching.next_test import next_best_test
 
     _check_plot_path(args)
     spec = load_for_cli(args)
@@ -307,7 +308,7 @@ def cmd_next_test(args: argparse.Namespace) -> int:
 def cmd_sensitivity(args: argparse.Namespace) -> int:
     from kneehip_bn.cli import DISCLAIMER, emit_json, load_for_cli
     from kneehip_bn.errors import EvidenceError
-    from kneehip_bn.teaching.reasoning import flags_json
+    from kneehip_bn.teaching.common import flags_json
     from kneehip_bn.teaching.robustness import credible_intervals, sensitivity
 
     _check_plot_path(args)
@@ -372,7 +373,7 @@ def cmd_sensitivity(args: argparse.Namespace) -> int:
 def cmd_conflict(args: argparse.Namespace) -> int:
     from kneehip_bn.cli import DISCLAIMER, emit_json, load_for_cli
     from kneehip_bn.errors import EvidenceError
-    from kneehip_bn.teaching.reasoning import conflict
+    from kneehip_bn.teaching.conflict import conflict
 
     _check_plot_path(args)
     if args.simulate < 0:

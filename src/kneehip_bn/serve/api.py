@@ -39,6 +39,20 @@ from typing import Any
 import numpy as np
 
 from kneehip_bn.errors import EvidenceError, KneeHipError
+from kneehip_bn.inference.engine import get_engine
+from kneehip_bn.inference.queries import (
+    diagnosis_dict,
+    diagnosis_rows,
+    on_state,
+    parse_assignments,
+    query,
+)
+from kneehip_bn.model.spec import apply_overrides
+from kneehip_bn.teaching.common import flags_json
+from kneehip_bn.teaching.conflict import conflict
+from kneehip_bn.teaching.explain import explain
+from kneehip_bn.teaching.next_test import next_best_test
+from kneehip_bn.teaching.what_if import parse_scenario, what_if
 
 __all__ = [
     "ENDPOINT_FIELDS",
@@ -52,6 +66,7 @@ __all__ = [
     "check_body",
     "conflict_json",
     "diagnose_json",
+    "edited_spec",
     "explain_json",
     "next_test_json",
     "query_json",
@@ -190,8 +205,6 @@ class OverrideCache:
         """The spec with ``edits`` applied (the base spec for none)."""
         if not edits:
             return self.spec
-        from kneehip_bn.model.spec import apply_overrides
-
         key = tuple(edits)
         with self._lock:
             hit = self._cache.get(key)
@@ -206,11 +219,16 @@ class OverrideCache:
         return spec
 
 
+def edited_spec(models: OverrideCache, body: Mapping[str, Any]) -> Any:
+    """The spec of a checked body: the server's model with the body's ``set`` edits."""
+    return models.get(_strings(body, "set", MAX_EDITS))
+
+
 def _setup(models: OverrideCache, body: Any, endpoint: str):
     body = check_body(body, endpoint)
     ev = _assignments(body, "evidence")
     dov = _assignments(body, "do")
-    spec = models.get(_strings(body, "set", MAX_EDITS))
+    spec = edited_spec(models, body)
     return body, spec, ev, dov
 
 
@@ -221,9 +239,7 @@ def case_key(body: Mapping[str, Any]) -> tuple:
 
 
 def explanation(models: OverrideCache, body: Any, endpoint: str = "explain") -> Any:
-    """The :func:`~kneehip_bn.teaching.reasoning.explain` object of a body (memoised per case)."""
-    from kneehip_bn.teaching.reasoning import explain
-
+    """The :func:`~kneehip_bn.teaching.explain.explain` object of a body (memoised per case)."""
     body, spec, ev, dov = _setup(models, body, endpoint)
     origins = _strings(body, "origin", 64)
     key = ("explain", case_key(body), tuple(origins) if origins is not None else None)
@@ -233,16 +249,12 @@ def explanation(models: OverrideCache, body: Any, endpoint: str = "explain") -> 
 # ------------------------------------------------------------------------ the CLI's --json
 def diagnose_json(models: OverrideCache | Any, body: Any) -> dict[str, Any]:
     """``kneehip diagnose --json`` (as :func:`kneehip_bn.cli.cmd_diagnose`)."""
-    from kneehip_bn.inference.queries import diagnosis_dict, diagnosis_rows
-
     _, spec, ev, dov = _setup(_models(models), body, "diagnose")
     return diagnosis_dict(*diagnosis_rows(ev, dov, spec, None, None))
 
 
 def query_json(models: OverrideCache | Any, body: Any) -> dict[str, Any]:
     """``kneehip query VARIABLE --json`` (as :func:`kneehip_bn.cli.cmd_query`)."""
-    from kneehip_bn.inference.queries import query
-
     body, spec, ev, dov = _setup(_models(models), body, "query")
     node = body.get("variable")
     if not isinstance(node, str):
@@ -262,10 +274,8 @@ def what_if_json(models: OverrideCache | Any, body: Any) -> dict[str, Any]:
 
     ``scenario`` is a list of the CLI's scenario strings (``"treated:do=knee_pathology=absent"``);
     ``scenarios`` the same as an object ``{name: {"add": {...}, "remove": [...], "do": {...},
-    "context": {...}, "set": [...]}}`` (:func:`~kneehip_bn.teaching.reasoning.what_if`'s form).
+    "context": {...}, "set": [...]}}`` (:func:`~kneehip_bn.teaching.what_if.what_if`'s form).
     """
-    from kneehip_bn.teaching.reasoning import flags_json, parse_scenario, what_if
-
     body, spec, ev, dov = _setup(_models(models), body, "what-if")
     scenarios: dict[str, Any] = {}
     for text in _strings(body, "scenario", MAX_SCENARIOS) or []:
@@ -309,9 +319,6 @@ def _check_scenario_edits(name: str, sc: Any) -> None:
 
 def next_test_json(models: OverrideCache | Any, body: Any) -> list[dict[str, Any]]:
     """``kneehip next-test --json`` (as :func:`kneehip_bn.cli.teach.cmd_next_test`)."""
-    from kneehip_bn.inference.queries import parse_assignments
-    from kneehip_bn.teaching.reasoning import next_best_test
-
     models = _models(models)
     body, spec, ev, dov = _setup(models, body, "next-test")
     costs: dict[str, float] = {}
@@ -337,8 +344,6 @@ def next_test_json(models: OverrideCache | Any, body: Any) -> list[dict[str, Any
 
 def conflict_json(models: OverrideCache | Any, body: Any) -> dict[str, Any]:
     """``kneehip conflict --json`` (as :func:`kneehip_bn.cli.teach.cmd_conflict`)."""
-    from kneehip_bn.teaching.reasoning import conflict
-
     models = _models(models)
     body, spec, ev, dov = _setup(models, body, "conflict")
     n_sim = _int(body, "simulate", 0) or 0
@@ -361,9 +366,6 @@ def region_probabilities(spec: Any, ev: Mapping[str, str], dov: Mapping[str, str
     ``1 - P(every diagnosis of the region absent | e) = 1 - exp(log P(e, all absent) -
     log P(e))``, two engine passes per region (``{}`` for a model without ``region:``).
     """
-    from kneehip_bn.inference.engine import get_engine
-    from kneehip_bn.inference.queries import on_state
-
     eng = get_engine(spec)
     regions = spec.regions() if hasattr(spec, "regions") else {}
     if not regions:
@@ -396,8 +398,6 @@ def case_summary_json(models: OverrideCache | Any, body: Any) -> dict[str, Any]:
     ``regions``, ``red_flags`` and ``warning`` are those of ``kneehip diagnose --json`` when
     it reports them (the library's own); computed here only for a ``diagnose`` that does not.
     """
-    from kneehip_bn.inference.queries import diagnosis_dict, diagnosis_rows, on_state
-
     _, spec, ev, dov = _setup(_models(models), body, "case")
     dx = diagnosis_dict(*diagnosis_rows(ev, dov, spec, None, None))
     regions = dx.get("regions")

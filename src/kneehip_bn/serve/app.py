@@ -36,6 +36,7 @@ from starlette.routing import Route
 
 from kneehip_bn._util.jsonclean import json_clean
 from kneehip_bn.errors import ImpossibleEvidenceError, KneeHipError
+from kneehip_bn.model.spec import ModelSpec, load_spec
 from kneehip_bn.serve import api
 from kneehip_bn.serve.cases import load_case_library
 from kneehip_bn.serve.info import model_info
@@ -143,8 +144,6 @@ def create_app(model: Any = None, *, cases: list[str] | None = None,
     starlette.applications.Starlette
         Serve it with uvicorn (``kneehip serve`` does).
     """
-    from kneehip_bn.model.spec import ModelSpec, load_spec
-
     spec = model if isinstance(model, ModelSpec) else load_spec(model)
     # quick answers on the event loop, slow ones in a worker process (see .lanes)
     models = api.OverrideCache(spec)
@@ -152,6 +151,27 @@ def create_app(model: Any = None, *, cases: list[str] | None = None,
     info = model_info(spec)
     library = load_case_library(spec, extra=cases or (), shipped=case_library)
     info["cases"] = len(library["cases"])
+    routes = _page_routes(spec, info, library) + _api_routes(models, slow_lane)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette):
+        await run_in_threadpool(slow_lane.start)  # the first click is not the slow one
+        try:
+            yield
+        finally:
+            slow_lane.close()
+
+    app = Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(_ServerTiming)],
+                    exception_handlers={HTTPException: _not_found, Exception: _server_error})
+    app.state.spec = spec
+    app.state.slow_lane = slow_lane  # .close() it when not served through the lifespan
+    app.state.cases = len(library["cases"])
+    app.state.skipped_cases = library["skipped"]
+    return app
+
+
+def _page_routes(spec: ModelSpec, info: dict[str, Any], library: dict[str, Any]) -> list[Route]:
+    """The GET routes: the page and its assets, the model, the cases, the API's description."""
     assets = {name: resources.files(__package__).joinpath("static", name).read_bytes()
               for name in _ASSETS}
     openapi = openapi_document(spec)
@@ -175,6 +195,19 @@ def create_app(model: Any = None, *, cases: list[str] | None = None,
     async def get_docs(request: Request) -> Response:
         return HTMLResponse(docs)
 
+    return [
+        Route("/", page("index.html")),
+        Route("/static/app.js", page("app.js")),
+        Route("/static/style.css", page("style.css")),
+        Route("/api/model", get_model),
+        Route("/api/cases", get_cases),
+        Route("/openapi.json", get_openapi),
+        Route("/docs", get_docs),
+    ]
+
+
+def _api_routes(models: Any, slow_lane: SlowLane) -> list[Route]:
+    """The picture and the POST endpoints: quick ones answered here, slow ones in the lane."""
     def endpoint(name: str):
         handler = api.HANDLERS[name]
         slow = name in SLOW_ENDPOINTS
@@ -198,46 +231,24 @@ def create_app(model: Any = None, *, cases: list[str] | None = None,
             return _bad_request(exc)
         return Response(svg, media_type="image/svg+xml")
 
-    async def not_found(request: Request, exc: HTTPException) -> Response:
-        if exc.status_code == 405:
-            return _error(405, f"{request.url.path}: expected {_method_hint(request.url.path)}, "
-                               f"found {request.method}")
-        return _error(exc.status_code, f"{request.url.path}: no such page or endpoint; "
-                                       "expected one listed at /openapi.json")
-
-    async def server_error(request: Request, exc: Exception) -> Response:
-        log.error("internal error on %s: %s: %s", request.url.path, type(exc).__name__, exc)
-        return _error(500, "internal error: the server could not answer this request "
-                           f"({type(exc).__name__}); the server log has the details")
-
-    routes = [
-        Route("/", page("index.html")),
-        Route("/static/app.js", page("app.js")),
-        Route("/static/style.css", page("style.css")),
-        Route("/api/model", get_model),
-        Route("/api/cases", get_cases),
-        Route("/openapi.json", get_openapi),
-        Route("/docs", get_docs),
-        Route("/api/graph.svg", graph_svg, methods=["GET", "POST"]),
-    ]
+    routes = [Route("/api/graph.svg", graph_svg, methods=["GET", "POST"])]
     for name in api.HANDLERS:
         routes.append(Route(f"/api/{name}", endpoint(name), methods=["POST"]))
+    return routes
 
-    @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette):
-        await run_in_threadpool(slow_lane.start)  # the first click is not the slow one
-        try:
-            yield
-        finally:
-            slow_lane.close()
 
-    app = Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(_ServerTiming)],
-                    exception_handlers={HTTPException: not_found, Exception: server_error})
-    app.state.spec = spec
-    app.state.slow_lane = slow_lane  # .close() it when not served through the lifespan
-    app.state.cases = len(library["cases"])
-    app.state.skipped_cases = library["skipped"]
-    return app
+async def _not_found(request: Request, exc: HTTPException) -> Response:
+    if exc.status_code == 405:
+        return _error(405, f"{request.url.path}: expected {_method_hint(request.url.path)}, "
+                           f"found {request.method}")
+    return _error(exc.status_code, f"{request.url.path}: no such page or endpoint; "
+                                   "expected one listed at /openapi.json")
+
+
+async def _server_error(request: Request, exc: Exception) -> Response:
+    log.error("internal error on %s: %s: %s", request.url.path, type(exc).__name__, exc)
+    return _error(500, "internal error: the server could not answer this request "
+                       f"({type(exc).__name__}); the server log has the details")
 
 
 #: endpoints answered in the worker process (see :mod:`.lanes`)

@@ -19,6 +19,8 @@ import time
 from collections.abc import Iterator
 from typing import Any
 
+from kneehip_bn.serve.app import create_app
+
 __all__ = ["free_port", "running_server"]
 
 
@@ -34,8 +36,6 @@ def running_server(model: Any = None, *, port: int | None = None, timeout: float
                    **app_options: Any) -> Iterator[str]:
     """Start ``create_app(model)`` under uvicorn on 127.0.0.1; yield its base URL; stop it."""
     import uvicorn
-
-    from kneehip_bn.serve.app import create_app
 
     app = create_app(model, **app_options)
     port = port or free_port()

@@ -38,7 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from kneehip_bn._util.strict_yaml import YAMLInputError, load_yaml
-from kneehip_bn.errors import KneeHipError, ModelFileError
+from kneehip_bn.errors import KneeHipError, ModelFileError, UnknownNameError
 
 __all__ = ["CASE_FORMAT", "load_case_file", "load_case_library", "shipped_case_files"]
 
@@ -123,12 +123,8 @@ def _check_against_model(case: Mapping[str, Any], spec: Any) -> None:
         for k, v in items.items():
             node = spec.nodes.get(k)
             if node is None:
-                from kneehip_bn.errors import UnknownNameError
-
                 raise UnknownNameError.for_name("node", k, spec.nodes, where=f"{where}, {at}")
             if v not in node.states:
-                from kneehip_bn.errors import UnknownNameError
-
                 raise UnknownNameError.for_name(f"state of {k}", v, node.states,
                                                 where=f"{where}, {at}")
             if k in seen:
@@ -140,8 +136,6 @@ def _check_against_model(case: Mapping[str, Any], spec: Any) -> None:
     for j, s in enumerate(case["steps"]):
         check(s["reveal"], f"steps[{j}]")
     if case["answer"] not in spec.group("origin"):
-        from kneehip_bn.errors import UnknownNameError
-
         raise UnknownNameError.for_name("diagnosis", case["answer"], spec.group("origin"),
                                         where=f"{where}, answer")
 

@@ -20,6 +20,10 @@ import hashlib
 from pathlib import Path
 from typing import Any
 
+from kneehip_bn._util.text import DISCLAIMER
+from kneehip_bn._util.version import __version__
+from kneehip_bn.inference.queries import on_state
+from kneehip_bn.model.spec import Leak, Link, TableRow
 from kneehip_bn.serve.layout import examination_sections
 
 __all__ = ["model_info", "slider_numbers"]
@@ -37,9 +41,6 @@ def slider_numbers(spec: Any) -> list[dict[str, Any]]:
     (one row of a table). Two-state tables list only the "present" state (the other is
     1 - p).
     """
-    from kneehip_bn.inference.queries import on_state
-    from kneehip_bn.model.spec import Leak, Link, TableRow
-
     out = []
     for name, _loc, e in spec.entries():
         node = spec.nodes[name]
@@ -65,10 +66,6 @@ def slider_numbers(spec: Any) -> list[dict[str, Any]]:
 
 def model_info(spec: Any) -> dict[str, Any]:
     """``GET /api/model``: everything the page shows about the model (no numbers inferred)."""
-    from kneehip_bn._util.text import DISCLAIMER
-    from kneehip_bn._util.version import __version__
-    from kneehip_bn.inference.queries import on_state
-
     digest = None
     if spec.path and Path(spec.path).is_file():
         digest = hashlib.sha256(Path(spec.path).read_bytes()).hexdigest()[:12]

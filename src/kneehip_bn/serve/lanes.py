@@ -4,10 +4,10 @@ The quick answers (``/api/diagnose``, ``/api/case``, ``/api/query``: a fraction 
 millisecond of work each) are computed on the event loop. The slow ones (explanation, next
 best test, conflict, what-if, the network picture: tens of milliseconds of mostly-Python
 work each) go to :class:`SlowLane`, one worker *process* with its own copy of the model and
-its own compiled engines. A thread would not do: measured with ``benchmarks/bench_serve.py``,
-a worker thread holding the GIL for the slow answers made a room's quick answers wait behind
-them (p95 of a case update 0.55 s with 10 students), while a separate process lets the two
-run on the machine's two cores at once. The worker also runs at a lower CPU priority
+its own compiled engines. A thread would not do: measured with ``benchmarks/bench_serve.py``
+(``benchmarks/results/serve.md``), a worker thread holding the GIL for the slow answers made
+a room's quick answers wait behind them, while a separate process lets the two run on the
+machine's two cores at once. The worker also runs at a lower CPU priority
 (:data:`WORKER_NICE`): with 50 students clicking the slow work can exceed what two cores do,
 and then it is the explanations that wait, not the ranked diagnoses.
 
@@ -28,7 +28,10 @@ from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from typing import Any
 
+from kneehip_bn._util.jsonclean import json_clean
 from kneehip_bn.errors import ImpossibleEvidenceError, KneeHipError
+from kneehip_bn.serve import api
+from kneehip_bn.serve.svg import network_svg
 
 __all__ = ["RemoteError", "SlowLane"]
 
@@ -52,22 +55,17 @@ def _init(payload: bytes) -> None:
     global _MODELS
     import os
 
-    from kneehip_bn.serve.api import OverrideCache
-
     if hasattr(os, "nice"):
         os.nice(WORKER_NICE)  # the event loop (quick answers) goes first when CPUs are short
 
-    _MODELS = OverrideCache(pickle.loads(payload))
+    _MODELS = api.OverrideCache(pickle.loads(payload))
 
 
 def _run(name: str, body: Any) -> tuple:
-    from kneehip_bn._util.jsonclean import json_clean
-    from kneehip_bn.serve.api import HANDLERS
-
     try:
         if name == "graph":
             return ("ok", picture(_MODELS, body))
-        return ("ok", json_clean(HANDLERS[name](_MODELS, body)))
+        return ("ok", json_clean(api.HANDLERS[name](_MODELS, body)))
     except KneeHipError as exc:
         return ("error", 422 if isinstance(exc, ImpossibleEvidenceError) else 400, str(exc))
     except Exception as exc:  # reported as a 500 without details
@@ -76,11 +74,8 @@ def _run(name: str, body: Any) -> tuple:
 
 def picture(models: Any, body: Any) -> bytes:
     """The network SVG of a body's case (memoised per case)."""
-    from kneehip_bn.serve import api
-    from kneehip_bn.serve.svg import network_svg
-
     body = api.check_body(body, "graph")
-    spec = models.get(api._strings(body, "set", api.MAX_EDITS))
+    spec = api.edited_spec(models, body)
     ex = api.explanation(models, body, "graph")
     return models.memo(("svg", api.case_key(body)),
                        lambda: network_svg(spec, explanation=ex).encode("utf-8"))

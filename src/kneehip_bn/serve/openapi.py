@@ -16,6 +16,7 @@ import html
 import json
 from typing import Any
 
+from kneehip_bn._util.version import __version__
 from kneehip_bn.serve.api import (
     ENDPOINT_FIELDS,
     MAX_EDITS,
@@ -90,8 +91,6 @@ _ERROR = {"description": "bad input: the CLI's one-line message",
 
 def openapi_document(spec: Any) -> dict[str, Any]:
     """The OpenAPI 3.1 document for a server of this model."""
-    from kneehip_bn._util.version import __version__
-
     paths: dict[str, Any] = {}
     for name in ENDPOINT_FIELDS:
         summary, cli = _SUMMARY[name]

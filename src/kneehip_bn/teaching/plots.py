@@ -23,13 +23,17 @@ from typing import Any
 import numpy as np
 
 from kneehip_bn._util.files import atomic_write
-from kneehip_bn.errors import ParameterError, closest
+from kneehip_bn.errors import ParameterError, UnknownNameError, closest
+from kneehip_bn.inference.engine import get_engine
+from kneehip_bn.inference.queries import as_model, node_groups, on_state
+from kneehip_bn.teaching.explain import explain
 
 __all__ = [
     "FIGURE_FORMATS",
     "GROUP_COLORS",
     "draw_network",
     "figure_format",
+    "graph_of",
     "layered_layout",
     "plot_conflict",
     "plot_credible_intervals",
@@ -53,10 +57,8 @@ _GROUP_ORDER = ["context", "origin", "mechanism", "finding", "test"]
 HIGHLIGHT_COLOR = "#d62728"
 
 
-def _graph_of(model: Any) -> tuple[dict[str, list[str]], dict[str, str], dict[str, list[str]]]:
-    from kneehip_bn.inference.engine import get_engine
-    from kneehip_bn.inference.queries import as_model, node_groups
-
+def graph_of(model: Any) -> tuple[dict[str, list[str]], dict[str, str], dict[str, list[str]]]:
+    """(parents, groups, states) of a model: what a picture of the network needs."""
     m = as_model(model)
     eng = get_engine(m)
     return dict(eng.parents), node_groups(m), dict(eng.states)
@@ -195,12 +197,8 @@ def draw_network(
         (handy for checking a figure's content).
     """
     import matplotlib.pyplot as plt
-    from matplotlib.lines import Line2D
-    from matplotlib.patches import FancyArrowPatch, FancyBboxPatch, Rectangle
 
-    from kneehip_bn.inference.queries import on_state
-
-    parents, groups, states = _graph_of(model)
+    parents, groups, states = graph_of(model)
     pos = layered_layout(parents, groups)
     evidence = dict(evidence or {})
     do = dict(do or {})
@@ -211,7 +209,27 @@ def draw_network(
         width = max(8.0, (max(xs) - min(xs) + 2) * 1.45)
         height = max(5.0, (max(ys) - min(ys) + 2) * 1.05)
         _, ax = plt.subplots(figsize=(width, height))
-    bw, bh = 0.92, 0.62
+    _draw_edges(ax, parents, pos, hl, do)
+    _draw_nodes(ax, pos, groups, states, evidence, do, posteriors)
+    ax.set_xlim(min(xs) - 0.8, max(xs) + 0.8)
+    ax.set_ylim(min(ys) - 0.6, max(ys) + 0.75)
+    ax.set_aspect("auto")
+    ax.axis("off")
+    _draw_legend(ax, evidence, do, hl)
+    if title:
+        ax.set_title(title, fontsize=10)
+    return ax
+
+
+_BOX_W, _BOX_H = 0.92, 0.62  # node box size, in layout units
+
+
+def _draw_edges(ax: Any, parents: Mapping[str, Sequence[str]], pos: Mapping[str, Any],
+                hl: set, do: Mapping[str, str]) -> None:
+    """One arrow per edge: highlighted ones thick and red, edges into ``do`` nodes dotted."""
+    from matplotlib.patches import FancyArrowPatch
+
+    bh = _BOX_H
     for child, ps in parents.items():
         for p in ps:
             (x0, y0), (x1, y1) = pos[p], pos[child]
@@ -226,6 +244,15 @@ def draw_network(
                 shrinkA=0, shrinkB=1)
             arrow.set_gid(f"edge:{p}->{child}")
             ax.add_patch(arrow)
+
+
+def _draw_nodes(ax: Any, pos: Mapping[str, Any], groups: Mapping[str, str],
+                states: Mapping[str, Sequence[str]], evidence: Mapping[str, str],
+                do: Mapping[str, str], posteriors: Mapping[str, Sequence[float]] | None) -> None:
+    """One box per node, with its observed (or ``do``) state or a bar of its posterior."""
+    from matplotlib.patches import FancyBboxPatch, Rectangle
+
+    bw, bh = _BOX_W, _BOX_H
     for n, (x, y) in pos.items():
         g = groups.get(n, "mechanism")
         observed, forced = n in evidence, n in do
@@ -254,10 +281,13 @@ def draw_network(
             name = on_state(states[n]) if len(states[n]) == 2 else states[n][k]
             ax.text(x, y - 0.1, f"P({name})={p:.2f}", ha="center", va="center",
                     fontsize=5.8, zorder=4)
-    ax.set_xlim(min(xs) - 0.8, max(xs) + 0.8)
-    ax.set_ylim(min(ys) - 0.6, max(ys) + 0.75)
-    ax.set_aspect("auto")
-    ax.axis("off")
+
+
+def _draw_legend(ax: Any, evidence: Mapping[str, str], do: Mapping[str, str], hl: set) -> None:
+    """The group colours, and the outlines and edges the figure uses."""
+    from matplotlib.lines import Line2D
+    from matplotlib.patches import Rectangle
+
     handles: list[Any] = [Rectangle((0, 0), 1, 1, fc=c, ec="#555555")
                           for c in GROUP_COLORS.values()]
     labels = list(GROUP_COLORS)
@@ -272,9 +302,6 @@ def draw_network(
         labels.append("path carrying the evidence")
     ax.legend(handles, labels, loc="upper center", fontsize=7, frameon=False,
               ncol=len(labels), bbox_to_anchor=(0.5, 0.0))
-    if title:
-        ax.set_title(title, fontsize=10)
-    return ax
 
 
 def show_inference(
@@ -291,7 +318,7 @@ def show_inference(
 
     In the spirit of pyAgrum's ``showInference``: posteriors come from the compiled
     engine; findings are outlined; the causal paths that carry each finding to the leading
-    origin(s) (:meth:`kneehip_bn.teaching.reasoning.Explanation.highlight_edges`: findings that moved
+    origin(s) (:meth:`kneehip_bn.teaching.explain.Explanation.highlight_edges`: findings that moved
     the odds at least ``min_factor``-fold) are highlighted.
 
     Parameters
@@ -322,8 +349,6 @@ def show_inference(
     ...     for p in ax.patches)
     True
     """
-    from kneehip_bn.teaching.reasoning import explain
-
     ex = explain(evidence, model=model, do=do)
     if title is None:
         lead = ex.leading[0] if ex.leading else None
@@ -382,8 +407,6 @@ def plot_explanation(explanation: Any, origin: str | None = None, ax: Any = None
         origin = explanation.leading[0]
     t = explanation.table[explanation.table["origin"] == origin]
     if t.empty:
-        from kneehip_bn.errors import UnknownNameError
-
         raise UnknownNameError.for_name("origin", origin, list(explanation.leading))
     col = "woe" if unit == "nats" else "woe_bits"
     vals = t[col].to_numpy(dtype=float)
