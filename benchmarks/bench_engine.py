@@ -422,7 +422,7 @@ else:
 el = time.perf_counter() - t
 print(json.dumps({{"base_mb": base, "peak_mb": status("VmHWM"), "seconds": el,
                   "distinct": int(nd), "bytes_per_row": engine.bytes_per_row,
-                  "chunk_rows": engine._chunk_rows(),
+                  "chunk_rows": engine.chunk_rows(),
                   "output_mb": sum(m.nbytes for m in out.values()) / 2**20}}))
 """
 
@@ -545,7 +545,7 @@ def main(argv=None) -> int:
         f"{n:,} rows (with blanks), grouping included. The VE baseline runs on the same "
         f"{n_distinct:,} distinct patterns ours does.",
         f"- Memory: {engine.bytes_per_row:,} bytes per batch row (shipped model; the "
-        f"batch plan's cliques, {engine._chunk_rows():,} rows per chunk). A {n_mem:,}-row "
+        f"batch plan's cliques, {engine.chunk_rows():,} rows per chunk). A {n_mem:,}-row "
         "batch of origins + mechanisms in a fresh process (peak RSS, reset before the batch; "
         "the 13 posteriors alone take "
         f"{mem['direct']['output_mb']:.0f} MB): grouped ({mem['grouped']['distinct']:,} "

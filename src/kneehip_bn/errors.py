@@ -150,7 +150,42 @@ class EvidenceError(KneeHipError, ValueError):
 
 
 class ImpossibleEvidenceError(EvidenceError):
-    """The model gives the evidence probability zero, so no posterior exists."""
+    """The model gives the evidence probability zero, so no posterior exists.
+
+    Build it with :meth:`for_evidence` (one set of findings) or :meth:`for_rows` (rows of
+    a batch), so that every "impossible" reads alike.
+
+    >>> print(ImpossibleEvidenceError.for_rows([3, 7], 10))  # doctest: +NORMALIZE_WHITESPACE
+    2 of 10 evidence rows are impossible: they have probability zero under the model,
+    first rows 3, 7; expected rows the model allows; check those rows for contradictory
+    findings, or pass on_impossible='nan'
+    """
+
+    @classmethod
+    def for_evidence(cls, evidence: object = None, do: object = None,
+                     hint: str = "check for contradictory findings or a zero in a table"
+                     ) -> ImpossibleEvidenceError:
+        """The error for one set of findings ``{node: state}`` (and interventions ``do``).
+
+        >>> print(ImpossibleEvidenceError.for_evidence({"a": "x"}, {"b": "y"}))
+        impossible evidence under do(b=y): the model gives probability zero to a=x; expected findings the model allows; check for contradictory findings or a zero in a table
+        """
+        ev = ", ".join(f"{k}={v}" for k, v in dict(evidence or {}).items()) or "(none)"
+        dov = dict(do or {})
+        extra = f" under do({', '.join(f'{k}={v}' for k, v in dov.items())})" if dov else ""
+        return cls(f"impossible evidence{extra}: the model gives probability zero to {ev}; "
+                   f"expected findings the model allows; {hint}")
+
+    @classmethod
+    def for_rows(cls, rows: Sequence[int], n: int, under: str = "the model",
+                 hint: str = "check those rows for contradictory findings, or pass "
+                             "on_impossible='nan'") -> ImpossibleEvidenceError:
+        """The error for the impossible ``rows`` (row numbers) of a batch of ``n`` rows."""
+        rows = [int(r) for r in rows]
+        first = ", ".join(str(r) for r in rows[:5])
+        return cls(f"{len(rows)} of {n} evidence rows are impossible: they have probability "
+                   f"zero under {under}, first rows {first}; expected rows the model allows; "
+                   f"{hint}")
 
 
 class DataError(KneeHipError, ValueError):
@@ -172,6 +207,22 @@ class ParameterError(KneeHipError, ValueError):
     >>> isinstance(ParameterError("--alpha: expected 0 < alpha < 1, found 2"), ValueError)
     True
     """
+
+    @classmethod
+    def check_choice(cls, value: object, where: str, allowed: Sequence[str]) -> str:
+        """``value`` when it is one of ``allowed``; otherwise raise the error.
+
+        >>> ParameterError.check_choice("nan", "on_impossible", ("raise", "nan"))
+        'nan'
+        >>> ParameterError.check_choice("x", "on_impossible", ("raise", "nan"))
+        Traceback (most recent call last):
+        ...
+        kneehip_bn.errors.ParameterError: on_impossible: expected one of 'raise', 'nan', found 'x'
+        """
+        if value not in allowed:
+            raise cls(f"{where}: expected one of {', '.join(map(repr, allowed))}, "
+                      f"found {value!r}")
+        return str(value)
 
 
 class OutputExistsError(KneeHipError, FileExistsError):

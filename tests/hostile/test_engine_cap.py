@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 
 from kneehip_bn.errors import ImpossibleEvidenceError, ModelTooLargeError, ParameterError
-from kneehip_bn.inference.engine import MAX_COMPILE_BYTES, Engine, compile_bytes, max_compile_bytes
+from kneehip_bn.inference.compile import MAX_COMPILE_BYTES, compile_bytes, max_compile_bytes
+from kneehip_bn.inference.engine import Engine
 
 pytestmark = pytest.mark.slow
 

@@ -19,7 +19,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from kneehip_bn import Engine, ImpossibleEvidenceError, get_engine
-from kneehip_bn.errors import EvidenceError, UnknownNameError
+from kneehip_bn.errors import EvidenceError, ParameterError, UnknownNameError
 from oracle import BruteForce, random_dag_families, random_evidence, to_pgmpy
 
 TOL = 1e-10
@@ -261,7 +261,8 @@ def test_expected_counts_impossible_row_raises():
     fams = [("a", ["0", "1"], [], np.array([1.0, 0.0])),
             ("b", ["0", "1"], ["a"], np.array([[0.5, 0.5], [0.5, 0.5]]))]
     eng = Engine.from_families(fams)
-    with pytest.raises(ImpossibleEvidenceError, match=r"rows 1 have probability zero"):
+    with pytest.raises(ImpossibleEvidenceError, match=r"1 of 2 evidence rows are impossible: they have "
+                       r"probability zero under the current parameters, first rows 1;"):
         eng.expected_counts(np.array([[0, 1], [1, 0]]), ["a", "b"])
 
 
@@ -559,7 +560,7 @@ def test_batch_chunks_targets_and_forest(rows_per_chunk):
 
 
 def test_batch_bad_on_impossible_value(tiny_spec):
-    with pytest.raises(EvidenceError, match=r"on_impossible: expected 'raise' or 'nan'"):
+    with pytest.raises(ParameterError, match=r"on_impossible: expected one of 'raise', 'nan'"):
         Engine(tiny_spec).batch(np.zeros((1, 1), int), ["limp"], on_impossible="skip")
 
 

@@ -2,8 +2,8 @@
 the row-by-row junction tree pass, and on the shipped model.
 
 Every comparison is with an independent computation: :class:`oracle.BruteForce` sums the
-full joint; the row-by-row pass (``_OrientedPlan.calibrate``) shares no messages between
-rows.
+full joint; the row-by-row pass (:meth:`kneehip_bn.inference.rows.OrientedPlan.calibrate`)
+shares no messages between rows.
 """
 
 from __future__ import annotations
@@ -16,8 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from kneehip_bn import Engine, ImpossibleEvidenceError
-from kneehip_bn.inference import shared as _memo
-from kneehip_bn.inference.shared import MemoPlan, dense_ids
+from kneehip_bn.inference.shared import MAX_TABLE_BYTES, MemoPlan, dense_ids
 from oracle import BruteForce, random_dag_families
 
 TOL = 1e-10
@@ -32,11 +31,11 @@ def _rows(rng, oracle, cols, n, blank=0.3, distinct=40):
 
 
 def _memo_run(eng, codes, cols, targets, do=None):
-    plan = eng._batch_plan()
+    plan = eng.batch_plan()
     ti = tuple(eng.index[t] for t in targets)
     col_idx = [eng.index[c] for c in cols]
     mp = MemoPlan(plan, ti, col_idx, (codes >= 0).any(axis=0).tolist(), codes.shape[0])
-    phis = eng._batch_phis(eng.encode(do) if do else None)
+    phis = eng.batch_phis(eng.encode(do) if do else None)
     with np.errstate(divide="ignore", invalid="ignore"):
         marg, lp = mp.run(phis, codes.astype(np.intp), col_idx)
     return {t: marg[eng.index[t]] for t in targets}, lp, mp
@@ -132,7 +131,7 @@ def test_memo_long_chain_rescaling_exact():
 def test_engine_batch_uses_memo_for_many_rows_and_agrees(monkeypatch, shipped_spec,
                                                          shipped_engine):
     """Above a few thousand rows with few targets the engine shares messages; the answer
-    equals the row-by-row pass (forced by a zero memory cap)."""
+    equals the row-by-row pass (forced by a zero ``max_shared_bytes``)."""
     from kneehip_bn.io.audit import encode_audit
     from kneehip_bn.learning.simulate import simulate_audit
 
@@ -150,7 +149,7 @@ def test_engine_batch_uses_memo_for_many_rows_and_agrees(monkeypatch, shipped_sp
     done = []
     res = eng.batch(codes, cols, targets=targets, progress=done.append)
     assert calls and sum(done) == len(codes)
-    monkeypatch.setattr(_memo, "MAX_TABLE_BYTES", 0)
+    monkeypatch.setattr(eng, "max_shared_bytes", 0)
     ref = eng.batch(codes, cols, targets=targets)
     assert len(calls) == 1  # the second call took the row-by-row pass
     for t in targets:
@@ -232,7 +231,7 @@ def test_memo_plan_prefers_small_root_and_estimates_memory(shipped_engine):
     """On the shipped model with the origins as targets, the per-row work is a small
     root and one join; the memory estimate for a million rows stays far under the cap."""
     eng = shipped_engine
-    plan = eng._batch_plan()
+    plan = eng.batch_plan()
     cols = [v for v in eng.variables if eng.parents[v] == [] or not any(
         v in eng.parents[w] for w in eng.variables)]
     col_idx = [eng.index[c] for c in cols]
@@ -242,7 +241,7 @@ def test_memo_plan_prefers_small_root_and_estimates_memory(shipped_engine):
                   1_000_000)
     assert plan.size[mp.root] <= 16
     assert mp.worth_it(1_000_000)
-    assert mp.table_bytes(1_000_000) < _memo.MAX_TABLE_BYTES
+    assert mp.table_bytes(1_000_000) < MAX_TABLE_BYTES
     assert 2 * mp.cost <= mp.row_cost  # estimated at less than half the row-by-row work
 
 

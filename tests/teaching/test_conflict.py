@@ -17,7 +17,7 @@ from kneehip_bn import (
     conflict,
     get_engine,
 )
-from kneehip_bn.teaching.reasoning import forward_sample
+from kneehip_bn.inference.sampling import forward_sample
 from oracle import BruteForce
 
 

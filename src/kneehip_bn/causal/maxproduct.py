@@ -32,7 +32,7 @@ import numpy as np
 from kneehip_bn.causal.common import format_evidence, setup_case, text_with_flags, with_flags
 from kneehip_bn.errors import ImpossibleEvidenceError
 from kneehip_bn.inference.engine import Engine
-from kneehip_bn.inference.queries import _check_do_vs_evidence, node_groups, resolve_evidence
+from kneehip_bn.inference.queries import check_do_vs_evidence, node_groups, resolve_evidence
 
 __all__ = ["MostProbableExplanation", "max_product", "mpe"]
 
@@ -99,13 +99,13 @@ def max_product(eng: Engine, masks: Mapping[int, np.ndarray],
     ``masks`` maps a variable index to a 0/1 (or weight) vector over its states (evidence,
     or constraints); the argmax gives a state index per variable (``-1`` never occurs).
     """
-    pots = [p[0].copy() for p in eng._phis(do)]
+    pots = [p[0].copy() for p in eng.clique_tables(do)]
     for v, mask in masks.items():
         h = eng.var_home[v]
         pots[h] = pots[h] * np.asarray(mask, dtype=float)[eng.var_idx[v]]
     up: list[np.ndarray | None] = [None] * len(eng.cliques)
     logz = 0.0
-    for c in eng._collect:  # children before parents, the root excluded
+    for c in eng.collect:  # children before parents, the root excluded
         pc = pots[c]
         for ch in eng.children[c]:
             pc = pc * up[ch][eng.sep_in_parent[ch]]  # type: ignore[index]
@@ -130,7 +130,7 @@ def max_product(eng: Engine, masks: Mapping[int, np.ndarray],
     assign = np.full(len(eng.variables), -1)
     chosen = [-1] * len(eng.cliques)
     chosen[r] = best
-    for v, s in zip(eng.cliques[r].vars, eng._grid[r][:, best]):
+    for v, s in zip(eng.cliques[r].vars, eng.grid[r][:, best]):
         assign[v] = s
     for c in eng.topdown[1:]:
         p = eng.parent[c]
@@ -138,7 +138,7 @@ def max_product(eng: Engine, masks: Mapping[int, np.ndarray],
         cand = np.where(eng.sep_in_child[c] == sep_val, pots[c], -1.0)  # type: ignore[operator]
         k = int(np.argmax(cand))
         chosen[c] = k
-        for v, s in zip(eng.cliques[c].vars, eng._grid[c][:, k]):
+        for v, s in zip(eng.cliques[c].vars, eng.grid[c][:, k]):
             assign[v] = s
     return log_max, assign
 
@@ -173,7 +173,7 @@ def mpe(evidence: Any, model: Any = None, *, do: Any = None) -> MostProbableExpl
     """
     m, eng, ev, flags = setup_case(evidence, model)
     dov = resolve_evidence(eng, do, what="do")
-    _check_do_vs_evidence(ev, dov)
+    check_do_vs_evidence(ev, dov)
     do_idx = eng.encode(dov) if dov else None
     masks: dict[int, np.ndarray] = {}
     for k, v in eng.encode(ev).items():

@@ -26,9 +26,9 @@ from kneehip_bn.cli._common import (
 )
 from kneehip_bn.inference.engine import get_engine
 from kneehip_bn.inference.queries import (
-    _diagnose_rows,
     diagnose,
     diagnosis_dict,
+    diagnosis_rows,
     format_diagnosis,
     query,
 )
@@ -45,7 +45,7 @@ __all__ = ["add_commands"]
 def cmd_diagnose(args: argparse.Namespace) -> int:
     check_plot_option(args)
     spec = load_for_cli(args)
-    rows = _diagnose_rows(args.evidence, args.do, spec, None, None)  # no pandas: fast start
+    rows = diagnosis_rows(args.evidence, args.do, spec, None, None)  # no pandas: fast start
     if args.json:
         emit_json(diagnosis_dict(*rows))
     else:

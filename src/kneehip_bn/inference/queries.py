@@ -18,7 +18,10 @@ Examples
 
 from __future__ import annotations
 
+import functools
+import html
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,11 +33,14 @@ from kneehip_bn.errors import EvidenceError, UnknownNameError
 from kneehip_bn.inference.engine import Engine, get_engine
 from kneehip_bn.model import coerce
 from kneehip_bn.model.coerce import model_spec
+from kneehip_bn.model.network import cpd_array, network_groups
 
 __all__ = [
     "Diagnosis",
     "as_model",
+    "check_do_vs_evidence",
     "diagnose",
+    "diagnosis_rows",
     "model_spec",
     "node_groups",
     "on_state",
@@ -62,8 +68,6 @@ def node_groups(model: Any) -> dict[str, str]:
         spec = model.graph.get("kneehip_spec") if hasattr(model, "graph") else None
         if spec is not None:
             return {n: s.group for n, s in spec.nodes.items()}
-        from kneehip_bn.model.network import network_groups
-
         return network_groups(model)
     if isinstance(model, Engine):
         return {v: ("origin" if not model.parents[v] else "finding") for v in model.variables}
@@ -133,8 +137,6 @@ _AGE_WORDS = ("child", "paediatric", "pediatric", "adolescent", "teen", "juvenil
 
 def _age_bounds(label: str) -> tuple[float, float] | None:
     """Age range of an age-band label: ``under_40``, ``40_to_59``, ``60_plus``, ``18-39``."""
-    import re
-
     t = label.lower()
     if m := re.fullmatch(r"(?:under|below|lt)_?(\d+)", t):
         return (0.0, float(m.group(1)))
@@ -224,8 +226,9 @@ class Diagnosis:
     origins : pandas.DataFrame
         One row per origin, ranked by posterior: ``prior``, ``posterior`` (P(present)),
         ``odds_ratio`` (posterior odds / prior odds: how much the findings moved it).
+        Built on first use from ``origin_rows`` (``str``, :meth:`to_dict` need no pandas).
     mechanisms : pandas.DataFrame
-        ``prior`` and ``posterior`` P(present) of each mechanism.
+        ``prior`` and ``posterior`` P(present) of each mechanism (from ``mechanism_rows``).
     evidence, do : dict
         What was given.
     regions : dict
@@ -240,13 +243,32 @@ class Diagnosis:
         need not add up to 1.
     """
 
-    origins: Any
-    mechanisms: Any
+    origin_rows: list[tuple[str, float, float, float]]
+    """``(origin, prior, posterior, odds_ratio)``, ranked: the numbers :attr:`origins` shows."""
+    mechanism_rows: list[tuple[str, float, float]]
+    """``(mechanism, prior, posterior)``: the numbers :attr:`mechanisms` shows."""
     evidence: dict[str, str] = field(default_factory=dict)
     do: dict[str, str] = field(default_factory=dict)
     regions: dict[str, float] = field(default_factory=dict)
     red_flags: list[str] = field(default_factory=list)
     explained_by: dict[str, dict[str, float]] = field(default_factory=dict)
+
+    @functools.cached_property
+    def origins(self) -> Any:
+        """The origins as a DataFrame (index ``origin``; built on first use, so printing a
+        diagnosis needs no pandas)."""
+        import pandas as pd
+
+        o = pd.DataFrame(self.origin_rows, columns=["origin", "prior", "posterior", "odds_ratio"])
+        return o.set_index("origin")
+
+    @functools.cached_property
+    def mechanisms(self) -> Any:
+        """The mechanisms as a DataFrame (index ``mechanism``; built on first use)."""
+        import pandas as pd
+
+        m = pd.DataFrame(self.mechanism_rows, columns=["mechanism", "prior", "posterior"])
+        return m.set_index("mechanism")
 
     @property
     def warning(self) -> str:
@@ -258,24 +280,18 @@ class Diagnosis:
         "mechanisms": {name: P(present)}, "evidence": {...}, "do": {...}, "regions": {...},
         "red_flags": [...], "explained_by": {finding: {cause: p}}}`` (``"warning"`` first
         when a red flag is present)."""
-        return diagnosis_dict(self.evidence, self.do, *self._rows(), self._extras())
+        return diagnosis_dict(self.evidence, self.do, self.origin_rows, self.mechanism_rows,
+                              self._extras())
 
     def _extras(self) -> dict[str, Any]:
         return {"regions": self.regions, "red_flags": self.red_flags,
                 "explained_by": self.explained_by}
 
-    def _rows(self) -> tuple[list[tuple], list[tuple]]:
-        o = [(n, float(r.prior), float(r.posterior), float(r.odds_ratio))
-             for n, r in self.origins.iterrows()]
-        m = [(n, float(r.prior), float(r.posterior)) for n, r in self.mechanisms.iterrows()]
-        return o, m
-
     def __str__(self) -> str:
-        return format_diagnosis(self.evidence, self.do, *self._rows(), self._extras())
+        return format_diagnosis(self.evidence, self.do, self.origin_rows, self.mechanism_rows,
+                                self._extras())
 
     def _repr_html_(self) -> str:
-        import html
-
         warn = (f'<p style="color:#b00;font-weight:bold">{html.escape(self.warning)}</p>'
                 if self.red_flags else "")
         regions = ("<b>Regions</b> " + ", ".join(
@@ -396,22 +412,31 @@ def diagnose(
     >>> dx.origins.index[0]
     'lumbar_radiculopathy'
     """
-    import pandas as pd
-
-    ev, dov, o_rows, m_rows, extras = _diagnose_rows(evidence, do, model, origins, mechanisms)
-    o = pd.DataFrame(o_rows, columns=["origin", "prior", "posterior", "odds_ratio"])
-    o = o.set_index("origin")
-    mech = pd.DataFrame(m_rows, columns=["mechanism", "prior", "posterior"]).set_index("mechanism")
-    return Diagnosis(origins=o, mechanisms=mech, evidence=ev, do=dov, **extras)
+    ev, dov, o_rows, m_rows, extras = diagnosis_rows(evidence, do, model, origins, mechanisms)
+    return Diagnosis(o_rows, m_rows, evidence=ev, do=dov, **extras)
 
 
-def _diagnose_rows(evidence, do, model, origins, mechanisms):
-    """The numbers of a diagnosis as plain rows (no pandas: the CLI prints these)."""
+def diagnosis_rows(evidence: Evidence = None, do: Evidence = None, model: Any = None,
+                   origins: Sequence[str] | None = None,
+                   mechanisms: Sequence[str] | None = None) -> tuple:
+    """The numbers of :func:`diagnose` as plain rows, for :func:`diagnosis_dict` and
+    :func:`format_diagnosis`: ``(evidence, do, origin_rows, mechanism_rows, extras)`` with
+    ``origin_rows`` ``(name, prior, posterior, odds_ratio)`` ranked by posterior,
+    ``mechanism_rows`` ``(name, prior, posterior)`` and ``extras`` the ``regions``,
+    ``red_flags`` and ``explained_by`` of a :class:`Diagnosis`.
+
+    Examples
+    --------
+    >>> ev, dov, o_rows, m_rows, extras = diagnosis_rows({"knee_effusion": "present"},
+    ...                                                 model="knee_hip_basic")
+    >>> o_rows[0][0], sorted(extras)
+    ('knee_pathology', ['explained_by', 'red_flags', 'regions'])
+    """
     m = as_model(model)
     eng = get_engine(m)
     ev = resolve_evidence(eng, evidence)
     dov = resolve_evidence(eng, do, what="do")
-    _check_do_vs_evidence(ev, dov)
+    check_do_vs_evidence(ev, dov)
     groups = node_groups(m)
     origins = list(origins) if origins is not None else [n for n, g in groups.items() if g == "origin"]
     mechanisms = (list(mechanisms) if mechanisms is not None
@@ -491,8 +516,6 @@ def explained_by(eng: Engine, spec: Any, ev: Mapping[str, str],
     links for several states) and ``leak``. A finding can have several active causes at
     once, so the probabilities need not add up to 1.
     """
-    from kneehip_bn.model.tables import cpd_array
-
     present = []
     for f, state in ev.items():
         node = spec.nodes.get(f)
@@ -529,7 +552,11 @@ def _link_sum(eng: Engine, w: np.ndarray, parents: Sequence[str], parent: str,
     return float(np.take(w, eng.state_index[parent][when], axis=axis).sum())
 
 
-def _check_do_vs_evidence(ev: Mapping[str, str], dov: Mapping[str, str]) -> None:
+def check_do_vs_evidence(ev: Mapping[str, str], dov: Mapping[str, str]) -> None:
+    """Refuse a node that is both observed (``ev``) and intervened on (``dov``).
+
+    >>> check_do_vs_evidence({"a": "x"}, {"b": "y"})
+    """
     both = sorted(set(ev) & set(dov))
     if both:
         raise EvidenceError(
@@ -579,6 +606,6 @@ def query(
         raise UnknownNameError.for_name("node", variable, eng.variables)
     ev = resolve_evidence(eng, evidence)
     dov = resolve_evidence(eng, do, what="do")
-    _check_do_vs_evidence(ev, dov)
+    check_do_vs_evidence(ev, dov)
     post = eng.posterior(ev, [variable], do=dov or None)[variable]
     return pd.Series(post, index=pd.Index(eng.states[variable], name="state"), name=variable)

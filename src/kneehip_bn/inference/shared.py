@@ -6,11 +6,9 @@ passed upward from a clique depends on its subtree's findings alone, so it is co
 once per distinct sub-pattern *of the whole batch* and gathered to the rows by an index;
 the same holds downward for the findings outside a clique. Only the root, and the final
 step that joins an inside table with an outside table for each target, work per row, and
-both are small: on the shipped model 575,000 distinct audit patterns need the inside
-tables of one 96-entry clique for 161,000 distinct sub-patterns, every other upward
-message for at most a few hundred, the outside messages for at most a few hundred, and
-per row a 12-entry root and one (5 x 6) by 6 product for the four origins read in that
-clique (states 1.. of each target and the total; state 0 is the total minus the others).
+both are small: a small root, and per target clique one product of its inside table
+(states 1.. of each target and the total; state 0 is the total minus the others) with its
+outside message.
 
 Which clique is the root, and where each target is read, are chosen by a work estimate
 (:class:`MemoPlan`); distinct sub-patterns are numbered by :func:`dense_ids`.
@@ -24,8 +22,8 @@ underflow on large networks); probability-zero evidence gives a zero message, ``
 log scale and NaN marginals.
 
 The pass is checked against brute-force enumeration on random networks, one-at-a-time
-queries on ALARM and the row-by-row batch pass (:meth:`kneehip_bn.inference.engine._OrientedPlan.calibrate`)
-in ``tests/test_memo.py``.
+queries on ALARM and the row-by-row batch pass
+(:meth:`kneehip_bn.inference.rows.OrientedPlan.calibrate`) in ``tests/inference/test_shared.py``.
 """
 
 from __future__ import annotations
@@ -36,10 +34,18 @@ from typing import Any
 
 import numpy as np
 
+from kneehip_bn.inference.compile import children_of, depths, orient
+
+__all__ = ["MAX_TABLE_BYTES", "MIN_SHARED_ROWS", "MemoPlan", "dense_ids"]
+
 # tables of distinct sub-patterns are built in blocks of about this many bytes
 _BLOCK_BYTES = 4 * 2**20
-# above this many bytes of shared tables the caller falls back to the row-by-row pass
+#: default limit (bytes) of the shared tables of one batch; above it the engine takes the
+#: row-by-row pass (``Engine.max_shared_bytes`` overrides it per engine)
 MAX_TABLE_BYTES = 768 * 2**20
+#: fewest rows for which sharing messages pays for numbering the patterns (measured on the
+#: shipped model and ALARM: from here on sharing was faster or level in every case)
+MIN_SHARED_ROWS = 4096
 
 
 def dense_ids(parts: Sequence[tuple[np.ndarray, int]], n: int
@@ -113,7 +119,7 @@ class MemoPlan:
 
     Parameters
     ----------
-    plan : kneehip_bn.inference.engine._BatchPlan
+    plan : kneehip_bn.inference.rows.BatchPlan
         The batch junction tree (cliques with ascending variables, neighbours, homes).
     targets : tuple of int
         Variables whose marginals are wanted.
@@ -138,78 +144,22 @@ class MemoPlan:
             own.setdefault(plan.ev_home[col_idx[j]], []).append(j)
         self.own = [own.get(c, []) for c in range(k)]
         bits_own = [sum(math.log2(self.radix[j]) for j in self.own[c]) for c in range(k)]
-        total = sum(bits_own)
-        cap = math.log2(max(n, 2))
         best = None
         roots = range(k) if k <= 256 else sorted(range(k), key=lambda i: plan.size[i])[:64]
-        from kneehip_bn.inference.engine import _orient
-
         for root in roots:
-            parent, order = _orient(plan.nbrs, root, k)
-            depth = [0] * k
-            for c in order[1:]:
-                depth[c] = depth[parent[c]] + 1
-            bits_in = list(bits_own)
-            for c in reversed(order[1:]):
-                bits_in[parent[c]] += bits_in[c]
-            nchild = [0] * k
-            for c in order[1:]:
-                nchild[parent[c]] += 1
-            work = [plan.size[c] * (1 + nchild[c] + len(self.own[c])) for c in range(k)]
-            sep_size = [math.prod(int(plan.card[x]) for x in plan.vars[c]
-                                  if parent[c] != -1 and x in plan.vars[parent[c]])
-                        for c in range(k)]
-            # the row pass's homes (nearest the root) and the cliques it visits downward
-            near = {v: min(plan.containing[v], key=lambda i: (depth[i], plan.size[i]))
-                    for v in targets}
-            row_need = {root}
-            for c in near.values():
-                while c != -1 and c not in row_need:
-                    row_need.add(c)
-                    c = parent[c]
-            # ours: each target read where its join per row plus the outside messages its
-            # path to the root adds cost least (greedy, targets in turn)
-            need = {root}
-            home = {}
-            per_row = {root: 0}
-            for v in targets:
-                pick = None
-                for c in plan.containing[v]:
-                    extra, x = 0.0, c
-                    while x not in need:
-                        q = parent[x]
-                        extra += 2 ** min(total - bits_in[x], cap) * work[q]
-                        x = q
-                    cv = int(plan.card[v]) - 1
-                    join = 0 if c == root else n * sep_size[c] * (cv + (0 if c in per_row else 1))
-                    if pick is None or extra + join < pick[0]:
-                        pick = (extra + join, c)
-                assert pick is not None
-                c = home[v] = pick[1]
-                per_row[c] = per_row.get(c, 0) + int(plan.card[v]) - 1
-                while c not in need:
-                    need.add(c)
-                    c = parent[c]
-            cost = n * work[root]
-            for c in order[1:]:
-                cost += 2 ** min(bits_in[c], cap) * work[c]
-                if c in need:
-                    cost += 2 ** min(total - bits_in[c], cap) * work[parent[c]]
-            cost += sum(n * sep_size[c] * (t + 1) for c, t in per_row.items() if c != root)
-            row_cost = n * sum(work) + 2 * n * sum(plan.size[c] for c in row_need)
-            if best is None or cost < best[0]:
-                best = (cost, root, parent, order, home, need, bits_in, row_cost)
+            cand = self._root_cost(root, bits_own, n)
+            if best is None or cand[0] < best[0]:
+                best = cand
         assert best is not None
         # row_cost: the same work row by row (upward everywhere, downward along the paths
         # of the targets' nearest homes), for choosing between the two passes
         (self.cost, self.root, self.parent, self.order, self.home, self.need, bits_in,
          self.row_cost) = best
+        total = sum(bits_own)
         # estimated distinct sub-patterns inside / outside each clique
         self.est_in = [min(n, 2 ** min(b, 62)) for b in bits_in]
         self.est_out = [min(n, 2 ** min(total - b, 62)) for b in bits_in]
-        self.children: list[list[int]] = [[] for _ in range(k)]
-        for c in self.order[1:]:
-            self.children[self.parent[c]].append(c)
+        self.children = children_of(self.parent, self.order)
         self.at: dict[int, list[int]] = {}
         for v in targets:
             self.at.setdefault(self.home[v], []).append(v)
@@ -218,6 +168,67 @@ class MemoPlan:
         for c in self.order[1:]:
             q = self.parent[c]
             self.sep[c] = tuple(x for x in plan.vars[c] if x in plan.vars[q])
+
+    def _root_cost(self, root: int, bits_own: Sequence[float], n: int) -> tuple:
+        """The cost model of one root: ``(cost, root, parent, order, home, need, bits_in,
+        row_cost)``, the estimated work of the shared pass oriented from ``root`` (each
+        clique's work times its estimated distinct sub-patterns) and of the row pass."""
+        plan = self.plan
+        k = len(plan.vars)
+        targets = self.targets
+        total = sum(bits_own)
+        cap = math.log2(max(n, 2))
+        parent, order = orient(plan.nbrs, root, k)
+        depth = depths(parent, order)
+        bits_in = list(bits_own)
+        for c in reversed(order[1:]):
+            bits_in[parent[c]] += bits_in[c]
+        nchild = [0] * k
+        for c in order[1:]:
+            nchild[parent[c]] += 1
+        work = [plan.size[c] * (1 + nchild[c] + len(self.own[c])) for c in range(k)]
+        sep_size = [math.prod(int(plan.card[x]) for x in plan.vars[c]
+                              if parent[c] != -1 and x in plan.vars[parent[c]])
+                    for c in range(k)]
+        # the row pass's homes (nearest the root) and the cliques it visits downward
+        near = {v: min(plan.containing[v], key=lambda i: (depth[i], plan.size[i]))
+                for v in targets}
+        row_need = {root}
+        for c in near.values():
+            while c != -1 and c not in row_need:
+                row_need.add(c)
+                c = parent[c]
+        # ours: each target read where its join per row plus the outside messages its
+        # path to the root adds cost least (greedy, targets in turn)
+        need = {root}
+        home = {}
+        per_row = {root: 0}
+        for v in targets:
+            pick = None
+            for c in plan.containing[v]:
+                extra, x = 0.0, c
+                while x not in need:
+                    q = parent[x]
+                    extra += 2 ** min(total - bits_in[x], cap) * work[q]
+                    x = q
+                cv = int(plan.card[v]) - 1
+                join = 0 if c == root else n * sep_size[c] * (cv + (0 if c in per_row else 1))
+                if pick is None or extra + join < pick[0]:
+                    pick = (extra + join, c)
+            assert pick is not None
+            c = home[v] = pick[1]
+            per_row[c] = per_row.get(c, 0) + int(plan.card[v]) - 1
+            while c not in need:
+                need.add(c)
+                c = parent[c]
+        cost = n * work[root]
+        for c in order[1:]:
+            cost += 2 ** min(bits_in[c], cap) * work[c]
+            if c in need:
+                cost += 2 ** min(total - bits_in[c], cap) * work[parent[c]]
+        cost += sum(n * sep_size[c] * (t + 1) for c, t in per_row.items() if c != root)
+        row_cost = n * sum(work) + 2 * n * sum(plan.size[c] for c in row_need)
+        return (cost, root, parent, order, home, need, bits_in, row_cost)
 
     # ------------------------------------------------------------------ helpers
     def _bshape(self, c: int, keep: Sequence[int], m: int) -> tuple[int, ...]:
@@ -245,7 +256,7 @@ class MemoPlan:
         m = own[0][1].shape[0] if own else msgs[0][2].shape[0] if msgs else 1
         out = None
         for v, code1 in own:
-            lam = np.take(plan._lam1[v], code1, axis=1).reshape(self._bshape(c, (v,), m))
+            lam = np.take(plan.lam1[v], code1, axis=1).reshape(self._bshape(c, (v,), m))
             out = phi * lam if out is None else _imul(out, lam)
         for sc, table, idx in msgs:
             g = np.take(table, idx, axis=1).reshape(self._bshape(c, self.sep[sc], m))
@@ -279,6 +290,7 @@ class MemoPlan:
         return out.transpose(2, 0, 1)
 
     # ------------------------------------------------------------------ the pass
+    # kernel: upward, root per row, outside messages, per-row join: four steps on shared tables
     def run(self, phis: Sequence[np.ndarray], codes: np.ndarray, col_idx: Sequence[int],
             progress: Callable[[int], None] | None = None
             ) -> tuple[dict[int, np.ndarray], np.ndarray]:
@@ -286,9 +298,7 @@ class MemoPlan:
         plan = self.plan
         n = codes.shape[0]
         k = len(plan.vars)
-        small = np.int16 if int(plan.card.max()) < 2**15 - 1 else np.int32
-        ct = np.ascontiguousarray(codes.T, dtype=small)  # one contiguous row per column
-        ev = {j: ct[j] + 1 for j in self.cols}
+        ev = self._codes_by_column(codes)  # one contiguous row per column
         ids: list[Any] = [None] * k    # row -> distinct inside sub-pattern
         up: list[Any] = [None] * k     # (S, m) normalised upward messages
         logs: list[Any] = [None] * k   # (m,) their log scales
@@ -425,19 +435,58 @@ class MemoPlan:
 
         Rows with probability-zero evidence (``-inf`` log P) contribute nothing.
         """
-        plan = self.plan
-        n = codes.shape[0]
-        k = len(plan.vars)
         w = np.asarray(weights, dtype=float)
-        small = np.int16 if int(plan.card.max()) < 2**15 - 1 else np.int32
+        ev = self._codes_by_column(codes)
+        ids, up, logs, keep_vals, tots = self._upward_kept(phis, ev, col_idx, codes.shape[0])
+        k = len(self.plan.vars)
+        acc = [np.zeros(self.plan.shape[c]) for c in range(k)]
+        adj = [None if c == self.root else np.zeros_like(up[c]) for c in range(k)]
+        # 1 / each upward message (0 where it is 0), once: the children's adjoints need it
+        inv_up: list[Any] = [None] * k
+        for c in self.order[1:]:
+            with np.errstate(divide="ignore"):
+                inv_up[c] = 1.0 / up[c]
+            inv_up[c][~np.isfinite(inv_up[c])] = 0.0
+        log_pe = self._root_back(phis, ev, col_idx, w, ids, up, logs, acc, adj, inv_up,
+                                 progress)
+        # ---- downward: each clique's adjoint, per distinct sub-pattern
+        for c in self.order[1:]:
+            kids = self.children[c]
+            vals = keep_vals[c]
+            m = up[c].shape[1]
+            nown = len(self.own[c])
+            A, tt = adj[c], tots[c]
+            adj[c] = None
+            step = self._block(c)
+            for a in range(0, m, step):
+                sl = slice(a, a + step)
+                own = [(col_idx[j], vals[i][sl]) for i, j in enumerate(self.own[c])]
+                msgs = [(ch, up[ch], vals[nown + i][sl]) for i, ch in enumerate(kids)]
+                b = self._product(c, phis[c], own, msgs)
+                t = tt[sl]
+                f = A[:, sl] / np.where(t > 0, t, np.inf)
+                q = b * f.reshape(self._bshape(c, self.sep[c], f.shape[-1]))
+                self._back(c, q, msgs, acc, adj, inv_up)
+            keep_vals[c] = None
+        return acc, log_pe
+
+    def _codes_by_column(self, codes: np.ndarray) -> dict[int, np.ndarray]:
+        """Each observed column's codes + 1 (0: missing), one contiguous small-int row."""
+        small = np.int16 if int(self.plan.card.max()) < 2**15 - 1 else np.int32
         ct = np.ascontiguousarray(codes.T, dtype=small)
-        ev = {j: ct[j] + 1 for j in self.cols}
+        return {j: ct[j] + 1 for j in self.cols}
+
+    def _upward_kept(self, phis, ev, col_idx, n):
+        """The upward pass of :meth:`family_posteriors`: per clique, the rows' sub-pattern
+        ids, normalised messages, their log scales, the sub-patterns' values and the
+        messages' scales (the adjoints need the last two)."""
+        plan = self.plan
+        k = len(plan.vars)
         ids: list[Any] = [None] * k
         up: list[Any] = [None] * k
         logs: list[Any] = [None] * k
         keep_vals: list[Any] = [None] * k
         tots: list[Any] = [None] * k
-        # ---- upward, keeping each clique's sub-pattern values and message scales
         for c in reversed(self.order[1:]):
             kids = self.children[c]
             parts = [(ev[j], self.radix[j]) for j in self.own[c]]
@@ -464,16 +513,13 @@ class MemoPlan:
                 tt[sl] = tot
                 msg[:, sl] = raw / np.where(tot > 0, tot, 1.0)
             up[c], logs[c], keep_vals[c], tots[c] = msg, lg, vals, tt
-        acc = [np.zeros(plan.shape[c]) for c in range(k)]
-        adj = [None if c == self.root else np.zeros_like(up[c]) for c in range(k)]
-        # 1 / each upward message (0 where it is 0), once: the children's adjoints need it
-        inv_up: list[Any] = [None] * k
-        for c in self.order[1:]:
-            with np.errstate(divide="ignore"):
-                inv_up[c] = 1.0 / up[c]
-            inv_up[c][~np.isfinite(inv_up[c])] = 0.0
-        # ---- root: per row; the rows' adjoints scattered into the children's sub-patterns
+        return ids, up, logs, keep_vals, tots
+
+    def _root_back(self, phis, ev, col_idx, w, ids, up, logs, acc, adj, inv_up, progress):
+        """The root of :meth:`family_posteriors`, per row: log P(row), and the rows'
+        adjoints scattered into the children's sub-patterns."""
         r0 = self.root
+        n = w.shape[0]
         log_pe = np.empty(n)
         kids = self.children[r0]
         step = self._block(r0)
@@ -493,26 +539,7 @@ class MemoPlan:
             self._back(r0, q, msgs, acc, adj, inv_up)
             if progress is not None:
                 progress(sl.stop - sl.start)
-        # ---- downward: each clique's adjoint, per distinct sub-pattern
-        for c in self.order[1:]:
-            kids = self.children[c]
-            vals = keep_vals[c]
-            m = up[c].shape[1]
-            nown = len(self.own[c])
-            A, tt = adj[c], tots[c]
-            adj[c] = None
-            step = self._block(c)
-            for a in range(0, m, step):
-                sl = slice(a, a + step)
-                own = [(col_idx[j], vals[i][sl]) for i, j in enumerate(self.own[c])]
-                msgs = [(ch, up[ch], vals[nown + i][sl]) for i, ch in enumerate(kids)]
-                b = self._product(c, phis[c], own, msgs)
-                t = tt[sl]
-                f = A[:, sl] / np.where(t > 0, t, np.inf)
-                q = b * f.reshape(self._bshape(c, self.sep[c], f.shape[-1]))
-                self._back(c, q, msgs, acc, adj, inv_up)
-            keep_vals[c] = None
-        return acc, log_pe
+        return log_pe
 
     def _back(self, c: int, q: np.ndarray, msgs: Sequence[tuple[int, np.ndarray, np.ndarray]],
               acc: list[np.ndarray], adj: list[Any], inv_up: list[Any]) -> None:
@@ -532,13 +559,11 @@ class MemoPlan:
             flat = (np.arange(S, dtype=np.intp)[:, None] * mch + idx[None, :]).ravel()
             target += np.bincount(flat, weights=contrib.ravel(), minlength=S * mch).reshape(S, mch)
 
-    def worth_it(self, n: int) -> bool:
-        """Whether to share messages for ``n`` rows: enough rows to pay for numbering the
-        patterns, and shared tables within :data:`MAX_TABLE_BYTES`. (Measured against the
-        row-by-row pass on the shipped model with 5, 13 and all 31 nodes as targets and on
-        ALARM with 5 and all 37, from 5,000 to 575,000 rows: sharing was faster or level
-        in every case, 1.2-4.4x faster on the shipped model.)"""
-        return n >= 4096 and self.table_bytes(n) <= MAX_TABLE_BYTES
+    def worth_it(self, n: int, max_bytes: int = MAX_TABLE_BYTES) -> bool:
+        """Whether to share messages for ``n`` rows: at least :data:`MIN_SHARED_ROWS`
+        (enough to pay for numbering the patterns) and shared tables within ``max_bytes``
+        (:meth:`table_bytes`)."""
+        return n >= MIN_SHARED_ROWS and self.table_bytes(n) <= max_bytes
 
     def table_bytes(self, n: int) -> int:
         """Estimated memory (bytes) of the shared tables and row indices for ``n`` rows

@@ -22,13 +22,13 @@ import numpy as np
 
 from kneehip_bn._util.files import atomic_write, check_new_output
 from kneehip_bn._util.progress import progress_bar
+from kneehip_bn._util.runtime import single_blas_thread
 from kneehip_bn.errors import DataError, ImpossibleEvidenceError, UnknownNameError
 from kneehip_bn.inference.engine import get_engine
 from kneehip_bn.inference.queries import as_model, node_groups, on_state
 from kneehip_bn.io.audit import _source_name, encode_audit, group_patterns, load_mapping
 from kneehip_bn.io.spark import is_spark_dataframe, spark_join_posteriors
 from kneehip_bn.io.writers import STATUS_LABELS, TableWriter
-from kneehip_bn.learning.em import blas_single
 from kneehip_bn.learning.impossible import (
     RELAX_PROBABILITY,
     RELAX_PSEUDO_COUNT,
@@ -59,7 +59,7 @@ def _target_columns(engine, targets) -> list[tuple[str, str, int]]:
 def posterior_matrix(*args: Any, **kw: Any):
     """Grouped posteriors of encoded rows (see :func:`_posterior_matrix_inner`), with
     BLAS on one thread."""
-    with blas_single():
+    with single_blas_thread():
         return _posterior_matrix_inner(*args, **kw)
 
 

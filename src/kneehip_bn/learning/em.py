@@ -54,7 +54,6 @@ True
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
 from dataclasses import dataclass
@@ -63,6 +62,7 @@ from typing import Any
 import numpy as np
 
 from kneehip_bn._util.progress import progress_bar
+from kneehip_bn._util.runtime import single_blas_thread
 from kneehip_bn.errors import DataError, ImpossibleEvidenceError
 from kneehip_bn.inference.engine import Engine
 from kneehip_bn.io.audit import AuditCounts
@@ -70,18 +70,7 @@ from kneehip_bn.learning.impossible import check_possible, check_possible_comple
 from kneehip_bn.learning.noisy_or import W_MAX
 from kneehip_bn.learning.params import Family, Params, sum_xlogy
 
-__all__ = ["FitResult", "blas_single", "run_em"]
-
-
-def blas_single() -> Any:
-    """Limit BLAS to one thread while the engine runs: its many small matrix products are
-    2-5x slower with OpenBLAS threads competing on a busy 2-core machine
-    (threadpoolctl ships with scikit-learn, a pgmpy dependency; without it, no limit)."""
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:  # pragma: no cover
-        return contextlib.nullcontext()
-    return threadpool_limits(1, user_api="blas")
+__all__ = ["FitResult", "run_em"]
 
 
 @dataclass
@@ -146,7 +135,7 @@ def run_em(spec, fams, counts: AuditCounts, *, max_iter: int, tol: float, progre
     closed-form Dirichlet update when every node is observed in every row."""
     import pandas as pd
 
-    with blas_single():
+    with single_blas_thread():
         base = Engine(spec)
         params = Params(fams)
         _check_states(base, counts)
@@ -286,8 +275,6 @@ class _EMRun:
                 _restore(params, x2)
                 step_max = max(1.0, step_max / 4.0)
         return False
-
-
 
 
 def _snapshot(params: Params) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:

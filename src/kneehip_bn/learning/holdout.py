@@ -27,9 +27,10 @@ from typing import Any
 
 import numpy as np
 
+from kneehip_bn._util.runtime import single_blas_thread
 from kneehip_bn.inference.engine import Engine
 from kneehip_bn.inference.queries import on_state
-from kneehip_bn.learning.em import FitResult, blas_single
+from kneehip_bn.learning.em import FitResult
 
 __all__ = ["HoldoutResult", "auc_score", "calibration_bins", "evaluate_holdout", "holdout_metrics"]
 
@@ -117,7 +118,7 @@ def evaluate_holdout(spec: Any, train_fit: FitResult, test: tuple[np.ndarray, np
     pats, diag, cnt = test
     origins = labels[:-1]
     fams = train_fit.families
-    with blas_single():
+    with single_blas_thread():
         base = Engine(spec)
         models = {"expert": base, "fitted": base.with_tables(
             {f.name: train_fit.params.table[f.name] for f in fams})}

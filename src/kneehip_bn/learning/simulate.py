@@ -26,14 +26,15 @@ from typing import Any
 
 import numpy as np
 
+from kneehip_bn._util.runtime import single_blas_thread
 from kneehip_bn.errors import ParameterError, UnknownNameError
+from kneehip_bn.inference import sampling
 from kneehip_bn.inference.engine import get_engine
 from kneehip_bn.inference.queries import on_state
 from kneehip_bn.io.audit import group_patterns
-from kneehip_bn.learning.em import blas_single
 from kneehip_bn.model.coerce import model_spec
 from kneehip_bn.model.spec import DIAGNOSIS_COLUMN, GROUPS, NO_DIAGNOSIS
-from kneehip_bn.model.tables import cpd_array, exact_row
+from kneehip_bn.model.tables import exact_row
 from kneehip_bn.model.validate import validate_spec
 
 __all__ = [
@@ -47,34 +48,10 @@ __all__ = [
 
 
 def forward_sample_codes(spec: Any, n: int, rng: np.random.Generator) -> dict[str, np.ndarray]:
-    """Ancestral sampling in numpy: ``{node: state codes (n,)}`` for every node.
-
-    Each node is drawn for all ``n`` patients at once: its conditional table is indexed by
-    the parents' sampled codes and an inverse-CDF draw picks the state.
-    """
-    import networkx as nx
-
-    g = nx.DiGraph()
-    g.add_nodes_from(spec.nodes)
-    g.add_edges_from((p, c) for c, s in spec.nodes.items() for p in s.parents)
-    out: dict[str, np.ndarray] = {}
-    for name in nx.topological_sort(g):
-        node = spec.nodes[name]
-        table = cpd_array(spec, node)
-        card = table.shape[0]
-        cols = table.reshape(card, -1)
-        if node.parents:
-            flat = np.zeros(n, dtype=np.intp)
-            for p in node.parents:
-                flat = flat * len(spec.nodes[p].states) + out[p]
-        else:
-            flat = np.zeros(n, dtype=np.intp)
-        cum = np.cumsum(cols, axis=0)  # (card, n_configs)
-        u = rng.random(n)
-        # state = number of cumulative probabilities below u (clipped for rounding)
-        code = (u[None, :] >= cum[:-1, flat]).sum(axis=0) if card > 1 else np.zeros(n, int)
-        out[name] = np.minimum(code, card - 1).astype(np.int8)
-    return {k: out[k] for k in spec.nodes}
+    """Ancestral sampling in numpy: ``{node: state codes (n,)}`` for every node
+    (:func:`kneehip_bn.inference.sampling.forward_sample` on the specification's tables)."""
+    x = sampling.forward_sample(spec, n, rng)
+    return {k: x[:, i].astype(np.int8, copy=False) for i, k in enumerate(spec.nodes)}
 
 
 def forward_sample(n: int, seed: int | None = None, model: Any = None) -> Any:
@@ -229,7 +206,7 @@ def _working_diagnosis(spec, codes, origins, noise, rng) -> np.ndarray:
     seen = [k for k, s in spec.nodes.items() if s.group in ("context", "finding", "test")]
     x = np.stack([codes[k] for k in seen], axis=1).astype(np.int64)
     pats, _, inv = group_patterns(x, [len(spec.nodes[k].states) for k in seen])
-    with blas_single():
+    with single_blas_thread():
         res = eng.batch(pats, seen, targets=origins)
     on = [spec.nodes[o].states.index(on_state(spec.nodes[o].states)) for o in origins]
     post = np.stack([res.marginals[o][:, i] for o, i in zip(origins, on)], axis=1)[inv]

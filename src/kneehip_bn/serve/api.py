@@ -41,8 +41,8 @@ import numpy as np
 from kneehip_bn.errors import EvidenceError, KneeHipError
 from kneehip_bn.inference.engine import get_engine
 from kneehip_bn.inference.queries import (
-    _diagnose_rows,
     diagnosis_dict,
+    diagnosis_rows,
     on_state,
     parse_assignments,
     query,
@@ -250,7 +250,7 @@ def explanation(models: OverrideCache, body: Any, endpoint: str = "explain") -> 
 def diagnose_json(models: OverrideCache | Any, body: Any) -> dict[str, Any]:
     """``kneehip diagnose --json`` (as :func:`kneehip_bn.cli.model.cmd_diagnose`)."""
     _, spec, ev, dov = _setup(_models(models), body, "diagnose")
-    return diagnosis_dict(*_diagnose_rows(ev, dov, spec, None, None))
+    return diagnosis_dict(*diagnosis_rows(ev, dov, spec, None, None))
 
 
 def query_json(models: OverrideCache | Any, body: Any) -> dict[str, Any]:
@@ -399,7 +399,7 @@ def case_summary_json(models: OverrideCache | Any, body: Any) -> dict[str, Any]:
     it reports them (the library's own); computed here only for a ``diagnose`` that does not.
     """
     _, spec, ev, dov = _setup(_models(models), body, "case")
-    dx = diagnosis_dict(*_diagnose_rows(ev, dov, spec, None, None))
+    dx = diagnosis_dict(*diagnosis_rows(ev, dov, spec, None, None))
     regions = dx.get("regions")
     if regions is None:
         regions = region_probabilities(spec, ev, dov)

@@ -33,8 +33,8 @@ from kneehip_bn.errors import KneeHipError, UnknownNameError
 from kneehip_bn.inference.engine import Engine, get_engine
 from kneehip_bn.inference.queries import (
     Evidence,
-    _check_do_vs_evidence,
     as_model,
+    check_do_vs_evidence,
     node_groups,
     on_state,
     red_flag_warning,
@@ -68,7 +68,7 @@ def setup_query(evidence: Evidence, do: Evidence, model: Any
     eng = get_engine(m)
     ev = resolve_evidence(eng, evidence)
     dov = resolve_evidence(eng, do, what="do")
-    _check_do_vs_evidence(ev, dov)
+    check_do_vs_evidence(ev, dov)
     return m, eng, ev, dov
 
 

@@ -21,8 +21,8 @@ import numpy as np
 
 from kneehip_bn.errors import EvidenceError, ImpossibleEvidenceError, ParameterError
 from kneehip_bn.inference.queries import Evidence, red_flag_warning, red_flags_present
+from kneehip_bn.inference.sampling import forward_sample
 from kneehip_bn.teaching.common import LN2, evidence_codes, setup_query, states_text
-from kneehip_bn.teaching.reasoning import forward_sample
 
 __all__ = ["CONFLICT_TOL", "Conflict", "conflict"]
 

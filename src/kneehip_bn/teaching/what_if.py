@@ -25,8 +25,8 @@ from kneehip_bn.errors import EvidenceError, ImpossibleEvidenceError, KneeHipErr
 from kneehip_bn.inference.engine import Engine, get_engine
 from kneehip_bn.inference.queries import (
     Evidence,
-    _check_do_vs_evidence,
     as_model,
+    check_do_vs_evidence,
     node_groups,
     on_state,
     resolve_evidence,
@@ -125,7 +125,7 @@ def what_if(
     eng = get_engine(m)
     base_ev = resolve_evidence(eng, base_evidence, what="base evidence")
     base_do = resolve_evidence(eng, do, what="do")
-    _check_do_vs_evidence(base_ev, base_do)
+    check_do_vs_evidence(base_ev, base_do)
     rows = _parse_targets(eng, m, targets)
     groups = node_groups(m)
     cases: dict[str, tuple[dict, dict, Any, str]] = {"base": (base_ev, base_do, m, "base case")}
@@ -188,7 +188,7 @@ def _scenario_case(name: str, sc: Mapping[str, Any] | str, base_ev: Mapping[str,
         mm = apply_overrides(_spec_for_edit(m, eng, where), edits)
         desc.append("set " + ", ".join(edits))
     try:
-        _check_do_vs_evidence(ev, dov)
+        check_do_vs_evidence(ev, dov)
     except EvidenceError as exc:
         raise EvidenceError(f"{where}: {exc}") from None
     return ev, dov, mm, "; ".join(desc) or "same as base"
