@@ -22,15 +22,9 @@ from hypothesis import strategies as st
 
 import kneehip_bn as kb
 from kneehip_bn import DataError, cli
-from kneehip_bn.io.counts import (
-    AuditCounts,
-    _checksum,
-    audit_counts,
-    generalise,
-    merge_counts,
-    model_hash,
-    read_counts,
-)
+from kneehip_bn.io.counting import audit_counts
+from kneehip_bn.io.counts import AuditCounts, checksum, generalise, merge_counts, model_hash
+from kneehip_bn.io.counts_file import read_counts
 
 DATA = Path(__file__).resolve().parents[2] / "data"
 MODEL = "knee_hip_basic"
@@ -192,7 +186,7 @@ def test_duckdb_memory_limit_is_checked():
 
 # ------------------------------------------------------------------ files: round trip
 @pytest.mark.parametrize("name", ["c.json", "c.csv", "c.parquet"])
-def test_counts_files_round_trip_with_checksum(audit, tmp_path, name):
+def test_counts_files_round_trip_withchecksum(audit, tmp_path, name):
     c = audit_counts(audit, MODEL, dataset="clinic A", min_count=3)
     c.save(tmp_path / name)
     back = read_counts(tmp_path / name, MODEL)
@@ -210,7 +204,7 @@ def _json(tmp_path, audit, **kw):
 
 def _write(path: Path, d: dict, resign: bool = True) -> Path:
     if resign:
-        d = {**d, "checksum": _checksum({k: v for k, v in d.items() if k != "checksum"})}
+        d = {**d, "checksum": checksum({k: v for k, v in d.items() if k != "checksum"})}
     path.write_text(json.dumps(d))
     return path
 
@@ -302,7 +296,7 @@ def test_csv_and_parquet_counts_without_metadata_are_refused(tmp_path):
         read_counts(tmp_path / "c.json", MODEL)
 
 
-def test_a_hand_edited_csv_counts_file_fails_its_checksum(audit, tmp_path):
+def test_a_hand_edited_csv_counts_file_fails_itschecksum(audit, tmp_path):
     c = audit_counts(audit.iloc[:100], MODEL, dataset="A")
     c.save(tmp_path / "c.csv")
     lines = (tmp_path / "c.csv").read_text().splitlines()
@@ -347,7 +341,7 @@ def test_damaged_counts_files_give_a_clear_error_or_the_exact_answer(mutation, r
         obj = json.loads(raw)
         obj[a] = b
         if resign:
-            obj["checksum"] = _checksum({k: v for k, v in obj.items() if k != "checksum"})
+            obj["checksum"] = checksum({k: v for k, v in obj.items() if k != "checksum"})
         data = json.dumps(obj).encode()
     (d / "m.json").write_bytes(data)
     try:
@@ -434,7 +428,7 @@ def test_generalised_counts_keep_every_row_and_release_nothing_rare(k, seed):
     rng = np.random.default_rng(seed)
     cards = [2, 3, 2, 2]
     codes = np.stack([rng.integers(-1, c, size=80) for c in cards], axis=1)
-    from kneehip_bn.io.audit import group_patterns
+    from kneehip_bn.io.patterns import group_patterns
 
     pats, cnt, _ = group_patterns(codes, cards)
     cols = ["a", "b", "c", "d"]

@@ -16,15 +16,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from kneehip_bn import DataError, load_spec
-from kneehip_bn.io.audit import (
-    CodedFrame,
-    _Encoder,
-    _labels_like_pandas,
-    _norm,
-    iter_audit,
-    iter_csv_coded,
-    load_mapping,
-)
+from kneehip_bn.io.arrow_csv import CodedFrame, iter_csv_coded, labels_like_pandas
+from kneehip_bn.io.encode import ChunkEncoder
+from kneehip_bn.io.mapping import load_mapping, norm_code
+from kneehip_bn.io.sources import iter_audit
 from kneehip_bn.learning.em import _TableWriter, write_batch_posteriors
 from kneehip_bn.learning.simulate import simulate_audit
 
@@ -43,10 +38,10 @@ def _both_encodings(path, spec, mapping=None, chunksize=10**6, keep=()):
         offset = 0
         for ch in chunks:
             if enc is None:
-                enc = _Encoder(list(ch.columns), spec, load_mapping(mapping), keep=keep)
+                enc = ChunkEncoder(list(ch.columns), spec, load_mapping(mapping), keep=keep)
             codes.append(enc.encode(ch, offset)[0])
             offset += len(ch)
-        enc._final_checks()
+        enc.finish()  # the whole-table checks
         probs = [(p["problem"], p["column"], p["values"], p["count"], p["first_rows"], p["message"])
                  for p in enc.problems]
         out.append((np.vstack(codes), sorted(probs, key=str)))
@@ -70,8 +65,8 @@ def test_values_typed_like_pandas(tmp_path):
     frame = next(iter_csv_coded(path, chunksize=100))
     for c in cols:
         col = frame[c]
-        got = [_norm(col.labels[i]) for i in col.codes]
-        exp = [_norm(x) for x in want[c].tolist()]
+        got = [norm_code(col.labels[i]) for i in col.codes]
+        exp = [norm_code(x) for x in want[c].tolist()]
         assert got == exp, c
 
 
@@ -80,10 +75,10 @@ def test_values_typed_like_pandas(tmp_path):
 def test_labels_like_pandas_property(vals, tmp_path_factory):
     path = tmp_path_factory.mktemp("p") / "c.csv"
     pd.DataFrame({"c": vals, "d": ["k"] * len(vals)}).to_csv(path, index=False)
-    want = [_norm(x) for x in pd.read_csv(path, keep_default_na=False, na_values=[""])["c"]]
+    want = [norm_code(x) for x in pd.read_csv(path, keep_default_na=False, na_values=[""])["c"]]
     col = next(iter_csv_coded(path, chunksize=100))["c"]
-    assert [_norm(col.labels[i]) for i in col.codes] == want
-    assert _labels_like_pandas([]) == []
+    assert [norm_code(col.labels[i]) for i in col.codes] == want
+    assert labels_like_pandas([]) == []
 
 
 @pytest.mark.parametrize("chunksize", [7, 100, 10**6])
@@ -214,7 +209,7 @@ def test_unknown_code_in_a_late_chunk_reports_rows_and_leaves_no_file(spec, tmp_
 
 
 def test_coded_frame_is_enough_of_a_dataframe():
-    from kneehip_bn.io.audit import CodedColumn
+    from kneehip_bn.io.arrow_csv import CodedColumn
 
     fr = CodedFrame(["a"], {"a": CodedColumn(np.array([0, 1], dtype=np.int32), ["x", "y"])}, 2)
     assert len(fr) == 2 and "a" in fr and "b" not in fr and fr["a"].labels == ["x", "y"]

@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from kneehip_bn import DataError, ImpossibleEvidenceError, KneeHipError, load_spec
 from kneehip_bn.inference.engine import Engine
-from kneehip_bn.io.audit import audit_counts
+from kneehip_bn.io.counting import audit_counts
 from kneehip_bn.learning.em import (
     RELAX_PROBABILITY,
     RELAX_PSEUDO_COUNT,

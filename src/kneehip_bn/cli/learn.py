@@ -57,7 +57,7 @@ def _mapping_arg(args: argparse.Namespace) -> Any:
     ignore = list(getattr(args, "ignore", None) or [])
     if not ignore:
         return args.mapping
-    from kneehip_bn.io.audit import MAPPING_FORMAT, load_mapping
+    from kneehip_bn.io.mapping import MAPPING_FORMAT, load_mapping
 
     base = load_mapping(args.mapping)
     if base is None:
@@ -456,7 +456,7 @@ def _counts_format(path: str) -> None:
 
 
 def cmd_counts(args: argparse.Namespace) -> int:
-    from kneehip_bn.io.audit import audit_counts
+    from kneehip_bn.io.counting import audit_counts
     from kneehip_bn.learning.em import screen_counts
 
     _counts_format(args.output)
@@ -502,7 +502,8 @@ def _print_privacy(c: Any) -> None:
 
 
 def cmd_merge_counts(args: argparse.Namespace) -> int:
-    from kneehip_bn.io.audit import merge_counts, read_counts
+    from kneehip_bn.io.counts import merge_counts
+    from kneehip_bn.io.counts_file import read_counts
 
     _counts_format(args.output)
     _check_out(args.output, args.overwrite)

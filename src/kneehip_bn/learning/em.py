@@ -64,21 +64,12 @@ from kneehip_bn.errors import (
     NotFittedError,
     UnknownNameError,
 )
-from kneehip_bn.io.audit import (
-    AuditCounts,
-    EncodedAudit,
-    _bar,
-    _Encoder,
-    _single_chunk,
-    _source_name,
-    _states_of,
-    encode_audit,
-    group_patterns,
-    iter_audit,
-    load_mapping,
-    merge_counts,
-    read_counts,
-)
+from kneehip_bn.io.counts import AuditCounts, merge_counts, states_of
+from kneehip_bn.io.counts_file import read_counts
+from kneehip_bn.io.encode import ChunkEncoder, EncodedAudit, _bar, encode_audit
+from kneehip_bn.io.mapping import load_mapping
+from kneehip_bn.io.patterns import group_patterns
+from kneehip_bn.io.sources import iter_audit, single_chunk, source_name
 
 __all__ = [
     "RELAX_PROBABILITY",
@@ -316,12 +307,12 @@ def _scan(data, model, mapping, *, table, sql, dataset, holdout, seed, chunksize
     """
 
     mp = load_mapping(mapping)
-    name = _source_name(dataset, mp, data, table, sql)
+    name = source_name(dataset, mp, data, table, sql)
     sep = _fast_csv_sep(data, table, sql)
     if sep is not None:  # pyarrow's dictionary-encoded reader (as kneehip batch)
         import pyarrow as pa
 
-        from kneehip_bn.io.audit import NotFastError, iter_csv_coded
+        from kneehip_bn.io.arrow_csv import NotFastError, iter_csv_coded
 
         try:
             return _scan_chunks(iter_csv_coded(data, chunksize=chunksize, sep=sep), False,
@@ -329,11 +320,11 @@ def _scan(data, model, mapping, *, table, sql, dataset, holdout, seed, chunksize
         except (NotFastError, pa.ArrowException, UnicodeDecodeError):
             pass  # pandas reads it (or reports why it cannot), as below
     return _scan_chunks(iter_audit(data, table=table, sql=sql, chunksize=chunksize),
-                        _single_chunk(data, chunksize), model, mp, name, holdout, seed, progress)
+                        single_chunk(data, chunksize), model, mp, name, holdout, seed, progress)
 
 
 def _scan_chunks(chunks, single, model, mp, name, holdout, seed, progress) -> _Scan:
-    from kneehip_bn.io.audit import _counts_from_codes, _model_name
+    from kneehip_bn.io.counts import counts_from_codes, model_name
 
     rng = np.random.default_rng(seed)
     enc = None
@@ -342,16 +333,16 @@ def _scan_chunks(chunks, single, model, mp, name, holdout, seed, progress) -> _S
     bar = _bar(progress, "reading audit", unit="rows")
     for chunk in chunks:
         if enc is None:
-            enc = _Encoder(chunk.columns, model, mp, source=name)
+            enc = ChunkEncoder(chunk.columns, model, mp, source=name)
         codes, diag, _ = enc.encode(chunk, offset)
         enc.check_chunk(final=single)
-        states = _states_of(model, enc.columns)
-        mname = _model_name(model)
-        parts.append(_counts_from_codes(codes, enc.cards, enc.columns, states, None, len(chunk),
+        states = states_of(model, enc.columns)
+        mname = model_name(model)
+        parts.append(counts_from_codes(codes, enc.cards, enc.columns, states, None, len(chunk),
                                         [name], mname))
         if diag is not None and holdout > 0:
             is_test = rng.random(len(chunk)) < holdout
-            train_parts.append(_counts_from_codes(codes[~is_test], enc.cards, enc.columns, states,
+            train_parts.append(counts_from_codes(codes[~is_test], enc.cards, enc.columns, states,
                                                   None, int((~is_test).sum()), [name], mname))
             sel = is_test & (diag >= 0)
             both = np.concatenate([codes[sel], diag[sel, None]], axis=1)
@@ -538,7 +529,7 @@ def find_impossible(counts: AuditCounts, model: Any = None) -> ImpossibleRows | 
     --------
     >>> import pandas as pd
     >>> from kneehip_bn import load_spec
-    >>> from kneehip_bn.io.audit import audit_counts
+    >>> from kneehip_bn.io.counting import audit_counts
     >>> spec = load_spec("knee_hip_basic")
     >>> c = audit_counts(pd.DataFrame({"knee_pain": ["present"]}), spec)
     >>> find_impossible(c, spec) is None
@@ -603,7 +594,7 @@ def _first_rows(data, spec, mapping, table, sql, chunksize, counts: AuditCounts,
                 bad: np.ndarray, limit: int = 5) -> list[int] | None:
     """The first audit row numbers (0-based) whose pattern is one of ``bad`` (a second
     pass over the data, only to name them in an error)."""
-    from kneehip_bn.io.audit import pattern_keys
+    from kneehip_bn.io.patterns import pattern_keys
 
     if isinstance(data, AuditCounts) or (isinstance(data, (list, tuple)) and data and all(
             isinstance(d, (AuditCounts, str, os.PathLike)) for d in data)):
@@ -619,7 +610,7 @@ def _first_rows(data, spec, mapping, table, sql, chunksize, counts: AuditCounts,
     offset = 0
     for chunk in iter_audit(data, table=table, sql=sql, chunksize=chunksize):
         if enc is None:
-            enc = _Encoder(chunk.columns, spec, mp, source="audit")
+            enc = ChunkEncoder(chunk.columns, spec, mp, source="audit")
         codes, _, _ = enc.encode(chunk, offset)
         hit = np.flatnonzero(np.isin(pattern_keys(codes, cards), want))
         out.extend((hit[: limit - len(out)] + offset).tolist())
@@ -651,7 +642,7 @@ def screen_counts(counts: AuditCounts, model: Any = None, on_impossible: str = "
     --------
     >>> import pandas as pd
     >>> from kneehip_bn import load_spec
-    >>> from kneehip_bn.io.audit import audit_counts
+    >>> from kneehip_bn.io.counting import audit_counts
     >>> spec = load_spec("knee_hip_basic")
     >>> c, bad = screen_counts(audit_counts(pd.DataFrame({"knee_pain": ["absent"]}), spec), spec)
     >>> c.n_rows, bad is None
@@ -1170,7 +1161,7 @@ class PriorFitter:
             counted by ``groupBy`` on the cluster, see :mod:`kneehip_bn.io.spark`) or shared
             counts (several are merged; a counts path is read with :func:`read_counts`).
         mapping : path, dict or AuditMapping, optional
-            Column/code translation (see :func:`kneehip_bn.io.audit.load_mapping`).
+            Column/code translation (see :func:`kneehip_bn.io.mapping.load_mapping`).
         dataset_name : str, optional
             Recorded in the fitted model (default: the mapping's ``dataset`` or file name).
         table, sql : str, optional
@@ -1253,14 +1244,14 @@ class PriorFitter:
             name = dataset_name or " + ".join(c.datasets) or "counts"
             import pandas as pd
 
-            from kneehip_bn.io.audit import PROBLEM_COLUMNS, AuditReport
+            from kneehip_bn.io.audit_report import PROBLEM_COLUMNS, AuditReport
 
             rep = AuditReport(pd.DataFrame(columns=PROBLEM_COLUMNS),
                               pd.DataFrame(columns=["column", "role", "node", "blank",
                                                     "blank_fraction"]), c.n_rows, name)
             return _Scan(c, None, None, rep, name, [])
         if isinstance(data, EncodedAudit):
-            from kneehip_bn.io.audit import audit_counts
+            from kneehip_bn.io.counting import audit_counts
 
             c = audit_counts(data, spec)
             return _Scan(c, None, None, data.report, dataset_name or data.dataset, [])
@@ -1269,7 +1260,7 @@ class PriorFitter:
         if is_spark_dataframe(data):  # grouped on the cluster; no held-out split
             import pandas as pd
 
-            from kneehip_bn.io.audit import PROBLEM_COLUMNS, AuditReport
+            from kneehip_bn.io.audit_report import PROBLEM_COLUMNS, AuditReport
             from kneehip_bn.io.spark import spark_counts
 
             c = spark_counts(data, spec, mapping, dataset=dataset_name)
@@ -1455,7 +1446,7 @@ def batch_posteriors(
     Parameters
     ----------
     data : DataFrame, path or URL
-        The audit (validated as in :func:`~kneehip_bn.io.audit.encode_audit`).
+        The audit (validated as in :func:`~kneehip_bn.io.encode.encode_audit`).
     model, mapping : optional
         As in :class:`PriorFitter`.
     targets : list of str, optional
@@ -1541,7 +1532,7 @@ def write_batch_posteriors(
     end (atomic; never over an existing file unless ``overwrite=True``).
 
     A CSV (or TSV) input is read by pyarrow's multithreaded reader with every column
-    dictionary-encoded (:func:`~kneehip_bn.io.audit.iter_csv_coded`): encoding then costs a
+    dictionary-encoded (:func:`~kneehip_bn.io.arrow_csv.iter_csv_coded`): encoding then costs a
     lookup per distinct value, not per cell. Files it would read differently from pandas
     (quoted line breaks, duplicate headers, other encodings) go through pandas instead,
     with the same validation either way (and the same error for a damaged row).
@@ -1567,7 +1558,7 @@ def write_batch_posteriors(
         groups = node_groups(m)
         targets = [n for n in groups if groups[n] == "origin"]
     mp = load_mapping(mapping)
-    name = _source_name(None, mp, data, table, sql)
+    name = source_name(None, mp, data, table, sql)
     out.parent.mkdir(parents=True, exist_ok=True)
     args = (out, overwrite, kind, m, eng, mp, name, list(targets), on_impossible, list(keep),
             progress)
@@ -1575,7 +1566,7 @@ def write_batch_posteriors(
     if sep is not None:
         import pyarrow as pa
 
-        from kneehip_bn.io.audit import NotFastError, iter_csv_coded
+        from kneehip_bn.io.arrow_csv import NotFastError, iter_csv_coded
 
         try:
             chunks = iter_csv_coded(data, chunksize=chunksize, text=keep, sep=sep)
@@ -1583,7 +1574,7 @@ def write_batch_posteriors(
         except (NotFastError, pa.ArrowException, UnicodeDecodeError):
             pass  # pandas reads it (or reports why it cannot), as below
     chunks = iter_audit(data, table=table, sql=sql, chunksize=chunksize)
-    return _atomic_posteriors(chunks, _single_chunk(data, chunksize), *args)
+    return _atomic_posteriors(chunks, single_chunk(data, chunksize), *args)
 
 
 def _atomic_posteriors(chunks, single, out, overwrite, *rest) -> tuple[Path, int]:
@@ -1627,7 +1618,7 @@ def _write_posteriors(chunks, single, out, kind, m, eng, mp, name, targets, on_i
     try:
         for chunk in chunks:
             if enc is None:
-                enc = _Encoder(chunk.columns, m, mp, keep=keep, source=name)
+                enc = ChunkEncoder(chunk.columns, m, mp, keep=keep, source=name)
             codes, _, _ = enc.encode(chunk, offset)
             enc.check_chunk(final=single)
             n = len(chunk)

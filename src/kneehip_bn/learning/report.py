@@ -571,7 +571,7 @@ def check_structure(
     from scipy.stats import chi2 as chi2_dist
 
     from kneehip_bn.inference.queries import as_model
-    from kneehip_bn.io.audit import EncodedAudit, encode_audit
+    from kneehip_bn.io.encode import EncodedAudit, encode_audit
     from kneehip_bn.learning.simulate import _spec_of
 
     spec = _spec_of(model)

@@ -202,7 +202,7 @@ def simulate_audit(
 
 def _working_diagnosis(spec, codes, origins, noise, rng) -> np.ndarray:
     from kneehip_bn.inference.engine import get_engine
-    from kneehip_bn.io.audit import group_patterns
+    from kneehip_bn.io.patterns import group_patterns
 
     eng = get_engine(spec)
     seen = [k for k, s in spec.nodes.items() if s.group in ("context", "finding", "test")]
