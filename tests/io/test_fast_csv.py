@@ -226,3 +226,24 @@ def test_kept_column_missing_from_the_file_is_an_error(spec, tmp_path):
             write_batch_posteriors(src, tmp_path / f"k_{tag}.csv", spec,
                                    keep=["not_there", "patient"], reader=tag)
         assert not (tmp_path / f"k_{tag}.csv").exists(), tag
+
+
+def test_stream_encoded_hands_over_every_row_once_when_the_fast_path_gives_up(spec, tmp_path):
+    """A quote character far into the file: the pyarrow path hands over its first parts,
+    then pandas reads on from the next row (no row twice, none lost, the same codes)."""
+    from kneehip_bn.io.arrow_csv import CodedFrame as Coded
+    from kneehip_bn.io.encode import stream_encoded
+
+    n = 150_000
+    df = pd.DataFrame({"knee_pain": np.where(np.arange(n) % 3 == 0, "present", "absent"),
+                       "hip_pain": np.where(np.arange(n) % 5 == 0, "", "absent")})
+    df.loc[120_000, "hip_pain"] = '"absent"'  # quoted: only pandas reads quotes
+    path = tmp_path / "quoted_late.csv"
+    path.write_text(df.to_csv(index=False).replace('"""absent"""', '"absent"'))
+    got = list(stream_encoded(path, spec, chunksize=50_000))
+    ref = list(stream_encoded(path, spec, chunksize=50_000, reader="pandas"))
+    assert isinstance(got[0].frame, Coded) and not isinstance(got[-1].frame, Coded)
+    assert [c.offset for c in got] == list(np.cumsum([0, *[len(c) for c in got[:-1]]]))
+    np.testing.assert_array_equal(np.vstack([c.codes for c in got]),
+                                  np.vstack([c.codes for c in ref]))
+    assert sum(len(c) for c in got) == n

@@ -366,9 +366,12 @@ def _run(con: Any, query: str, bar: Any, params: Sequence[Any] | None = None) ->
             bar.update(100 - shown[0])
 
 
-#: CSV sources up to this size are parsed once into a DuckDB temporary table (measured:
-#: parsing is most of the time, and both passes would parse); larger ones are read twice
-CACHE_CSV_BYTES = 512 * 2**20
+#: CSV sources up to this size are parsed once into a DuckDB temporary table (parsing is
+#: most of the time, and both passes would parse); larger ones are read twice. The table
+#: holds the mapped cells uncompressed (about 1.6 times the file's bytes), so only files
+#: whose table stays well inside the memory limit are cached: a larger one would fill the
+#: limit and spill, for no gain in time (benchmarks/results/memory.md)
+CACHE_CSV_BYTES = 160 * 2**20
 
 
 def cache_csv(con: Any, src: FileSource, columns: Sequence[str]) -> FileSource:
