@@ -22,6 +22,7 @@ from hypothesis import strategies as st
 
 import kneehip_bn as kb
 from kneehip_bn import DataError, cli
+from kneehip_bn.errors import ParameterError
 from kneehip_bn.io.counting import audit_counts
 from kneehip_bn.io.counts import AuditCounts, checksum, generalise, merge_counts, model_hash
 from kneehip_bn.io.counts_file import read_counts
@@ -180,7 +181,7 @@ def test_empty_and_blank_tables_give_the_usual_errors(tmp_path):
 
 
 def test_duckdb_memory_limit_is_checked():
-    with pytest.raises(DataError, match="DuckDB: cannot start with memory_limit='lots'"):
+    with pytest.raises(ParameterError, match="DuckDB: cannot start with memory_limit='lots'"):
         audit_counts(DATA / "synthetic_audit.csv", MODEL, memory_limit="lots")
 
 

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from kneehip_bn.errors import DataError
+from kneehip_bn.errors import ParameterError
 from kneehip_bn.inference.queries import as_model
 from kneehip_bn.io.counts import (
     AuditCounts,
@@ -74,7 +74,7 @@ def audit_counts(
         state), an empty table, an entirely blank column, a refused query.
     """
     if engine not in ("auto", "duckdb", "pandas"):
-        raise DataError(f"engine: expected 'auto', 'duckdb' or 'pandas', found {engine!r}")
+        raise ParameterError(f"engine: expected 'auto', 'duckdb' or 'pandas', found {engine!r}")
     if min_count is not None:
         check_min_count(min_count)
     if isinstance(data, AuditCounts):

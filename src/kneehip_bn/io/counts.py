@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 
 from kneehip_bn._util.files import atomic_write, atomic_write_bytes
-from kneehip_bn.errors import DataError
+from kneehip_bn.errors import DataError, ParameterError
 from kneehip_bn.inference.engine import get_engine
 from kneehip_bn.inference.queries import as_model
 from kneehip_bn.io.patterns import group_patterns
@@ -395,7 +395,7 @@ def _with(c: AuditCounts, pats, cnt, n_rows, privacy) -> AuditCounts:
 def check_min_count(k: Any) -> int:
     """``min_count`` checked: a whole number of rows from 1 to 10**6."""
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1 or k > 10**6:
-        raise DataError(f"min_count: expected a whole number of rows from 1 to 1000000 "
+        raise ParameterError(f"min_count: expected a whole number of rows from 1 to 1000000 "
                         f"(registries use 3 to 11), found {k!r}")
     return int(k)
 

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from kneehip_bn.errors import DataError
+from kneehip_bn.errors import DataError, ParameterError
 
 __all__ = ["MAX_LINE_BYTES", "MAX_LINE_ENV", "CsvSource", "QuotedPart", "max_line_limit"]
 
@@ -46,12 +46,12 @@ def max_line_limit(value: int | None = None) -> int:
         if env:
             where = f"environment variable {MAX_LINE_ENV}"
             if not re.fullmatch(r"[0-9]{1,15}", env):
-                raise DataError(f"{where}: expected a positive whole number of bytes, found {env!r}")
+                raise ParameterError(f"{where}: expected a positive whole number of bytes, found {env!r}")
             value = int(env)
         else:
             value = MAX_LINE_BYTES
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-        raise DataError(f"{where}: expected a positive whole number of bytes, found {value!r}")
+        raise ParameterError(f"{where}: expected a positive whole number of bytes, found {value!r}")
     return int(value)
 
 

@@ -54,7 +54,7 @@ from typing import Any
 
 import numpy as np
 
-from kneehip_bn.errors import DataError
+from kneehip_bn.errors import DataError, ParameterError
 from kneehip_bn.io.arrow_csv import CodedColumn, CodedFrame, labels_like_pandas
 from kneehip_bn.io.counts import AuditCounts, model_name, states_of
 from kneehip_bn.io.csv_source import max_line_limit
@@ -317,7 +317,7 @@ def connect(memory_limit: str | None, threads: int | None) -> Iterator[Any]:
         con.execute("SET enable_progress_bar = false")  # DuckDB's own bar would print to stdout
     except duckdb.Error as exc:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise DataError(f"DuckDB: cannot start with memory_limit={memory_limit!r}, "
+        raise ParameterError(f"DuckDB: cannot start with memory_limit={memory_limit!r}, "
                         f"threads={threads!r}: {_first_line(exc)}") from None
     try:
         yield con

@@ -33,7 +33,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from kneehip_bn.errors import DataError
+from kneehip_bn.errors import DataError, ParameterError
 from kneehip_bn.io.arrow_csv import NotFastError, iter_csv_coded
 from kneehip_bn.io.csv_source import CsvSource, QuotedPart, max_line_limit
 from kneehip_bn.io.sql import iter_rows, mask_url, one_line
@@ -180,7 +180,7 @@ def iter_audit(
     import pandas as pd
 
     if isinstance(chunksize, bool) or not isinstance(chunksize, int) or chunksize < 1:
-        raise DataError(f"chunksize: expected a positive number of rows, found {chunksize!r}")
+        raise ParameterError(f"chunksize: expected a positive number of rows, found {chunksize!r}")
     if isinstance(source, pd.DataFrame):
         no_sql_args(table, sql, "a DataFrame")
         if len(source) == 0:
@@ -337,7 +337,7 @@ def iter_coded(
     (both readers read those alike), so the caller sees every row once either way.
     """
     if reader not in ("auto", "pandas"):
-        raise DataError(f"reader: expected 'auto' or 'pandas', found {reader!r}")
+        raise ParameterError(f"reader: expected 'auto' or 'pandas', found {reader!r}")
     sep = fast_csv_sep(source, table, sql) if reader == "auto" else None
     slow = iter_audit(source, table=table, sql=sql, chunksize=chunksize,
                       max_line_bytes=max_line_bytes)
