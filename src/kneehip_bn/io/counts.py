@@ -293,7 +293,8 @@ def counts_from_codes(codes: np.ndarray, cards: Sequence[int], columns: Sequence
     """The :class:`AuditCounts` of encoded rows (``weights``: rows each line stands for)."""
     pats, counts, _ = group_patterns(codes, cards, weights)
     return AuditCounts(columns=list(columns), states={c: list(states[c]) for c in columns},
-                       patterns=pats.astype(np.int8), counts=counts, n_rows=int(n_rows),
+                       patterns=pats.astype(np.int8, copy=False), counts=counts,
+                       n_rows=int(n_rows),
                        datasets=list(datasets), model=model_name)
 
 
@@ -428,13 +429,14 @@ def _pool(parts: Sequence[AuditCounts], datasets: Sequence[str]) -> AuditCounts:
             else:
                 states[c] = list(part.states[c])
                 columns.append(c)
-    blocks = []
+    # one table filled part by part (a column a part lacks stays blank), no copy per part
+    codes = np.full((sum(p.patterns.shape[0] for p in parts), len(columns)), -1, dtype=np.int8)
+    at = 0
     for part in parts:
-        block = np.full((part.patterns.shape[0], len(columns)), -1, dtype=np.int8)
+        m = part.patterns.shape[0]
         for j, c in enumerate(part.columns):
-            block[:, columns.index(c)] = part.patterns[:, j]
-        blocks.append(block)
-    codes = np.concatenate(blocks, axis=0)
+            codes[at:at + m, columns.index(c)] = part.patterns[:, j]
+        at += m
     weights = np.concatenate([np.asarray(p.counts, float) for p in parts])
     ds: list[str] = []
     for d in datasets:

@@ -66,12 +66,18 @@ def group_patterns(
     n = key.shape[0]
     order = np.argsort(key)  # patterns sorted by key; ids by a flag at each new key
     sk = key[order]
+    del key
     new = np.empty(n, dtype=bool)
     new[0] = True
     np.not_equal(sk[1:], sk[:-1], out=new[1:])
+    del sk  # memory: the pattern table of a big audit is merged through here
+    ids = np.cumsum(new)
+    ids -= 1
     inverse = np.empty(n, dtype=np.intp)
-    inverse[order] = np.cumsum(new) - 1
+    inverse[order] = ids
+    del ids
     first = order[new]  # a row of each pattern
+    del order, new
     m = first.shape[0]
     if weights is None:
         counts = np.bincount(inverse, minlength=m).astype(float)

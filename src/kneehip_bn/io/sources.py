@@ -179,8 +179,7 @@ def iter_audit(
     """
     import pandas as pd
 
-    if isinstance(chunksize, bool) or not isinstance(chunksize, int) or chunksize < 1:
-        raise ParameterError(f"chunksize: expected a positive number of rows, found {chunksize!r}")
+    _check_chunksize(chunksize)
     if isinstance(source, pd.DataFrame):
         no_sql_args(table, sql, "a DataFrame")
         if len(source) == 0:
@@ -307,6 +306,11 @@ def single_chunk(data: Any, chunksize: int) -> bool:
     return is_dataframe(data) and len(data) <= chunksize
 
 
+def _check_chunksize(chunksize: Any) -> None:
+    if isinstance(chunksize, bool) or not isinstance(chunksize, int) or chunksize < 1:
+        raise ParameterError(f"chunksize: expected a positive number of rows, found {chunksize!r}")
+
+
 def fast_csv_sep(data: Any, table: str | None = None, sql: str | None = None) -> str | None:
     """The delimiter when ``data`` is a plain CSV/TSV file the pyarrow path can stream,
     else None."""
@@ -338,6 +342,7 @@ def iter_coded(
     """
     if reader not in ("auto", "pandas"):
         raise ParameterError(f"reader: expected 'auto' or 'pandas', found {reader!r}")
+    _check_chunksize(chunksize)
     sep = fast_csv_sep(source, table, sql) if reader == "auto" else None
     slow = iter_audit(source, table=table, sql=sql, chunksize=chunksize,
                       max_line_bytes=max_line_bytes)
