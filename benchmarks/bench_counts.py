@@ -93,7 +93,7 @@ print(n)
 
 COUNT = """
 import sys
-from kneehip_bn.io.counts import audit_counts
+from kneehip_bn.io.counting import audit_counts
 c = audit_counts(sys.argv[1], "knee_hip_basic")
 print(c.n_rows, int(c.counts.sum()), len(c.counts))
 """
@@ -143,7 +143,7 @@ print(len(df))
 """
 PANDAS_COUNTS = """
 import sys
-from kneehip_bn.io.counts import audit_counts
+from kneehip_bn.io.counting import audit_counts
 c = audit_counts(sys.argv[1], "knee_hip_basic", engine="pandas")
 print(c.n_rows)
 """

@@ -256,7 +256,8 @@ def bench_big_csv(spec, n: int, tmp: Path, missing: float, pairs: int = 5) -> No
     import statistics
 
     from kneehip_bn.inference.engine import get_engine
-    from kneehip_bn.io.audit import _Encoder, iter_csv_coded
+    from kneehip_bn.io.arrow_csv import iter_csv_coded
+    from kneehip_bn.io.encode import ChunkEncoder
     from kneehip_bn.io.writers import TableWriter as _TableWriter
     from kneehip_bn.io.writers import write_table
     from kneehip_bn.learning.batch import posterior_matrix as _posterior_matrix
@@ -290,7 +291,7 @@ def bench_big_csv(spec, n: int, tmp: Path, missing: float, pairs: int = 5) -> No
     t0 = time.perf_counter()
     frames = list(iter_csv_coded(src, chunksize=n))  # ranges of about 2^18 rows
     t1 = time.perf_counter()
-    enc = _Encoder(frames[0].columns, spec, None)
+    enc = ChunkEncoder(frames[0].columns, spec, None)
     codes = [enc.encode(f)[0] for f in frames]
     t2 = time.perf_counter()
     res = [_posterior_matrix(eng, c, enc.columns, enc.cards, spec.group("origin"), "raise",
@@ -347,7 +348,7 @@ def bench_big_fit(spec, n: int, tmp: Path, pgmpy_unique_cap: int) -> None:
 
     from kneehip_bn import build_network
     from kneehip_bn.inference.engine import Engine
-    from kneehip_bn.io.audit import audit_counts
+    from kneehip_bn.io.counting import audit_counts
     from kneehip_bn.io.writers import write_table
     from kneehip_bn.learning.fitter import PriorFitter
     from kneehip_bn.learning.simulate import perturb_model, simulate_audit
@@ -424,7 +425,8 @@ def bench_spark(spec, n: int, tmp: Path) -> None:
     import numpy as np
     import pandas as pd
 
-    from kneehip_bn.io.audit import audit_counts, read_counts
+    from kneehip_bn.io.counting import audit_counts
+    from kneehip_bn.io.counts_file import read_counts
     from kneehip_bn.io.writers import write_table
     from kneehip_bn.learning.batch import write_batch_posteriors
     from kneehip_bn.learning.simulate import simulate_audit

@@ -19,6 +19,7 @@ Usage::
 
     python benchmarks/bench_memory.py --output benchmarks/results/memory.md
     python benchmarks/bench_memory.py --rows 2000000 --skip-baseline   # a quick look
+    python benchmarks/bench_memory.py --data big.csv --commands counts,fit --baseline main
 
 ``fit`` runs with ``--max-iter 3``: the memory of a fit is its read and its pattern table
 (made once); more EM iterations reuse them.
@@ -92,7 +93,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--skip-baseline", action="store_true")
     ap.add_argument("--tmp", default=None, help="directory for the temporary files")
     ap.add_argument("--output", default=None, help="write the Markdown report here")
+    ap.add_argument("--data", default=None, metavar="CSV",
+                    help="an audit CSV made earlier (e.g. by a previous run) instead of "
+                         "simulating --rows rows; it is not deleted")
+    ap.add_argument("--commands", default="batch,counts,fit",
+                    help="which commands to run, comma-separated (batch, counts, fit)")
     args = ap.parse_args(argv)
+    args.command_line = " ".join(sys.argv[1:] if argv is None else argv)
+    wanted = {c.strip() for c in args.commands.split(",") if c.strip()}
+    if not wanted or wanted - {"batch", "counts", "fit"}:
+        raise SystemExit(f"bench_memory: --commands: expected some of batch, counts, fit, "
+                         f"found {args.commands!r}")
 
     if not Path("/usr/bin/time").exists():
         raise SystemExit("bench_memory: /usr/bin/time (GNU time) is needed for -v")
@@ -100,10 +111,15 @@ def main(argv: list[str] | None = None) -> int:
     tmp = Path(tempfile.mkdtemp(prefix="kneehip-mem-", dir=args.tmp))
     results: list[tuple[str, str, dict]] = []
     try:
-        big = tmp / "big.csv"
-        print(f"making {args.rows:,} rows in {big}", file=sys.stderr)
         t0 = time.perf_counter()
-        make_big(big, args.rows)
+        if args.data:
+            big = Path(args.data).resolve()
+            with big.open("rb") as f:
+                args.rows = sum(block.count(b"\n") for block in iter(lambda: f.read(1 << 24), b"")) - 1
+        else:
+            big = tmp / "big.csv"
+            print(f"making {args.rows:,} rows in {big}", file=sys.stderr)
+            make_big(big, args.rows)
         made = time.perf_counter() - t0
         size = big.stat().st_size
         with big.open("rb") as f:
@@ -123,12 +139,12 @@ def main(argv: list[str] | None = None) -> int:
 
         def cmds(data: Path, tag: str) -> list[tuple[str, list[str]]]:
             m = ["--model", MODEL]
-            return [
+            return [(name, cmd) for name, cmd in (
                 ("batch", [exe, "batch", str(data), *m, "-o", str(tmp / f"post_{tag}.csv")]),
                 ("counts", [exe, "counts", str(data), *m, "-o", str(tmp / f"c_{tag}.json")]),
                 ("fit", [exe, "fit", str(data), *m, "-o", str(tmp / f"fit_{tag}.yaml"),
                          "--max-iter", "3", "--quiet"]),
-            ]
+            ) if name in wanted]
 
         imp = measure([sys.executable, "-c", "import kneehip_bn, pandas, pyarrow, numpy"])
         results.append(("import kneehip_bn, pandas, pyarrow (no work)", "-", imp))
@@ -141,9 +157,15 @@ def main(argv: list[str] | None = None) -> int:
             if base_src is not None:  # batch and counts (fit reads as counts does)
                 py = [sys.executable, "-m", "kneehip_bn.cli"]
                 env = {"PYTHONPATH": str(base_src / "src")}
+                # the same model when the baseline ships it (else its default model)
+                bm = (["--model", MODEL] if (base_src / "models" / f"{MODEL}.yaml").exists()
+                      else [])
                 for name, out in (("batch", f"base_{tag}.csv"), ("counts", f"base_{tag}.json")):
+                    if name not in wanted:
+                        continue
                     print(f"  baseline {name} on {label}", file=sys.stderr)
-                    r = measure([*py, name, str(data), "-o", str(tmp / out)], env=env, cwd=tmp)
+                    r = measure([*py, name, str(data), *bm, "-o", str(tmp / out)], env=env,
+                                cwd=tmp)
                     results.append((f"baseline: {name} ({args.baseline}, previous reader)",
                                     label, r))
     finally:
@@ -163,20 +185,21 @@ def _report(args, results, made, size) -> str:
     out = [
         "# Memory: `kneehip batch`, `fit`, `counts` on huge and damaged CSV files",
         "",
-        f"Command: `python benchmarks/bench_memory.py --rows {args.rows}` on "
+        f"Command: `python benchmarks/bench_memory.py {args.command_line}` on "
         f"{time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; kneehip_bn "
         f"{getattr(kneehip_bn, '__version__', '?')}, Python {platform.python_version()}, "
         f"model `{MODEL}`; {os.cpu_count()} cores, shared with other jobs (times vary; "
         "memory less so). Peak RSS of a fresh process (`/usr/bin/time -v`). Goal: under 1 GB.",
         "",
-        f"The {args.rows:,}-row file: {size / GB:.2f} GB, simulated in parts of 1,000,000 rows "
-        f"({made:.0f} s), 10% blanks, mechanisms and origins hidden (18 columns). `fit` ran "
+        f"The {args.rows:,}-row file: {size / GB:.2f} GB, "
+        + (f"simulated in parts of 1,000,000 rows ({made:.0f} s)" if not args.data else
+           "given with `--data` (simulated earlier the same way)")
+        + ", 10% blanks, mechanisms and origins hidden (18 columns). `fit` ran "
         "with `--max-iter 3` (its memory is the read and the pattern table; more iterations "
-        "reuse them). The baselines are `batch` and `counts` of the previous reader (package "
-        f"source at `{args.baseline}`, the code the reliability review measured), run with "
-        "its default model (then the same five-origin model) in the same run; the previous "
-        "`fit` read as its `counts` did (pandas chunks) and is not rerun (its EM takes "
-        "minutes here).",
+        "reuse them). The baselines are `batch` and `counts` of the package source at "
+        f"`{args.baseline}` (`git archive`), run in the same run with the same model when that "
+        "source ships it (else its default model); `fit` is not rerun for the baseline (its "
+        "EM takes minutes here).",
         "",
         "| command | input | exit | wall time | peak RSS | RSS vs the previous reader (same command) | goal < 1 GB | message |",
         "|---|---|---|---|---|---|---|---|",

@@ -32,17 +32,13 @@ from kneehip_bn.model.yamlio import load_spec, save_spec
 
 # --- learning: audit data, fitting, simulation, batch posteriors (cli_learn) ---
 # isort: split
-from kneehip_bn.io.audit import (
-    AuditCounts,
-    AuditReport,
-    audit_counts,
-    encode_audit,
-    load_mapping,
-    merge_counts,
-    read_audit,
-    read_counts,
-    validate_audit,
-)
+from kneehip_bn.io.audit_report import AuditReport
+from kneehip_bn.io.counting import audit_counts
+from kneehip_bn.io.counts import AuditCounts, merge_counts
+from kneehip_bn.io.counts_file import read_counts
+from kneehip_bn.io.encode import encode_audit, validate_audit
+from kneehip_bn.io.mapping import load_mapping
+from kneehip_bn.io.sources import read_audit
 from kneehip_bn.learning.batch import batch_posteriors
 from kneehip_bn.learning.fit_report import FitReport
 from kneehip_bn.learning.fitter import PriorFitter, fit_priors

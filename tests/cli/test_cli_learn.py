@@ -190,7 +190,7 @@ def test_ignore_lets_an_id_column_through_and_changes_nothing_else(audit_csv, tm
 
 
 def test_a_mapping_of_only_ignore_reads_node_named_columns(audit_csv, tmp_path):
-    from kneehip_bn.io.audit import encode_audit
+    from kneehip_bn.io.encode import encode_audit
 
     df = pd.read_csv(audit_csv)
     df["visit"] = "2025-01-01"

@@ -37,13 +37,10 @@ from hypothesis import strategies as st
 
 from kneehip_bn import DataError, batch_posteriors, load_spec
 from kneehip_bn.cli import main
-from kneehip_bn.io.audit import (
-    DEFAULT_MISSING,
-    audit_counts,
-    encode_audit,
-    read_audit,
-    validate_audit,
-)
+from kneehip_bn.io.counting import audit_counts
+from kneehip_bn.io.encode import encode_audit, validate_audit
+from kneehip_bn.io.mapping import DEFAULT_MISSING
+from kneehip_bn.io.sources import read_audit
 from kneehip_bn.learning.batch import write_batch_posteriors
 from kneehip_bn.learning.simulate import simulate_audit
 

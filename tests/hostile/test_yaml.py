@@ -19,7 +19,7 @@ import kneehip_bn._util.strict_yaml as ky
 from conftest import TINY_YAML
 from kneehip_bn import load_spec
 from kneehip_bn.errors import DataError, KneeHipError, ModelFileError
-from kneehip_bn.io.audit import load_mapping
+from kneehip_bn.io.mapping import load_mapping
 
 
 def _edit(old: str, new: str) -> str:

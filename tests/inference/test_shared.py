@@ -132,7 +132,7 @@ def test_engine_batch_uses_memo_for_many_rows_and_agrees(monkeypatch, shipped_sp
                                                          shipped_engine):
     """Above a few thousand rows with few targets the engine shares messages; the answer
     equals the row-by-row pass (forced by a zero ``max_shared_bytes``)."""
-    from kneehip_bn.io.audit import encode_audit
+    from kneehip_bn.io.encode import encode_audit
     from kneehip_bn.learning.simulate import simulate_audit
 
     eng = shipped_engine

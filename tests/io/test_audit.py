@@ -15,18 +15,13 @@ import pandas as pd
 import pytest
 
 from kneehip_bn import DataError, UnknownNameError, load_spec
-from kneehip_bn.io.audit import (
-    AuditReport,
-    audit_counts,
-    encode_audit,
-    group_patterns,
-    iter_audit,
-    load_mapping,
-    pattern_keys,
-    read_audit,
-    recode_to_audit,
-    validate_audit,
-)
+from kneehip_bn.errors import ParameterError
+from kneehip_bn.io.audit_report import AuditReport
+from kneehip_bn.io.counting import audit_counts
+from kneehip_bn.io.encode import encode_audit, validate_audit
+from kneehip_bn.io.mapping import load_mapping, recode_to_audit
+from kneehip_bn.io.patterns import group_patterns, pattern_keys
+from kneehip_bn.io.sources import iter_audit, read_audit
 from kneehip_bn.learning.simulate import DIAGNOSIS_COLUMN, simulate_audit
 
 DATA = Path(__file__).resolve().parents[2] / "data"
@@ -324,8 +319,9 @@ def test_pattern_keys_compress_when_int64_would_overflow():
 import hashlib  # noqa: E402
 import os  # noqa: E402
 
-from kneehip_bn.io import audit as audit_mod  # noqa: E402
-from kneehip_bn.io.audit import iter_csv_coded, max_line_limit  # noqa: E402
+from kneehip_bn.io import csv_source  # noqa: E402
+from kneehip_bn.io.arrow_csv import iter_csv_coded  # noqa: E402
+from kneehip_bn.io.csv_source import max_line_limit  # noqa: E402
 from kneehip_bn.learning.batch import write_batch_posteriors  # noqa: E402
 
 
@@ -483,13 +479,13 @@ def test_line_length_limit_is_settable_and_a_2gib_line_fails_fast(good_csv, basi
     got = read_audit(long, max_line_bytes=10_000)  # under the limit: read as it is
     assert len(got) == 40 and got.iloc[2, -1].endswith("x" * 5000)
     monkeypatch.setenv("KNEEHIP_MAX_LINE_BYTES", "lots")
-    with pytest.raises(DataError, match="KNEEHIP_MAX_LINE_BYTES: expected a positive whole "
+    with pytest.raises(ParameterError, match="KNEEHIP_MAX_LINE_BYTES: expected a positive whole "
                                         "number of bytes, found 'lots'"):
         read_audit(good_csv)
     monkeypatch.delenv("KNEEHIP_MAX_LINE_BYTES")
-    monkeypatch.setattr(audit_mod, "MAX_LINE_BYTES", 100)
+    monkeypatch.setattr(csv_source, "MAX_LINE_BYTES", 100)
     assert max_line_limit() == 100
-    with pytest.raises(DataError, match="max_line_bytes: expected a positive"):
+    with pytest.raises(ParameterError, match="max_line_bytes: expected a positive"):
         max_line_limit(0)
     monkeypatch.undo()
     # a small file padded to 2 GiB with NUL bytes (sparse: no disk used), and a 3 MB line

@@ -22,15 +22,10 @@ from hypothesis import strategies as st
 
 import kneehip_bn as kb
 from kneehip_bn import DataError, cli
-from kneehip_bn.io.counts import (
-    AuditCounts,
-    _checksum,
-    audit_counts,
-    generalise,
-    merge_counts,
-    model_hash,
-    read_counts,
-)
+from kneehip_bn.errors import ParameterError
+from kneehip_bn.io.counting import audit_counts
+from kneehip_bn.io.counts import AuditCounts, checksum, generalise, merge_counts, model_hash
+from kneehip_bn.io.counts_file import read_counts
 
 DATA = Path(__file__).resolve().parents[2] / "data"
 MODEL = "knee_hip_basic"
@@ -186,13 +181,13 @@ def test_empty_and_blank_tables_give_the_usual_errors(tmp_path):
 
 
 def test_duckdb_memory_limit_is_checked():
-    with pytest.raises(DataError, match="DuckDB: cannot start with memory_limit='lots'"):
+    with pytest.raises(ParameterError, match="DuckDB: cannot start with memory_limit='lots'"):
         audit_counts(DATA / "synthetic_audit.csv", MODEL, memory_limit="lots")
 
 
 # ------------------------------------------------------------------ files: round trip
 @pytest.mark.parametrize("name", ["c.json", "c.csv", "c.parquet"])
-def test_counts_files_round_trip_with_checksum(audit, tmp_path, name):
+def test_counts_files_round_trip_withchecksum(audit, tmp_path, name):
     c = audit_counts(audit, MODEL, dataset="clinic A", min_count=3)
     c.save(tmp_path / name)
     back = read_counts(tmp_path / name, MODEL)
@@ -210,7 +205,7 @@ def _json(tmp_path, audit, **kw):
 
 def _write(path: Path, d: dict, resign: bool = True) -> Path:
     if resign:
-        d = {**d, "checksum": _checksum({k: v for k, v in d.items() if k != "checksum"})}
+        d = {**d, "checksum": checksum({k: v for k, v in d.items() if k != "checksum"})}
     path.write_text(json.dumps(d))
     return path
 
@@ -302,7 +297,7 @@ def test_csv_and_parquet_counts_without_metadata_are_refused(tmp_path):
         read_counts(tmp_path / "c.json", MODEL)
 
 
-def test_a_hand_edited_csv_counts_file_fails_its_checksum(audit, tmp_path):
+def test_a_hand_edited_csv_counts_file_fails_itschecksum(audit, tmp_path):
     c = audit_counts(audit.iloc[:100], MODEL, dataset="A")
     c.save(tmp_path / "c.csv")
     lines = (tmp_path / "c.csv").read_text().splitlines()
@@ -347,7 +342,7 @@ def test_damaged_counts_files_give_a_clear_error_or_the_exact_answer(mutation, r
         obj = json.loads(raw)
         obj[a] = b
         if resign:
-            obj["checksum"] = _checksum({k: v for k, v in obj.items() if k != "checksum"})
+            obj["checksum"] = checksum({k: v for k, v in obj.items() if k != "checksum"})
         data = json.dumps(obj).encode()
     (d / "m.json").write_bytes(data)
     try:
@@ -434,7 +429,7 @@ def test_generalised_counts_keep_every_row_and_release_nothing_rare(k, seed):
     rng = np.random.default_rng(seed)
     cards = [2, 3, 2, 2]
     codes = np.stack([rng.integers(-1, c, size=80) for c in cards], axis=1)
-    from kneehip_bn.io.audit import group_patterns
+    from kneehip_bn.io.patterns import group_patterns
 
     pats, cnt, _ = group_patterns(codes, cards)
     cols = ["a", "b", "c", "d"]
@@ -524,3 +519,48 @@ def test_a_nul_padded_csv_is_refused_by_duckdb_counting_too(tmp_path):
     with pytest.raises(DataError, match=r"padded\.csv, line 22: a NUL byte"):
         audit_counts(p, "knee_hip_basic")
     assert p.read_bytes() == before
+
+
+def _reference_text(c: AuditCounts, kind: str) -> bytes:
+    """The counts file as written whole (json.dumps of the full body), before the writer
+    streamed it block by block."""
+    import hashlib
+
+    cols = [np.array([*c.states[k], None], dtype=object)[c.patterns[:, j].astype(np.intp)]
+            for j, k in enumerate(c.columns)]
+    body = {"format": "kneehip-counts/2", "model": c.model, "model_hash": c.model_hash,
+            "rows": int(c.n_rows), "datasets": list(c.datasets), "columns": list(c.columns),
+            "states": {k: list(c.states[k]) for k in c.columns},
+            "patterns": list(map(list, zip(*cols))),
+            "counts": c.counts.astype(np.int64).tolist(), "privacy": c.privacy}
+    canon = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                       allow_nan=False).encode("utf-8")
+    d = {**body, "checksum": "sha256:" + hashlib.sha256(canon).hexdigest()}
+    if kind == "json":
+        return json.dumps(d).encode("utf-8")
+    meta = {k: v for k, v in d.items() if k not in ("patterns", "counts")}
+    return ("# kneehip-counts " + json.dumps(meta) + "\n"
+            + c.to_frame().to_csv(index=False)).encode("utf-8")
+
+
+@pytest.mark.parametrize("kind", ["json", "csv"])
+def test_counts_files_written_block_by_block_are_the_whole_texts(basic, tmp_path, kind):
+    """Over 65,536 patterns (more than one block), and none: byte for byte the text
+    json.dumps / to_csv of the whole table gives, and read back verified."""
+    from kneehip_bn.io.patterns import group_patterns
+
+    eng = kb.get_engine(basic)
+    cols = list(eng.variables)[:14]
+    cards = [len(eng.states[c]) for c in cols]
+    rng = np.random.default_rng(5)
+    codes = np.stack([rng.integers(-1, k, 90_000) for k in cards], axis=1)
+    pats, cnt, _ = group_patterns(codes, cards)
+    assert pats.shape[0] > 65_536
+    for m in (pats.shape[0], 0):
+        c = AuditCounts(cols, {x: list(eng.states[x]) for x in cols}, pats[:m].astype(np.int8),
+                        cnt[:m], int(cnt[:m].sum()), ["d"], basic.name, model_hash(basic),
+                        {"min_count": 1, "generalised_rows": 0} if m else None)
+        path = c.save(tmp_path / f"c{m}.{kind}")
+        assert path.read_bytes() == _reference_text(c, kind)
+        if m:
+            same(read_counts(path, basic), c)

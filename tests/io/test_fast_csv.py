@@ -16,15 +16,10 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from kneehip_bn import DataError, load_spec
-from kneehip_bn.io.audit import (
-    CodedFrame,
-    _Encoder,
-    _labels_like_pandas,
-    _norm,
-    iter_audit,
-    iter_csv_coded,
-    load_mapping,
-)
+from kneehip_bn.io.arrow_csv import CodedFrame, iter_csv_coded, labels_like_pandas
+from kneehip_bn.io.encode import ChunkEncoder
+from kneehip_bn.io.mapping import load_mapping, norm_code
+from kneehip_bn.io.sources import iter_audit
 from kneehip_bn.io.writers import TableWriter
 from kneehip_bn.learning.batch import write_batch_posteriors
 from kneehip_bn.learning.simulate import simulate_audit
@@ -44,10 +39,10 @@ def _both_encodings(path, spec, mapping=None, chunksize=10**6, keep=()):
         offset = 0
         for ch in chunks:
             if enc is None:
-                enc = _Encoder(list(ch.columns), spec, load_mapping(mapping), keep=keep)
+                enc = ChunkEncoder(list(ch.columns), spec, load_mapping(mapping), keep=keep)
             codes.append(enc.encode(ch, offset)[0])
             offset += len(ch)
-        enc._final_checks()
+        enc.finish()  # the whole-table checks
         probs = [(p["problem"], p["column"], p["values"], p["count"], p["first_rows"], p["message"])
                  for p in enc.problems]
         out.append((np.vstack(codes), sorted(probs, key=str)))
@@ -71,8 +66,8 @@ def test_values_typed_like_pandas(tmp_path):
     frame = next(iter_csv_coded(path, chunksize=100))
     for c in cols:
         col = frame[c]
-        got = [_norm(col.labels[i]) for i in col.codes]
-        exp = [_norm(x) for x in want[c].tolist()]
+        got = [norm_code(col.labels[i]) for i in col.codes]
+        exp = [norm_code(x) for x in want[c].tolist()]
         assert got == exp, c
 
 
@@ -81,10 +76,10 @@ def test_values_typed_like_pandas(tmp_path):
 def test_labels_like_pandas_property(vals, tmp_path_factory):
     path = tmp_path_factory.mktemp("p") / "c.csv"
     pd.DataFrame({"c": vals, "d": ["k"] * len(vals)}).to_csv(path, index=False)
-    want = [_norm(x) for x in pd.read_csv(path, keep_default_na=False, na_values=[""])["c"]]
+    want = [norm_code(x) for x in pd.read_csv(path, keep_default_na=False, na_values=[""])["c"]]
     col = next(iter_csv_coded(path, chunksize=100))["c"]
-    assert [_norm(col.labels[i]) for i in col.codes] == want
-    assert _labels_like_pandas([]) == []
+    assert [norm_code(col.labels[i]) for i in col.codes] == want
+    assert labels_like_pandas([]) == []
 
 
 @pytest.mark.parametrize("chunksize", [7, 100, 10**6])
@@ -215,7 +210,7 @@ def test_unknown_code_in_a_late_chunk_reports_rows_and_leaves_no_file(spec, tmp_
 
 
 def test_coded_frame_is_enough_of_a_dataframe():
-    from kneehip_bn.io.audit import CodedColumn
+    from kneehip_bn.io.arrow_csv import CodedColumn
 
     fr = CodedFrame(["a"], {"a": CodedColumn(np.array([0, 1], dtype=np.int32), ["x", "y"])}, 2)
     assert len(fr) == 2 and "a" in fr and "b" not in fr and fr["a"].labels == ["x", "y"]
@@ -232,3 +227,24 @@ def test_kept_column_missing_from_the_file_is_an_error(spec, tmp_path):
             write_batch_posteriors(src, tmp_path / f"k_{tag}.csv", spec,
                                    keep=["not_there", "patient"], reader=tag)
         assert not (tmp_path / f"k_{tag}.csv").exists(), tag
+
+
+def test_stream_encoded_hands_over_every_row_once_when_the_fast_path_gives_up(spec, tmp_path):
+    """A quote character far into the file: the pyarrow path hands over its first parts,
+    then pandas reads on from the next row (no row twice, none lost, the same codes)."""
+    from kneehip_bn.io.arrow_csv import CodedFrame as Coded
+    from kneehip_bn.io.encode import stream_encoded
+
+    n = 150_000
+    df = pd.DataFrame({"knee_pain": np.where(np.arange(n) % 3 == 0, "present", "absent"),
+                       "hip_pain": np.where(np.arange(n) % 5 == 0, "", "absent")})
+    df.loc[120_000, "hip_pain"] = '"absent"'  # quoted: only pandas reads quotes
+    path = tmp_path / "quoted_late.csv"
+    path.write_text(df.to_csv(index=False).replace('"""absent"""', '"absent"'))
+    got = list(stream_encoded(path, spec, chunksize=50_000))
+    ref = list(stream_encoded(path, spec, chunksize=50_000, reader="pandas"))
+    assert isinstance(got[0].frame, Coded) and not isinstance(got[-1].frame, Coded)
+    assert [c.offset for c in got] == list(np.cumsum([0, *[len(c) for c in got[:-1]]]))
+    np.testing.assert_array_equal(np.vstack([c.codes for c in got]),
+                                  np.vstack([c.codes for c in ref]))
+    assert sum(len(c) for c in got) == n

@@ -16,7 +16,8 @@ import pandas as pd
 import pytest
 
 from kneehip_bn import DataError, KneeHipError, cli, load_spec
-from kneehip_bn.io.audit import audit_counts, read_counts
+from kneehip_bn.io.counting import audit_counts
+from kneehip_bn.io.counts_file import read_counts
 from kneehip_bn.learning.batch import batch_posteriors
 from kneehip_bn.learning.fitter import PriorFitter
 from kneehip_bn.learning.simulate import simulate_audit
@@ -64,7 +65,7 @@ def frames(spark, audit_csv):
 
 
 def _ignore_pid(basic):
-    from kneehip_bn.io.audit import MAPPING_FORMAT, load_mapping
+    from kneehip_bn.io.mapping import MAPPING_FORMAT, load_mapping
 
     return load_mapping({"format": MAPPING_FORMAT, "ignore": ["pid"]})
 

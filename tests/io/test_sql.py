@@ -18,8 +18,8 @@ import pytest
 
 import kneehip_bn as kb
 from kneehip_bn import DataError, cli
-from kneehip_bn.io.audit import encode_audit
-from kneehip_bn.io.counts import audit_counts
+from kneehip_bn.io.counting import audit_counts
+from kneehip_bn.io.encode import encode_audit
 from kneehip_bn.io.sql import check_select, grouped_rows, open_readonly
 
 MODEL = "knee_hip_basic"

@@ -26,7 +26,8 @@ from kneehip_bn import (
 )
 from kneehip_bn.errors import ParameterError
 from kneehip_bn.inference.engine import Engine
-from kneehip_bn.io.audit import audit_counts, read_counts
+from kneehip_bn.io.counting import audit_counts
+from kneehip_bn.io.counts_file import read_counts
 from kneehip_bn.learning.batch import batch_posteriors, write_batch_posteriors
 from kneehip_bn.learning.fitter import PriorFitter, fit_priors
 from kneehip_bn.learning.noisy_or import W_MAX, fit_noisy_or, nor_objective
@@ -187,7 +188,7 @@ def test_em_loglik_matches_pgmpy_chain_rule(em_fit, incomplete, spec):
     rows with pgmpy VariableElimination (P(e) by the chain rule)."""
     from pgmpy.inference import VariableElimination
 
-    from kneehip_bn.io.audit import encode_audit
+    from kneehip_bn.io.encode import encode_audit
 
     enc = encode_audit(incomplete, spec)
     eng = Engine(em_fit.spec_)
@@ -285,7 +286,7 @@ def test_streamed_parquet_equals_dataframe(spec, incomplete, tmp_path):
 def test_sqlite_and_mapping_fit(spec, tmp_path):
     import sqlalchemy as sa
 
-    from kneehip_bn.io.audit import recode_to_audit
+    from kneehip_bn.io.mapping import recode_to_audit
 
     mapping = Path(__file__).resolve().parents[2] / "data" / "example_mapping.yaml"
     df = simulate_audit(200, seed=9, missing=0.1, model=spec, hidden=("mechanism", "origin"))

@@ -20,7 +20,7 @@ from hypothesis import strategies as st
 from kneehip_bn import DataError, ImpossibleEvidenceError, KneeHipError, load_spec
 from kneehip_bn.errors import ParameterError
 from kneehip_bn.inference.engine import Engine
-from kneehip_bn.io.audit import audit_counts
+from kneehip_bn.io.counting import audit_counts
 from kneehip_bn.learning.batch import batch_posteriors, write_batch_posteriors
 from kneehip_bn.learning.fitter import PriorFitter
 from kneehip_bn.learning.impossible import (

@@ -28,7 +28,7 @@ from typing import Any
 from kneehip_bn._util.files import Terminated, check_new_output
 from kneehip_bn._util.jsonclean import json_clean
 from kneehip_bn.errors import KneeHipError, ParameterError
-from kneehip_bn.io.audit import MAX_LINE_ENV
+from kneehip_bn.io.csv_source import MAX_LINE_ENV
 from kneehip_bn.model.edit import apply_overrides
 from kneehip_bn.model.yamlio import load_spec
 from kneehip_bn.teaching.plots import figure_format, save_figure

@@ -30,14 +30,10 @@ from kneehip_bn.cli._common import (
     load_for_cli,
 )
 from kneehip_bn.errors import KneeHipError, ParameterError
-from kneehip_bn.io.audit import (
-    MAPPING_FORMAT,
-    audit_counts,
-    load_mapping,
-    merge_counts,
-    read_counts,
-)
-from kneehip_bn.io.counts import generalise, privacy_summary
+from kneehip_bn.io.counting import audit_counts
+from kneehip_bn.io.counts import generalise, merge_counts, privacy_summary
+from kneehip_bn.io.counts_file import read_counts
+from kneehip_bn.io.mapping import MAPPING_FORMAT, load_mapping
 from kneehip_bn.io.spark import read_spark, session
 from kneehip_bn.io.writers import table_format, write_table
 from kneehip_bn.learning.batch import batch_posteriors, write_batch_posteriors

@@ -54,7 +54,6 @@ from kneehip_bn.inference.compile import (
     merge_cliques,
     moral_graph,
     orient,
-    topological_order,
     triangulate,
 )
 from kneehip_bn.inference.rows import BATCH_MAX_STATES, BatchPlan

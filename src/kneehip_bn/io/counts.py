@@ -4,17 +4,15 @@ The count table of distinct observed patterns (blanks included) is the exact suf
 statistic of the fit: fitting from merged counts gives the same model as fitting from
 the pooled rows. This module
 
-- counts any source where it lives (:func:`audit_counts`): files, globs and partitioned
-  datasets through DuckDB (:mod:`kneehip_bn.io.duckdb_source`), databases through a
-  ``GROUP BY`` run inside the database on a read-only connection (:mod:`kneehip_bn.io.sql`),
-  DataFrames with pandas — the same numbers and the same messages on every path;
+- holds the counts (:class:`AuditCounts`), made from encoded rows by
+  :func:`counts_from_codes`; :func:`kneehip_bn.io.counting.audit_counts` counts any source
+  where it lives (DuckDB, a database, Spark, pandas);
 - releases only patterns with at least ``min_count`` rows (:func:`generalise`): rarer
   patterns are generalised, cells blanked least informative first, rather than dropped;
-- writes and reads counts files that are **verified** (:func:`read_counts`): a checksum of
-  the content and the model's content hash in the file; on reading, the table must agree
-  with its own columns, states and ``rows`` and with the model; merging
-  (:func:`merge_counts`) refuses a dataset twice and counts of another model or another
-  version of it.
+- writes counts files (:meth:`AuditCounts.save`) that are **verified** on reading
+  (:func:`kneehip_bn.io.counts_file.read_counts`): a checksum of the content and the
+  model's content hash in the file; merging (:func:`merge_counts`) refuses a dataset twice
+  and counts of another model or another version of it.
 
 The checksum detects damage and hand edits; it is not a signature (anyone can compute
 it), and a minimum cell count is the disclosure rule registries apply, not differential
@@ -33,30 +31,30 @@ from __future__ import annotations
 
 import hashlib
 import io
+import itertools
 import json
-import math
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from kneehip_bn._util.progress import progress_bar
-from kneehip_bn.errors import DataError
+from kneehip_bn._util.files import atomic_write, atomic_write_bytes
+from kneehip_bn.errors import DataError, ParameterError
+from kneehip_bn.inference.engine import get_engine
+from kneehip_bn.inference.queries import as_model
+from kneehip_bn.io.patterns import group_patterns
 
-__all__ = ["COUNTS_FORMAT", "AuditCounts", "audit_counts", "generalise", "merge_counts",
-           "model_hash", "read_counts"]
+__all__ = ["COUNTS_FORMAT", "COUNT_COLUMN", "CSV_META", "AuditCounts", "check_min_count",
+           "checksum", "counts_from_codes", "generalise", "merge_counts", "model_hash",
+           "model_name", "privacy_summary", "states_of"]
 
 COUNTS_FORMAT = "kneehip-counts/2"
-_OLD_FORMATS = ("kneehip-counts/1",)
 COUNT_COLUMN = "count"
-_CSV_META = "# kneehip-counts "
-#: counts above this are refused (no audit has 2**53 rows; floats stop being exact there)
-_MAX_COUNT = 2**53
-_KEYS = {"format", "model", "model_hash", "rows", "datasets", "columns", "states", "patterns",
-         "counts", "privacy", "checksum"}
+#: the first line of a counts CSV file starts so (then its metadata as JSON)
+CSV_META = "# kneehip-counts "
 _PRIVACY_RULE = ("patterns with fewer than min_count rows generalised: cells blanked one at "
                  "a time, least informative first (the recorded value most common in its "
                  "column, i.e. the lowest -log2 share), until the pattern merges into one with "
@@ -74,9 +72,6 @@ def model_hash(model: Any = None) -> str:
     >>> model_hash("knee_hip_basic").startswith("sha256:")
     True
     """
-    from kneehip_bn.inference.engine import get_engine
-    from kneehip_bn.inference.queries import as_model
-
     eng = get_engine(as_model(model))
     h = hashlib.sha256()
     for v in sorted(eng.variables):
@@ -87,13 +82,13 @@ def model_hash(model: Any = None) -> str:
     return "sha256:" + h.hexdigest()
 
 
-def _model_name(model: Any) -> str:
+def model_name(model: Any) -> str:
+    """The name recorded in counts for a model ("" when it has none)."""
     return str(getattr(model, "name", "") or "")
 
 
-def _states_of(model: Any, columns: Sequence[str]) -> dict[str, list[str]]:
-    from kneehip_bn.inference.engine import get_engine
-
+def states_of(model: Any, columns: Sequence[str]) -> dict[str, list[str]]:
+    """``{column: the model's states}`` for node columns."""
     eng = get_engine(model)
     return {c: list(eng.states[c]) for c in columns}
 
@@ -157,48 +152,67 @@ class AuditCounts:
 
     def to_frame(self) -> Any:
         """Patterns as state labels (blank = NaN) plus a ``count`` column."""
+        return self._frame(0, int(self.patterns.shape[0]))
+
+    def _frame(self, a: int, b: int) -> Any:
+        """:meth:`to_frame` of patterns ``a`` to ``b``."""
         import pandas as pd
 
-        data = {c: pd.Categorical.from_codes(self.patterns[:, j].astype(np.int64),
+        data = {c: pd.Categorical.from_codes(self.patterns[a:b, j].astype(np.int64),
                                              categories=self.states[c])
                 for j, c in enumerate(self.columns)}
-        data[COUNT_COLUMN] = self.counts.astype(np.int64)
+        data[COUNT_COLUMN] = np.asarray(self.counts[a:b]).astype(np.int64)
         return pd.DataFrame(data)
 
-    def _body(self) -> dict[str, Any]:
-        # column by column through numpy (code -1 picks the trailing None): measured 3x
-        # faster than a loop over cells on 575,000 patterns
+    def _pattern_rows(self, a: int, b: int) -> list[list[str | None]]:
+        """Patterns ``a`` to ``b`` as lists of state labels (blank = None)."""
+        # column by column through numpy (code -1 picks the trailing None), not cell by cell
         cols = [np.array([*self.states[c], None], dtype=object)[
-            np.asarray(self.patterns[:, j], dtype=np.intp)] for j, c in enumerate(self.columns)]
-        pats = (list(map(list, zip(*cols))) if cols
-                else [[] for _ in range(int(self.patterns.shape[0]))])
+            np.asarray(self.patterns[a:b, j], dtype=np.intp)] for j, c in enumerate(self.columns)]
+        return list(map(list, zip(*cols))) if cols else [[] for _ in range(b - a)]
+
+    def _body(self) -> dict[str, Any]:
+        """The file's fields but the checksum; patterns and counts made block by block."""
+        n = int(self.patterns.shape[0])
         return {"format": COUNTS_FORMAT, "model": self.model, "model_hash": self.model_hash,
                 "rows": int(self.n_rows), "datasets": list(self.datasets),
                 "columns": list(self.columns),
                 "states": {c: list(self.states[c]) for c in self.columns},
-                "patterns": pats, "counts": np.asarray(self.counts).astype(np.int64).tolist(),
+                "patterns": _Blocks(self._pattern_rows, n),
+                "counts": _Blocks(lambda a, b: np.asarray(self.counts[a:b]).astype(np.int64)
+                                  .tolist(), n),
                 "privacy": self.privacy}
+
+    def _with_checksum(self) -> dict[str, Any]:
+        body = self._body()
+        return {**body, "checksum": checksum(body)}
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON form (``format: kneehip-counts/2``), with its ``checksum``."""
-        body = self._body()
-        return {**body, "checksum": _checksum(body)}
+        return {k: v.to_list() if isinstance(v, _Blocks) else v
+                for k, v in self._with_checksum().items()}
 
     def save(self, path: str | os.PathLike[str], overwrite: bool = False) -> Path:
         """Write to ``.json``, ``.csv`` or ``.parquet`` (atomically; no overwrite unless asked).
 
         Every format carries the checksum and the model hash: JSON as fields, CSV on a
-        first line ``# kneehip-counts {...}``, Parquet in the schema metadata.
+        first line ``# kneehip-counts {...}``, Parquet in the schema metadata. JSON and CSV
+        are written (and hashed) a block of patterns at a time, so memory is bounded by
+        the patterns themselves, not by their text.
         """
         p = Path(path)
         name = p.name.lower()
-        d = self.to_dict()
+        d = self._with_checksum()
         if name.endswith(".json"):
-            return _atomic_write(p, json.dumps(d).encode("utf-8"), overwrite)
+            return atomic_write(p, lambda tmp: _write_pieces(tmp, _json_pieces(d)), overwrite)
         meta = {k: v for k, v in d.items() if k not in ("patterns", "counts")}
         if name.endswith(".csv"):
-            text = _CSV_META + json.dumps(meta) + "\n" + self.to_frame().to_csv(index=False)
-            return _atomic_write(p, text.encode("utf-8"), overwrite)
+            n = int(self.patterns.shape[0])
+            pieces = itertools.chain(
+                [CSV_META + json.dumps(meta) + "\n"],
+                (self._frame(a, min(n, a + _BLOCK)).to_csv(index=False, header=a == 0)
+                 for a in range(0, max(n, 1), _BLOCK)))
+            return atomic_write(p, lambda tmp: _write_pieces(tmp, pieces), overwrite)
         if name.endswith((".parquet", ".pq")):
             import pyarrow as pa
             import pyarrow.parquet as pq
@@ -208,7 +222,7 @@ class AuditCounts:
                                                b"kneehip_counts": json.dumps(meta).encode()})
             buf = io.BytesIO()
             pq.write_table(tbl, buf)
-            return _atomic_write(p, buf.getvalue(), overwrite)
+            return atomic_write_bytes(p, buf.getvalue(), overwrite=overwrite)
         raise DataError(f"counts file {p}: expected a .json, .csv or .parquet name, found "
                         f"'{p.suffix}'")
 
@@ -216,28 +230,71 @@ class AuditCounts:
         return merge_counts([self, other])
 
 
-def _canonical(obj: Any) -> bytes:
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      allow_nan=False).encode("utf-8")
+#: patterns per block when a counts file is written or hashed
+_BLOCK = 1 << 16
+_CANONICAL: dict[str, Any] = {"sort_keys": True, "separators": (",", ":"), "ensure_ascii": False,
+                              "allow_nan": False}
 
 
-def _checksum(body: dict[str, Any]) -> str:
-    return "sha256:" + hashlib.sha256(_canonical(body)).hexdigest()
+class _Blocks:
+    """A long list of a counts file (its patterns or counts), made ``_BLOCK`` items at a
+    time by ``make(a, b)``: its JSON text is written and hashed block by block."""
+
+    def __init__(self, make: Callable[[int, int], list[Any]], n: int) -> None:
+        self.make, self.n = make, n
+
+    def blocks(self) -> Iterator[list[Any]]:
+        for a in range(0, self.n, _BLOCK):
+            yield self.make(a, min(self.n, a + _BLOCK))
+
+    def to_list(self) -> list[Any]:
+        return [x for block in self.blocks() for x in block]
 
 
-def _atomic_write(p: Path, data: bytes, overwrite: bool) -> Path:
-    """The package's one atomic writer (refuses an existing file unless ``overwrite``)."""
-    from kneehip_bn._util.files import atomic_write_bytes
+def _json_pieces(obj: dict[str, Any], **kw: Any) -> Iterator[str]:
+    """The text of ``json.dumps(obj, **kw)`` in pieces, :class:`_Blocks` values a block at
+    a time (the same characters: each piece is ``json.dumps`` of a part)."""
+    item, key = kw.get("separators") or (", ", ": ")
+    yield "{"
+    for i, k in enumerate(sorted(obj) if kw.get("sort_keys") else obj):
+        v = obj[k]
+        yield (item if i else "") + json.dumps(k, **kw) + key
+        if not isinstance(v, _Blocks):
+            yield json.dumps(v, **kw)
+            continue
+        yield "["
+        first = True
+        for block in v.blocks():
+            if block:
+                yield ("" if first else item) + json.dumps(block, **kw)[1:-1]
+                first = False
+        yield "]"
+    yield "}"
 
-    return atomic_write_bytes(p, data, overwrite=overwrite)
+
+def _write_pieces(path: str, pieces: Iterable[str]) -> None:
+    with open(path, "wb") as fh:
+        for piece in pieces:
+            fh.write(piece.encode("utf-8"))
 
 
-def _counts_from_codes(codes, cards, columns, states, weights, n_rows, datasets, model_name):
-    from kneehip_bn.io.audit import group_patterns
+def checksum(body: dict[str, Any]) -> str:
+    """``sha256:`` of the canonical JSON of a counts file's body (all fields but the
+    checksum: ``json.dumps`` with sorted keys, no spaces, UTF-8), hashed in pieces."""
+    h = hashlib.sha256()
+    for piece in _json_pieces(body, **_CANONICAL):
+        h.update(piece.encode("utf-8"))
+    return "sha256:" + h.hexdigest()
 
+
+def counts_from_codes(codes: np.ndarray, cards: Sequence[int], columns: Sequence[str],
+                      states: dict[str, list[str]], weights: np.ndarray | None, n_rows: int,
+                      datasets: Sequence[str], model_name: str) -> AuditCounts:
+    """The :class:`AuditCounts` of encoded rows (``weights``: rows each line stands for)."""
     pats, counts, _ = group_patterns(codes, cards, weights)
     return AuditCounts(columns=list(columns), states={c: list(states[c]) for c in columns},
-                       patterns=pats.astype(np.int8), counts=counts, n_rows=int(n_rows),
+                       patterns=pats.astype(np.int8, copy=False), counts=counts,
+                       n_rows=int(n_rows),
                        datasets=list(datasets), model=model_name)
 
 
@@ -271,9 +328,7 @@ def generalise(counts: AuditCounts, min_count: int) -> AuditCounts:
     >>> g.patterns.tolist(), g.counts.tolist(), g.privacy["generalised_rows"]
     ([[-1, -1], [0, 0]], [5.0, 5.0], 5)
     """
-    from kneehip_bn.io.audit import group_patterns
-
-    k = _check_min_count(min_count)
+    k = check_min_count(min_count)
     pats = np.asarray(counts.patterns, dtype=np.int8).copy()
     cnt = np.asarray(counts.counts, dtype=float).copy()
     m, ncol = pats.shape
@@ -338,9 +393,10 @@ def _with(c: AuditCounts, pats, cnt, n_rows, privacy) -> AuditCounts:
                        model_hash=c.model_hash, privacy=privacy)
 
 
-def _check_min_count(k: Any) -> int:
+def check_min_count(k: Any) -> int:
+    """``min_count`` checked: a whole number of rows from 1 to 10**6."""
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1 or k > 10**6:
-        raise DataError(f"min_count: expected a whole number of rows from 1 to 1000000 "
+        raise ParameterError(f"min_count: expected a whole number of rows from 1 to 1000000 "
                         f"(registries use 3 to 11), found {k!r}")
     return int(k)
 
@@ -358,244 +414,7 @@ def privacy_summary(c: AuditCounts) -> str:
             "rows suppressed")
 
 
-# ============================================================================ counting
-def audit_counts(
-    data: Any, model: Any = None, mapping: Any = None, *, table: str | None = None,
-    sql: str | None = None, chunksize: int = 500_000, dataset: str | None = None,
-    progress: bool = False, min_count: int | None = None, engine: str = "auto",
-    memory_limit: str | None = None, threads: int | None = None,
-) -> AuditCounts:
-    """Summarise an audit into distinct patterns and counts, counted where the data live.
-
-    Parameters
-    ----------
-    data : DataFrame, path, glob, directory or URL
-        A DataFrame (pandas); a CSV/Parquet file, a glob of files or a (hive-partitioned)
-        directory (DuckDB, out of core); an SQLAlchemy or ``duckdb:///`` URL with
-        ``table`` or ``sql`` (the ``GROUP BY`` runs in the database, read-only).
-    model, mapping
-        The model (default: the shipped one) and the column/code mapping.
-    min_count : int, optional
-        Release no pattern with fewer rows (see :func:`generalise`).
-    engine : {"auto", "duckdb", "pandas"}
-        ``pandas`` streams files in ``chunksize`` rows instead of DuckDB (the reference
-        path the DuckDB path is tested against).
-    memory_limit, threads
-        DuckDB's memory limit (default ``1GB``, env ``KNEEHIP_DUCKDB_MEMORY``) and threads.
-
-    Memory is bounded by the number of distinct patterns, not rows.
-
-    Raises
-    ------
-    DataError
-        Invalid data (with the report: column, code, rows affected, first rows, closest
-        state), an empty table, an entirely blank column, a refused query.
-    """
-    from kneehip_bn.inference.queries import as_model
-    from kneehip_bn.io.audit import EncodedAudit, _is_dataframe, _is_url, _source_name, load_mapping
-
-    if engine not in ("auto", "duckdb", "pandas"):
-        raise DataError(f"engine: expected 'auto', 'duckdb' or 'pandas', found {engine!r}")
-    if min_count is not None:
-        _check_min_count(min_count)
-    from kneehip_bn.io.spark import is_spark_dataframe
-
-    if isinstance(data, AuditCounts):
-        out = data
-    elif is_spark_dataframe(data):  # grouped on the cluster (kneehip_bn.io.spark)
-        from kneehip_bn.io.spark import spark_counts
-
-        out = spark_counts(data, model, mapping, dataset=dataset)
-        out.model_hash = model_hash(as_model(model))
-    elif isinstance(data, EncodedAudit):
-        m = as_model(model)
-        out = _counts_from_codes(data.codes, data.cards, data.columns, _states_of(m, data.columns),
-                                 data.weights, data.n_rows, [data.dataset], _model_name(m))
-        out.model_hash = model_hash(m)
-    else:
-        mp = load_mapping(mapping)
-        name = _source_name(dataset, mp, data, table, sql)
-        m = as_model(model)
-        if _is_url(data):
-            out = _sql_counts(data, table, sql, m, mp, name)
-        elif _is_dataframe(data) or engine == "pandas":
-            out = _pandas_counts(data, m, mp, name, table, sql, chunksize, progress)
-        else:
-            from kneehip_bn.io.audit import _no_sql_args
-            from kneehip_bn.io.duckdb_source import resolve
-
-            _no_sql_args(table, sql, "a file")
-            src = resolve(data)
-            if src is None:  # a header pandas reads differently: keep its messages
-                out = _pandas_counts(data, m, mp, name, None, None, chunksize, progress)
-            else:
-                from kneehip_bn.io.duckdb_source import NotForDuckDBError
-
-                try:
-                    out = _duckdb_counts(src, m, mp, name, progress, memory_limit, threads)
-                except NotForDuckDBError:  # a layout only pandas reads: its rows, its messages
-                    out = _pandas_counts(data, m, mp, name, None, None, chunksize, progress)
-        out.model_hash = model_hash(m)
-    if min_count is not None:
-        out = generalise(out, min_count)
-    return out
-
-
-def _pandas_counts(data, m, mp, name, table, sql, chunksize, progress) -> AuditCounts:
-    from kneehip_bn.io.audit import _Encoder, _single_chunk, iter_audit
-
-    enc = None
-    acc: AuditCounts | None = None
-    offset = 0
-    bar = progress_bar(enabled=progress, desc="counting rows", unit="rows")
-    for chunk in iter_audit(data, table=table, sql=sql, chunksize=chunksize):
-        if enc is None:
-            enc = _Encoder(chunk.columns, m, mp, source=name)
-        codes, _, w = enc.encode(chunk, offset)
-        enc.check_chunk(final=_single_chunk(data, chunksize))
-        part = _counts_from_codes(codes, enc.cards, enc.columns, _states_of(m, enc.columns), w,
-                                  len(chunk), [name], _model_name(m))
-        acc = part if acc is None else _merge(acc, part)
-        offset += len(chunk)
-        bar.update(len(chunk))
-    bar.close()
-    assert enc is not None and acc is not None
-    enc.finish().raise_if_errors()
-    acc.n_rows = offset
-    return acc
-
-
-def _grouped_counts(all_columns, frame, mult, m, mp, name, find_rows, enc=None) -> AuditCounts:
-    """Validate and encode a grouped table (distinct raw patterns x rows each)."""
-    from kneehip_bn.io.audit import _Encoder
-
-    if enc is None:
-        enc = _Encoder(all_columns, m, mp, source=name)
-    codes, _, _ = enc.encode(frame, 0, multiplicity=mult)
-    if enc.unknown_seen:
-        enc.fill_first_rows(find_rows)
-        _order_like_rows(enc)
-    enc.check_chunk(final=False)  # as reading rows does: value errors before whole-table checks
-    enc.finish().raise_if_errors()
-    return _counts_from_codes(codes, enc.cards, enc.columns, _states_of(m, enc.columns),
-                              mult.astype(float), int(mult.sum()), [name], _model_name(m))
-
-
-def _row_key(rows: list[Any]) -> tuple:
-    if not rows:
-        return (2, "", 0)
-    r = rows[0]
-    if isinstance(r, str):  # "file:row" of a multi-file source
-        f, _, n = r.rpartition(":")
-        return (1, f, int(n) if n.isdigit() else 0)
-    return (0, "", int(r))
-
-
-def _order_like_rows(enc: Any) -> None:
-    """Unknown codes listed as reading rows lists them: by column, then first row (the
-    grouped result comes back in no particular order)."""
-    plans = [*enc.node_plans, *([enc.diag_plan] if enc.diag_plan is not None else [])]
-    order = {p.column: i for i, p in enumerate(plans)}
-    slots = [i for i, pr in enumerate(enc.problems) if pr["problem"] == "unknown_code"]
-    recs = sorted((enc.problems[i] for i in slots),
-                  key=lambda r: (order.get(r["column"], len(order)), _row_key(r["first_rows"]),
-                                 str(r["values"])))
-    for i, r in zip(slots, recs):
-        enc.problems[i] = r
-
-
-def _planned(all_columns, m, mp, name):
-    from kneehip_bn.io.audit import _Encoder
-
-    enc = _Encoder(all_columns, m, mp, source=name)
-    return enc, [p.column for p in enc.plans]
-
-
-def _duckdb_counts(src, m, mp, name, progress, memory_limit, threads) -> AuditCounts:
-    """Two DuckDB passes: each column's distinct values (validated and encoded by the
-    encoder, weighted by their rows), then the patterns grouped on integer codes."""
-    from kneehip_bn.io.audit import _norm
-    from kneehip_bn.io.duckdb_source import check_no_nul
-
-    check_no_nul(src)
-    from kneehip_bn.io.duckdb_source import (
-        _connect,
-        cache_csv,
-        columns_of,
-        first_rows,
-        pattern_counts,
-        tally_columns,
-    )
-
-    enc, use = _planned(columns_of(src), m, mp, name)
-    bar = progress_bar(enabled=progress, desc=f"counting {src.label} (DuckDB, 2 passes)",
-                       total=200, unit="%")
-    try:
-        with _connect(memory_limit, threads) as con:
-            src = cache_csv(con, src, use)
-            n_rows, frame, mult = tally_columns(con, src, use, bar if progress else None)
-            if any(not isinstance(v, (str, int, float, bool, type(None)))
-                   or (isinstance(v, str) and "\x00" in v)
-                   for col in frame.segments for v in frame[col].raw):
-                # a NUL, a nested or a binary value: the package's readers name the line (CSV)
-                # or the column and rows (Parquet, through the pandas path)
-                from kneehip_bn.io.duckdb_source import NotForDuckDBError, _read_error
-
-                if src.kind in ("csv", "tsv"):
-                    raise _read_error(src, DataError("a NUL byte in a value"))
-                raise NotForDuckDBError("values that are not one code")
-            codes, _, _ = enc.encode(frame, 0, multiplicity=mult)
-            enc.n_rows = n_rows  # the tallies hold each row once per column
-
-            def find(col: str, lab: str) -> list[Any]:
-                cc = frame[col]
-                seg = frame.segments[col]
-                vals = [cc.raw[i] for i in set(cc.codes[seg].tolist())
-                        if cc.raw[i] is not None and _norm(cc.labels[i]) == lab]
-                return first_rows(src, col, vals)
-
-            if enc.unknown_seen:
-                enc.fill_first_rows(find)
-                _order_like_rows(enc)
-            enc.check_chunk(final=False)  # as reading rows does: value errors first
-            enc.finish().raise_if_errors()
-            codes_of = []
-            for j, p in enumerate(enc.node_plans):
-                seg = frame.segments[p.column]
-                cc = frame[p.column]
-                codes_of.append([(cc.raw[i], int(code)) for i, code in
-                                 zip(cc.codes[seg].tolist(), codes[seg, j].tolist())
-                                 if code >= 0])
-            pats, cnt = pattern_counts(con, src, [p.column for p in enc.node_plans], codes_of,
-                                       enc.cards,
-                                       bar if progress else None)
-    finally:
-        bar.close()
-    return AuditCounts(columns=list(enc.columns), states=_states_of(m, enc.columns),
-                       patterns=pats, counts=cnt, n_rows=n_rows, datasets=[name],
-                       model=_model_name(m))
-
-
-def _sql_counts(url, table, sql, m, mp, name) -> AuditCounts:
-    from kneehip_bn.io.sql import grouped_rows
-
-    box: dict[str, Any] = {}
-
-    def plan(cols):
-        box["enc"], use = _planned(cols, m, mp, name)
-        return use
-
-    _, frame, mult = grouped_rows(url, table, sql, plan)
-    # a database table has no row order: first row numbers are not given
-    return _grouped_counts(None, frame, mult, m, mp, name, lambda c, lab: [], enc=box["enc"])
-
-
 # ============================================================================ merging
-def _merge(a: AuditCounts, b: AuditCounts) -> AuditCounts:
-    """Chunks of one audit (no checks: the same dataset by construction)."""
-    return _pool([a, b], a.datasets)
-
-
 def _pool(parts: Sequence[AuditCounts], datasets: Sequence[str]) -> AuditCounts:
     columns: list[str] = []
     states: dict[str, list[str]] = {}
@@ -610,20 +429,21 @@ def _pool(parts: Sequence[AuditCounts], datasets: Sequence[str]) -> AuditCounts:
             else:
                 states[c] = list(part.states[c])
                 columns.append(c)
-    blocks = []
+    # one table filled part by part (a column a part lacks stays blank), no copy per part
+    codes = np.full((sum(p.patterns.shape[0] for p in parts), len(columns)), -1, dtype=np.int8)
+    at = 0
     for part in parts:
-        block = np.full((part.patterns.shape[0], len(columns)), -1, dtype=np.int8)
+        m = part.patterns.shape[0]
         for j, c in enumerate(part.columns):
-            block[:, columns.index(c)] = part.patterns[:, j]
-        blocks.append(block)
-    codes = np.concatenate(blocks, axis=0)
+            codes[at:at + m, columns.index(c)] = part.patterns[:, j]
+        at += m
     weights = np.concatenate([np.asarray(p.counts, float) for p in parts])
     ds: list[str] = []
     for d in datasets:
         if d not in ds:
             ds.append(d)
     model = next((p.model for p in parts if p.model), "")
-    out = _counts_from_codes(codes, [len(states[c]) for c in columns], columns, states, weights,
+    out = counts_from_codes(codes, [len(states[c]) for c in columns], columns, states, weights,
                              sum(p.n_rows for p in parts), ds, model)
     out.model_hash = next((p.model_hash for p in parts if p.model_hash), "")
     return out
@@ -677,7 +497,7 @@ def merge_counts(parts: Sequence[AuditCounts], datasets: Sequence[str] | None = 
                                 "count its rows twice); if these are different data, name each "
                                 "with kneehip counts --dataset-name")
             seen[d] = i
-        dg = _checksum(p._body() | {"datasets": []})
+        dg = checksum(p._body() | {"datasets": []})
         if dg in digests:
             raise DataError(f"merge counts: tables {digests[dg] + 1} and {i + 1} hold the same "
                             "counts under different dataset names: expected each dataset once")
@@ -701,267 +521,3 @@ def _sum_dicts(ds: Sequence[dict[str, int]]) -> dict[str, int]:
         for k, v in d.items():
             out[k] = out.get(k, 0) + int(v)
     return out
-
-
-# ============================================================================ reading
-def _bad(p: Path, msg: str) -> DataError:
-    return DataError(f"counts file {p}: {msg}")
-
-
-def _whole(x: Any, what: str, p: Path, *, positive: bool = False) -> int:
-    """A whole number of rows: an int, or a float with no fraction; finite, bounded."""
-    if isinstance(x, bool) or not isinstance(x, (int, float)):
-        raise _bad(p, f"{what}: expected a whole number of rows, found {x!r}"[:300])
-    if isinstance(x, float) and (not math.isfinite(x) or not x.is_integer()):
-        raise _bad(p, f"{what}: expected a whole number of rows, found {x!r}")
-    v = int(x)
-    if v < (1 if positive else 0) or v > _MAX_COUNT:
-        lo = "1" if positive else "0"
-        raise _bad(p, f"{what}: expected a whole number of rows from {lo} to 2**53, found {x!r}")
-    return v
-
-
-def _load(p: Path) -> dict[str, Any]:
-    """The counts file as the JSON body (patterns as labels), any format."""
-    name = p.name.lower()
-    if name.endswith(".json"):
-        try:
-            raw = json.loads(p.read_bytes().decode("utf-8"))
-        except (ValueError, OSError, RecursionError) as exc:
-            raise _bad(p, f"not valid UTF-8 JSON: {str(exc).splitlines()[0][:200]}") from None
-        if not isinstance(raw, dict):
-            raise _bad(p, f"expected a JSON object with format '{COUNTS_FORMAT}', found "
-                          f"{type(raw).__name__}")
-        return raw
-    if name.endswith(".csv"):
-        return _load_csv(p)
-    if name.endswith((".parquet", ".pq")):
-        return _load_parquet(p)
-    raise _bad(p, f"expected a .json, .csv or .parquet file, found '{p.suffix}'")
-
-
-def _meta(p: Path, text: str) -> dict[str, Any]:
-    try:
-        meta = json.loads(text)
-    except (ValueError, RecursionError) as exc:
-        raise _bad(p, f"its metadata is not valid JSON: {str(exc).splitlines()[0][:200]}") from None
-    if not isinstance(meta, dict):
-        raise _bad(p, f"expected metadata as a JSON object, found {type(meta).__name__}")
-    return meta
-
-
-def _load_csv(p: Path) -> dict[str, Any]:
-    import csv
-
-    try:
-        text = p.read_bytes().decode("utf-8")
-    except (UnicodeDecodeError, OSError) as exc:
-        raise _bad(p, f"not UTF-8 text: {exc}") from None
-    first, _, rest = text.partition("\n")
-    if not first.startswith(_CSV_META):
-        raise _bad(p, f"expected a first line '{_CSV_META.strip()} {{...}}' with the checksum and "
-                      "model hash (written by kneehip counts), found "
-                      f"{first[:60]!r}; count the audit again with this version")
-    meta = _meta(p, first[len(_CSV_META):])
-    if "\x00" in rest:
-        raise _bad(p, "expected CSV text, found a NUL byte")
-    try:
-        rows = list(csv.reader(io.StringIO(rest, newline="")))
-    except csv.Error as exc:
-        raise _bad(p, f"not valid CSV: {exc}") from None
-    if not rows:
-        raise _bad(p, f"expected a header line with the columns and '{COUNT_COLUMN}', found none")
-    header, body = rows[0], [r for r in rows[1:] if r != []]
-    if not header or header[-1] != COUNT_COLUMN:
-        raise _bad(p, f"expected the last column to be '{COUNT_COLUMN}', found columns "
-                      f"{header[:10]}")
-    for i, r in enumerate(body):
-        if len(r) != len(header):
-            raise _bad(p, f"line {i + 3}: expected {len(header)} fields, found {len(r)}")
-    meta["columns_in_table"] = header[:-1]
-    meta["patterns"] = [[v if v != "" else None for v in r[:-1]] for r in body]
-    meta["counts"] = [_csv_count(v) for v in (r[-1] for r in body)]
-    return meta
-
-
-def _csv_count(v: str) -> Any:
-    try:
-        return int(v)
-    except ValueError:
-        try:
-            return float(v)
-        except ValueError:
-            return v
-
-
-def _load_parquet(p: Path) -> dict[str, Any]:
-    import pyarrow.parquet as pq
-
-    try:
-        tbl = pq.read_table(p)
-    except Exception as exc:
-        raise _bad(p, f"cannot read it as parquet: {str(exc).splitlines()[0][:200]}") from None
-    raw = (tbl.schema.metadata or {}).get(b"kneehip_counts")
-    if raw is None:
-        raise _bad(p, "expected kneehip_counts metadata with the checksum and model hash "
-                      "(written by kneehip counts), found none; count the audit again with "
-                      "this version")
-    try:
-        meta = _meta(p, raw.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise _bad(p, "its metadata is not UTF-8") from None
-    names = tbl.schema.names
-    if not names or names[-1] != COUNT_COLUMN:
-        raise _bad(p, f"expected the last column to be '{COUNT_COLUMN}', found columns {names[:10]}")
-    cols = {}
-    for n in names[:-1]:
-        vals = tbl.column(n).to_pylist()
-        if any(v is not None and not isinstance(v, str) for v in vals):
-            raise _bad(p, f"column {n}: expected state labels (text), found other values")
-        cols[n] = vals
-    meta["columns_in_table"] = names[:-1]
-    meta["patterns"] = [list(r) for r in zip(*cols.values())] if cols else \
-        [[] for _ in range(tbl.num_rows)]
-    meta["counts"] = tbl.column(COUNT_COLUMN).to_pylist()
-    return meta
-
-
-def read_counts(path: str | os.PathLike[str], model: Any = None) -> AuditCounts:
-    """Read and verify a counts file written by :meth:`AuditCounts.save`.
-
-    Verified, each failure one clear :class:`DataError`: the format; the checksum of the
-    content; the model (name and :func:`model_hash`: counts of another model or another
-    version of it are refused); columns (known nodes, no repeats) and states (the model's);
-    every pattern (one label or blank per column, a state of that column); every count (a
-    whole number from 1 to 2**53; ``"lots"``, ``1e300``, negatives and fractions refused);
-    ``rows`` (a whole number equal to the counts plus any suppressed rows); datasets (a
-    list of distinct names); with ``min_count``, every count at least that. Nothing is
-    copied into a fitted model unchecked.
-    """
-    from kneehip_bn.inference.queries import as_model
-    from kneehip_bn.io.audit import _check_file
-
-    p = Path(path)
-    _check_file(p)
-    m = as_model(model)
-    raw = _load(p)
-    fmt = raw.get("format")
-    if fmt in _OLD_FORMATS:
-        raise _bad(p, f"format '{fmt}' has no checksum or model hash and cannot be verified: "
-                      f"expected '{COUNTS_FORMAT}'; count the audit again with this version "
-                      "(kneehip counts)")
-    if fmt != COUNTS_FORMAT:
-        raise _bad(p, f"expected format '{COUNTS_FORMAT}', found {str(fmt)[:60]!r}")
-    in_table = raw.pop("columns_in_table", None)
-    extra = sorted(set(raw) - _KEYS)
-    if extra:
-        raise _bad(p, f"unknown fields {extra[:5]}: expected only {', '.join(sorted(_KEYS))}")
-    missing = sorted(_KEYS - set(raw))
-    if missing:
-        raise _bad(p, f"missing fields {missing}: expected a file written by kneehip counts")
-    body = {k: raw[k] for k in _KEYS if k != "checksum"}
-    try:
-        digest = _checksum(body)
-    except (ValueError, TypeError):
-        raise _bad(p, "content is not plain JSON (NaN or infinity in it)") from None
-    if raw["checksum"] != digest:
-        raise _bad(p, f"checksum mismatch: the file says {str(raw['checksum'])[:80]!r}, its "
-                      f"content hashes to '{digest[:23]}…': the file was damaged or edited "
-                      "after kneehip counts wrote it; count the audit again")
-    # the model
-    want_name, want_hash = _model_name(m), model_hash(m)
-    if not isinstance(raw["model"], str) or not isinstance(raw["model_hash"], str):
-        raise _bad(p, "model/model_hash: expected text")
-    if raw["model"] != want_name:
-        raise _bad(p, f"made with model '{raw['model'][:80]}', not '{want_name}': expected counts "
-                      "of the model being fitted; pass --model with the model the counts were "
-                      "made with, or count the audit again with this model")
-    if raw["model_hash"] != want_hash:
-        raise _bad(p, f"made with another version of model '{want_name}' (model hash "
-                      f"{raw['model_hash'][:19]}…, this model {want_hash[:19]}…): expected counts "
-                      "of this version; use the same model file, or count the audit again")
-    columns, states = raw["columns"], raw["states"]
-    if not isinstance(columns, list) or not all(isinstance(c, str) for c in columns):
-        raise _bad(p, "columns: expected a list of node names")
-    if len(set(columns)) != len(columns):
-        dup = next(c for c in columns if columns.count(c) > 1)
-        raise _bad(p, f"columns: '{dup}' is listed twice: expected each node once")
-    if in_table is not None and list(in_table) != columns:
-        raise _bad(p, f"the table's columns {in_table[:8]} differ from its metadata's {columns[:8]}")
-    eng_states = _model_states(m)
-    if not isinstance(states, dict) or set(states) != set(columns):
-        raise _bad(p, "states: expected the states of exactly the listed columns")
-    from kneehip_bn.errors import closest
-
-    for c in columns:
-        if c not in eng_states:
-            g = closest(c, list(eng_states))
-            raise _bad(p, f"column '{c}' is not a node of model '{want_name}'"
-                          + (f"; did you mean '{g}'?" if g else ""))
-        if states[c] != eng_states[c]:
-            raise _bad(p, f"column '{c}': states {str(states[c])[:120]} differ from the model's "
-                          f"{eng_states[c]}")
-    pats, counts = raw["patterns"], raw["counts"]
-    if not isinstance(pats, list) or not isinstance(counts, list):
-        raise _bad(p, "patterns/counts: expected two lists")
-    if len(pats) != len(counts):
-        raise _bad(p, f"expected one count per pattern, found {len(pats)} patterns and "
-                      f"{len(counts)} counts")
-    codes = np.full((len(pats), len(columns)), -1, dtype=np.int8)
-    index = {c: {s: i for i, s in enumerate(eng_states[c])} for c in columns}
-    for i, row in enumerate(pats):
-        if not isinstance(row, list) or len(row) != len(columns):
-            raise _bad(p, f"pattern {i}: expected {len(columns)} values (one per column), found "
-                          f"{str(row)[:80]}")
-        for j, v in enumerate(row):
-            if v is None:
-                continue
-            hit = index[columns[j]].get(v) if isinstance(v, str) else None
-            if hit is None:
-                g = closest(str(v), eng_states[columns[j]])
-                raise _bad(p, f"pattern {i}, column '{columns[j]}': unknown state {str(v)[:60]!r}: "
-                              f"expected one of {', '.join(eng_states[columns[j]])}"
-                              + (f"; did you mean '{g}'?" if g else ""))
-            codes[i, j] = hit
-    cnt = np.array([_whole(x, f"counts[{i}]", p, positive=True) for i, x in enumerate(counts)],
-                   dtype=float)
-    if cnt.sum() > _MAX_COUNT:
-        raise _bad(p, "counts: expected a total of at most 2**53 rows")
-    datasets = raw["datasets"]
-    if (not isinstance(datasets, list) or not datasets
-            or not all(isinstance(d, str) and d for d in datasets)
-            or len(set(datasets)) != len(datasets)):
-        raise _bad(p, f"datasets: expected a list of distinct dataset names, found "
-                      f"{str(datasets)[:80]}")
-    privacy = raw["privacy"]
-    suppressed = 0
-    if privacy is not None:
-        if not isinstance(privacy, dict) or "min_count" not in privacy:
-            raise _bad(p, "privacy: expected null or a record with min_count")
-        k = _whole(privacy["min_count"], "privacy.min_count", p, positive=True)
-        for f in ("generalised_rows", "generalised_patterns", "suppressed_rows",
-                  "suppressed_patterns"):
-            _whole(privacy.get(f, 0), f"privacy.{f}", p)
-        suppressed = int(privacy.get("suppressed_rows", 0))
-        if len(cnt) and cnt.min() < k:
-            raise _bad(p, f"a pattern has {int(cnt.min())} rows although the file says no "
-                          f"pattern has fewer than min_count {k}")
-    rows = _whole(raw["rows"], "rows", p)
-    if rows != int(cnt.sum()) + suppressed:
-        raise _bad(p, f"rows: {rows} rows stated, but the counts add up to {int(cnt.sum())}"
-                      + (f" plus {suppressed} suppressed" if suppressed else "")
-                      + ": expected them to agree")
-    if codes.shape[0] and len(np.unique(codes, axis=0)) != codes.shape[0]:
-        raise _bad(p, "a pattern is listed twice: expected distinct patterns")
-    out = _counts_from_codes(codes, [len(eng_states[c]) for c in columns], columns,
-                             {c: eng_states[c] for c in columns}, cnt, rows, datasets, want_name)
-    out.model_hash = want_hash
-    out.privacy = privacy
-    return out
-
-
-def _model_states(m: Any) -> dict[str, list[str]]:
-    from kneehip_bn.inference.engine import get_engine
-
-    eng = get_engine(m)
-    return {v: list(eng.states[v]) for v in eng.variables}

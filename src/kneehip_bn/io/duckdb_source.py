@@ -6,8 +6,8 @@ statistic of the fit, so counting a file needs no Python loop over rows: DuckDB 
 hash aggregate spills to a private temporary directory past ``memory_limit``),
 multi-threaded, reading only the mapped columns of a Parquet file — and returns the
 distinct raw patterns with their row counts. Those are then validated and encoded by the
-same encoder as rows read by pandas (:class:`kneehip_bn.io.audit._Encoder`, weighted by the
-counts), so every message is the same: column, code, rows affected, first row numbers
+same encoder as rows read by pandas (:class:`kneehip_bn.io.encode.ChunkEncoder`, weighted by
+the counts), so every message is the same: column, code, rows affected, first row numbers
 (found by a second query over the file only when a code is unknown) and the closest state.
 Memory is bounded by the number of distinct patterns, not rows.
 
@@ -19,7 +19,7 @@ Sources (:func:`resolve`):
 - a directory: every Parquet (else CSV) file under it; ``key=value`` folders are read as
   hive partitions (the keys become columns: map them or ``--ignore`` them).
 
-CSV files are read as text exactly as :func:`kneehip_bn.io.audit.read_audit` reads them
+CSV files are read as text exactly as :func:`kneehip_bn.io.sources.read_audit` reads them
 (empty cells blank, ragged rows an error, then each column's distinct values typed as
 pandas would type the whole column); a CSV whose header has empty or duplicate names is
 left to pandas (which renames duplicates), so messages stay identical.
@@ -32,7 +32,7 @@ Examples
 >>> src = resolve(f"{d}/a.parquet")
 >>> src.kind, columns_of(src)
 ('parquet', ['knee_pain'])
->>> with _connect(None, 1) as con:
+>>> with connect(None, 1) as con:
 ...     n_rows, frame, mult = tally_columns(con, src, ["knee_pain"])
 >>> n_rows, sorted(zip(frame["knee_pain"].labels, mult.tolist()), key=str)
 (3, [('present', 2), (None, 1)])
@@ -47,16 +47,25 @@ import re
 import shutil
 import tempfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from kneehip_bn.errors import DataError
+from kneehip_bn._util.progress import progress_bar
+from kneehip_bn.errors import DataError, ParameterError
+from kneehip_bn.io.arrow_csv import CodedColumn, CodedFrame, labels_like_pandas
+from kneehip_bn.io.counts import AuditCounts, model_name, states_of
+from kneehip_bn.io.csv_source import max_line_limit
+from kneehip_bn.io.encode import ChunkEncoder
+from kneehip_bn.io.mapping import AuditMapping, norm_code
+from kneehip_bn.io.patterns import group_patterns
+from kneehip_bn.io.sources import iter_audit
 
-__all__ = ["FileSource", "first_rows", "pattern_counts", "resolve", "tally_columns"]
+__all__ = ["FileSource", "NotForDuckDBError", "connect", "duckdb_counts", "first_rows",
+           "pattern_counts", "read_error", "resolve", "tally_columns"]
 
 #: DuckDB's memory limit for counting unless told otherwise (env KNEEHIP_DUCKDB_MEMORY)
 DEFAULT_MEMORY = os.environ.get("KNEEHIP_DUCKDB_MEMORY", "1GB")
@@ -70,10 +79,10 @@ class NotForDuckDBError(Exception):
     """DuckDB cannot read a file that the package's reader reads: count it with pandas."""
 
 
-def _read_error(src: FileSource, exc: Exception) -> Exception:
+def read_error(src: FileSource, exc: Exception) -> Exception:
     """The error of a file DuckDB could not read.
 
-    For CSV files the package's own reader (:func:`kneehip_bn.io.audit.iter_audit`) reads the
+    For CSV files the package's own reader (:func:`kneehip_bn.io.sources.iter_audit`) reads the
     file again to name the damaged line as every other reader does (too few or too many
     fields, a file cut mid-row, a NUL, an over-long line); only if it reads the file without
     complaint (a layout DuckDB's CSV sniffer rejects, such as a line holding only a
@@ -82,8 +91,6 @@ def _read_error(src: FileSource, exc: Exception) -> Exception:
     usual path.
     """
     if src.kind in ("csv", "tsv"):
-        from kneehip_bn.io.audit import iter_audit
-
         for f in src.files:
             try:
                 for _ in iter_audit(f, chunksize=65536):
@@ -156,8 +163,6 @@ def check_no_nul(src: FileSource, block: int = 64 << 20) -> None:
     so memory stays bounded and the scan runs at disk speed; compressed files are left to
     DuckDB's own parser.
     """
-    from kneehip_bn.io.audit import max_line_limit
-
     if src.kind not in ("csv", "tsv"):
         return
     limit = max_line_limit(None)
@@ -179,8 +184,6 @@ def check_no_nul(src: FileSource, block: int = 64 << 20) -> None:
 def _raise_canonical(path: str) -> None:
     """Raise the package reader's error for a damaged CSV file (it names the line, as for
     every other reader); return if that reader reads the file."""
-    from kneehip_bn.io.audit import iter_audit
-
     try:
         for _ in iter_audit(path, chunksize=65536):
             pass
@@ -237,8 +240,6 @@ def resolve(source: Any) -> FileSource | None:
         sep = "\t" if kind == "tsv" else ","
         header = _csv_header(files[0], sep)
         if any("\x00" in h or "\r" in h for h in header or []):  # the package reader names it
-            from kneehip_bn.io.audit import iter_audit
-
             for _ in iter_audit(files[0], chunksize=65536):
                 pass
             return None
@@ -302,7 +303,9 @@ def _from(src: FileSource, *, rows: bool = False) -> str:
 
 
 @contextlib.contextmanager
-def _connect(memory_limit: str | None, threads: int | None):
+def connect(memory_limit: str | None, threads: int | None) -> Iterator[Any]:
+    """A private in-memory DuckDB connection with a memory limit, threads and a temporary
+    directory for spilling (removed on exit)."""
     import duckdb
 
     tmp = tempfile.mkdtemp(prefix="kneehip-duckdb-")
@@ -315,7 +318,7 @@ def _connect(memory_limit: str | None, threads: int | None):
         con.execute("SET enable_progress_bar = false")  # DuckDB's own bar would print to stdout
     except duckdb.Error as exc:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise DataError(f"DuckDB: cannot start with memory_limit={memory_limit!r}, "
+        raise ParameterError(f"DuckDB: cannot start with memory_limit={memory_limit!r}, "
                         f"threads={threads!r}: {_first_line(exc)}") from None
     try:
         yield con
@@ -330,7 +333,7 @@ def columns_of(src: FileSource) -> list[str]:
 
     if src.kind != "parquet":
         return list(src.header or [])
-    with _connect(None, 1) as con:
+    with connect(None, 1) as con:
         try:
             return [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {_from(src)}").fetchall()]
         except duckdb.Error as exc:
@@ -364,9 +367,12 @@ def _run(con: Any, query: str, bar: Any, params: Sequence[Any] | None = None) ->
             bar.update(100 - shown[0])
 
 
-#: CSV sources up to this size are parsed once into a DuckDB temporary table (measured:
-#: parsing is most of the time, and both passes would parse); larger ones are read twice
-CACHE_CSV_BYTES = 512 * 2**20
+#: CSV sources up to this size are parsed once into a DuckDB temporary table (parsing is
+#: most of the time, and both passes would parse); larger ones are read twice. The table
+#: holds the mapped cells uncompressed (about 1.6 times the file's bytes), so only files
+#: whose table stays well inside the memory limit are cached: a larger one would fill the
+#: limit and spill, for no gain in time (benchmarks/results/memory.md)
+CACHE_CSV_BYTES = 160 * 2**20
 
 
 def cache_csv(con: Any, src: FileSource, columns: Sequence[str]) -> FileSource:
@@ -381,7 +387,7 @@ def cache_csv(con: Any, src: FileSource, columns: Sequence[str]) -> FileSource:
     try:
         con.execute(f"CREATE TEMP TABLE kneehip_source__ AS SELECT {q} FROM {_from(src)}")
     except duckdb.Error as exc:
-        raise _read_error(src, exc) from None
+        raise read_error(src, exc) from None
     return FileSource(src.label, src.kind, src.files, src.hive, src.header,
                       cached="kneehip_source__")
 
@@ -394,14 +400,12 @@ def tally_columns(con: Any, src: FileSource, columns: Sequence[str], bar: Any = 
     Returns
     -------
     (n_rows, frame, multiplicity)
-        ``frame`` maps each column to a :class:`kneehip_bn.io.audit.CodedColumn` over all
+        ``frame`` maps each column to a :class:`kneehip_bn.io.arrow_csv.CodedColumn` over all
         tallies (a column's own segment holds its distinct values, typed as pandas types
         the whole column; other segments are blank); ``multiplicity`` is the rows of each
         tally line. ``frame.segments[c]`` is the slice of column ``c``'s lines.
     """
     import duckdb
-
-    from kneehip_bn.io.audit import CodedColumn, CodedFrame, _labels_like_pandas
 
     cols = list(columns)
     try:
@@ -414,7 +418,7 @@ def tally_columns(con: Any, src: FileSource, columns: Sequence[str], bar: Any = 
                         f"COUNT(*) AS {_COUNT} FROM {_from(src)} GROUP BY GROUPING SETS ({sets})",
                    bar)
     except duckdb.Error as exc:
-        raise _read_error(src, exc) from None
+        raise read_error(src, exc) from None
     k = len(cols)
     full = (1 << k) - 1
     g = np.asarray(tbl.column("kneehip_set__").to_numpy(zero_copy_only=False), dtype=np.int64)
@@ -431,7 +435,7 @@ def tally_columns(con: Any, src: FileSource, columns: Sequence[str], bar: Any = 
         vals = tbl.column(c).take(order[j]).to_pylist()
         raw = [v for v in vals if v is not None]
         if src.kind != "parquet":  # text: typed as pandas types the whole column
-            labels = _labels_like_pandas([*(str(x) for x in raw), ""])
+            labels = labels_like_pandas([*(str(x) for x in raw), ""])
         else:
             labels = [*raw, None]
         blank = len(labels) - 1
@@ -455,14 +459,14 @@ def pattern_counts(con: Any, src: FileSource, columns: Sequence[str],
     Each column's stored values are mapped to engine codes inside DuckDB (``codes_of[j]``
     lists ``(stored value, code)`` for the values that are states; every other value is
     blank) and combined into one mixed-radix key (``card + 1`` digits, blank = 0, the first
-    column most significant: the order of :func:`kneehip_bn.io.audit.pattern_keys`), so the
+    column most significant: the order of :func:`kneehip_bn.io.patterns.pattern_keys`), so the
     hash table holds 16 bytes per distinct pattern; past 2**62 the code columns are grouped
     as they are.
 
     Returns
     -------
     (patterns, counts)
-        ``patterns`` (m, k) int8 sorted like :func:`kneehip_bn.io.audit.group_patterns`,
+        ``patterns`` (m, k) int8 sorted like :func:`kneehip_bn.io.patterns.group_patterns`,
         ``counts`` float rows per pattern.
     """
     import duckdb
@@ -501,9 +505,7 @@ def pattern_counts(con: Any, src: FileSource, columns: Sequence[str],
         tbl = _run(con, f"SELECT {sel}, COUNT(*) AS {_COUNT} FROM {_from(src)} GROUP BY {grp}",
                    bar, params)
     except duckdb.Error as exc:
-        raise _read_error(src, exc) from None
-    from kneehip_bn.io.audit import group_patterns
-
+        raise read_error(src, exc) from None
     pats = np.stack([np.asarray(tbl.column(f"d{j}").to_numpy(zero_copy_only=False), np.int16) - 1
                      for j in range(len(digits))], axis=1).astype(np.int8)
     cnt = np.asarray(tbl.column(_COUNT).to_numpy(zero_copy_only=False), dtype=float)
@@ -521,7 +523,7 @@ def first_rows(src: FileSource, column: str, raw_values: Sequence[Any], n: int =
     vals = ", ".join("?" for _ in raw_values)
     params = list(raw_values)
     out: list[Any] = []
-    with _connect(None, None) as con:
+    with connect(None, None) as con:
         try:
             if src.kind == "parquet":
                 rows = con.execute(
@@ -541,3 +543,57 @@ def first_rows(src: FileSource, column: str, raw_values: Sequence[Any], n: int =
         except duckdb.Error:
             return out  # the counts are right; only the row numbers are missing
     return out
+
+
+def duckdb_counts(src: FileSource, m: Any, mp: AuditMapping | None, name: str,
+                  progress: bool = False, memory_limit: str | None = None,
+                  threads: int | None = None) -> AuditCounts:
+    """The :class:`~kneehip_bn.io.counts.AuditCounts` of files, in two DuckDB passes: each
+    column's distinct values (validated and encoded by the encoder, weighted by their
+    rows), then the patterns grouped on integer codes."""
+    check_no_nul(src)
+    enc = ChunkEncoder(columns_of(src), m, mp, source=name)
+    use = [p.column for p in enc.plans]
+    bar = progress_bar(enabled=progress, desc=f"counting {src.label} (DuckDB, 2 passes)", total=200,
+                       unit="%")
+    try:
+        with connect(memory_limit, threads) as con:
+            src = cache_csv(con, src, use)
+            n_rows, frame, mult = tally_columns(con, src, use, bar if progress else None)
+            if any(not isinstance(v, (str, int, float, bool, type(None)))
+                   or (isinstance(v, str) and "\x00" in v)
+                   for col in frame.segments for v in frame[col].raw):
+                # a NUL, a nested or a binary value: the package's readers name the line (CSV)
+                # or the column and rows (Parquet, through the pandas path)
+                if src.kind in ("csv", "tsv"):
+                    raise read_error(src, DataError("a NUL byte in a value"))
+                raise NotForDuckDBError("values that are not one code")
+            codes, _, _ = enc.encode(frame, 0, multiplicity=mult)
+            enc.n_rows = n_rows  # the tallies hold each row once per column
+
+            def find(col: str, lab: str) -> list[Any]:
+                cc = frame[col]
+                seg = frame.segments[col]
+                vals = [cc.raw[i] for i in set(cc.codes[seg].tolist())
+                        if cc.raw[i] is not None and norm_code(cc.labels[i]) == lab]
+                return first_rows(src, col, vals)
+
+            if enc.unknown_seen:
+                enc.fill_first_rows(find)
+            enc.check_chunk(final=False)  # as reading rows does: value errors first
+            enc.finish().raise_if_errors()
+            codes_of = []
+            for j, p in enumerate(enc.node_plans):
+                seg = frame.segments[p.column]
+                cc = frame[p.column]
+                codes_of.append([(cc.raw[i], int(code)) for i, code in
+                                 zip(cc.codes[seg].tolist(), codes[seg, j].tolist())
+                                 if code >= 0])
+            pats, cnt = pattern_counts(con, src, [p.column for p in enc.node_plans], codes_of,
+                                       enc.cards,
+                                       bar if progress else None)
+    finally:
+        bar.close()
+    return AuditCounts(columns=list(enc.columns), states=states_of(m, enc.columns),
+                       patterns=pats, counts=cnt, n_rows=n_rows, datasets=[name],
+                       model=model_name(m))

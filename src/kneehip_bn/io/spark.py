@@ -3,7 +3,7 @@
 The fit needs only the count of each distinct pattern of an audit (blanks included), and
 batch posteriors depend only on a row's pattern. So with a Spark DataFrame:
 
-* **counts** (:func:`spark_counts`, used by :func:`~kneehip_bn.io.audit.audit_counts` and
+* **counts** (:func:`spark_counts`, used by :func:`~kneehip_bn.io.counting.audit_counts` and
   :meth:`~kneehip_bn.PriorFitter.fit`): the columns the model uses are cast to text and
   grouped on the cluster (``groupBy(...).count()``); only the distinct patterns and their
   counts come to the driver, where they are validated (unknown codes, blank columns, the
@@ -36,6 +36,10 @@ from typing import Any
 import numpy as np
 
 from kneehip_bn.errors import DataError, KneeHipError
+from kneehip_bn.inference.queries import as_model
+from kneehip_bn.io.counts import counts_from_codes, model_name, states_of
+from kneehip_bn.io.encode import ChunkEncoder, unknown_msg
+from kneehip_bn.io.mapping import load_mapping, norm_code
 
 __all__ = [
     "is_spark_dataframe",
@@ -119,11 +123,8 @@ def read_spark(source: str, spark: Any = None) -> Any:
 
 
 def _plan(df: Any, model: Any, mapping: Any, keep: Sequence[str], source: str):
-    from kneehip_bn.inference.queries import as_model
-    from kneehip_bn.io.audit import _Encoder, load_mapping
-
     m = as_model(model)
-    enc = _Encoder(list(df.columns), m, load_mapping(mapping), keep=keep, source=source)
+    enc = ChunkEncoder(list(df.columns), m, load_mapping(mapping), keep=keep, source=source)
     if enc.fatal:  # column problems (unmapped, unknown, duplicates): before any Spark job
         enc.finish(final=False).raise_if_errors()
     used = [p.column for p in enc.plans]
@@ -154,8 +155,6 @@ def _encode_distinct(enc: Any, pdf: Any, used: Sequence[str]):
     """Encode distinct patterns; the encoder's tallies (rows, non-blank cells, rows with
     an unknown code) are re-weighted by the pattern counts so that every message counts
     rows, as for a file."""
-    from kneehip_bn.io.audit import _norm, _unknown_msg
-
     w = pdf.pop(_COUNT).to_numpy(dtype=float)
     codes, diag, _ = enc.encode(pdf, 0)
     total = float(w.sum())
@@ -167,27 +166,27 @@ def _encode_distinct(enc: Any, pdf: Any, used: Sequence[str]):
         enc.nonblank[pos[enc.diag_plan.column]] = int(w[diag >= 0].sum())
     by_col = {p.column: p for p in enc.plans}
     for (col, lab), rec in enc.unknown_seen.items():
-        vals = pdf[col].map(lambda v: None if v is None else _norm(v))
+        vals = pdf[col].map(lambda v: None if v is None else norm_code(v))
         n = int(w[(vals == lab).to_numpy()].sum())
         p = by_col[col]
         valid = list(p.codes) if p.codes is not None else p.labels
         rec["count"] = n
         rec["rows"] = []
         # Spark rows have no order, so no row numbers
-        rec["message"] = _unknown_msg(p, lab, n, [], valid, rec["suggestion"])
+        rec["message"] = unknown_msg(p, lab, n, [], valid, rec["suggestion"])
     return codes, diag, w
 
 
 def spark_counts(df: Any, model: Any = None, mapping: Any = None, *,
                  dataset: str | None = None) -> Any:
-    """:class:`~kneehip_bn.io.audit.AuditCounts` of a Spark DataFrame, grouped on the cluster.
+    """:class:`~kneehip_bn.io.counts.AuditCounts` of a Spark DataFrame, grouped on the cluster.
 
     Parameters
     ----------
     df : pyspark.sql.DataFrame
         One row per patient, columns named like the model's nodes (or mapped).
     model, mapping : optional
-        As for :func:`~kneehip_bn.io.audit.audit_counts`.
+        As for :func:`~kneehip_bn.io.counting.audit_counts`.
     dataset : str, optional
         Name recorded in the counts (default ``"spark"``).
 
@@ -197,15 +196,13 @@ def spark_counts(df: Any, model: Any = None, mapping: Any = None, *,
         Unknown codes, unmapped or blank columns (the messages of a file audit, with row
         counts and without row numbers).
     """
-    from kneehip_bn.io.audit import _counts_from_codes, _model_name, _states_of
-
     name = dataset or "spark"
     m, enc, used = _plan(df, model, mapping, (), name)
     pdf = _distinct_patterns(df, used)
     codes, _, w = _encode_distinct(enc, pdf, used)
     enc.raise_if_errors()
-    return _counts_from_codes(codes, enc.cards, enc.columns, _states_of(m, enc.columns), w,
-                              enc.n_rows, [name], _model_name(m))
+    return counts_from_codes(codes, enc.cards, enc.columns, states_of(m, enc.columns), w,
+                             enc.n_rows, [name], model_name(m))
 
 
 def spark_join_posteriors(df: Any, model: Any, mapping: Any, keep: Sequence[str],
@@ -223,7 +220,7 @@ def spark_join_posteriors(df: Any, model: Any, mapping: Any, keep: Sequence[str]
     import pandas as pd
 
     F = _pyspark().functions
-    m, enc, used = _plan(df, model, mapping, keep, "spark")
+    _, enc, used = _plan(df, model, mapping, keep, "spark")
     missing = [k for k in keep if k not in df.columns]
     if missing:  # the encoder reported them already; belt and braces
         raise DataError(f"keep: columns {missing} are not in the Spark DataFrame")

@@ -43,8 +43,6 @@ kneehip_bn.errors.DataError: --sql: expected exactly one SELECT ...found a DROP 
 from __future__ import annotations
 
 import contextlib
-import logging
-import sqlite3
 import urllib.parse
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -53,7 +51,7 @@ from typing import Any
 from kneehip_bn.errors import DataError, UnknownNameError
 
 __all__ = ["COUNT_ALIAS", "ReadOnlyDatabase", "check_select", "grouped_rows", "iter_rows",
-           "open_readonly"]
+           "mask_url", "one_line", "open_readonly"]
 
 #: name of the count column in grouped queries (chosen not to collide with audit columns)
 COUNT_ALIAS = "kneehip_pattern_rows__"
@@ -65,12 +63,14 @@ _DIALECTS = {"sqlite": "sqlite", "postgresql": "postgres", "mysql": "mysql",
              "trino": "trino", "databricks": "databricks", "clickhouse": "clickhouse"}
 
 
-def _one_line(exc: BaseException) -> str:
+def one_line(exc: BaseException) -> str:
+    """The first line of an error's message (its type's name when it has none)."""
     s = str(exc).strip().splitlines()
     return s[0] if s else type(exc).__name__
 
 
-def _mask(url: str) -> str:
+def mask_url(url: str) -> str:
+    """A database URL with its password masked (as given when SQLAlchemy cannot parse it)."""
     try:
         from sqlalchemy.engine import make_url
 
@@ -136,6 +136,8 @@ def check_select(sql: str, dialect: str | None = None) -> str:
     ...
     kneehip_bn.errors.DataError: --sql: expected exactly one SELECT ...found 2 statements...
     """
+    import logging  # stdlib, off the import path (as sqlite3): every start imports this module
+
     import sqlglot
     from sqlglot import exp
 
@@ -149,10 +151,10 @@ def check_select(sql: str, dialect: str | None = None) -> str:
         statements = [s for s in sqlglot.parse(sql, read=dialect)
                       if s is not None and type(s).__name__ != "Semicolon"]
     except (sqlglot.errors.ParseError, sqlglot.errors.TokenError) as exc:
-        raise DataError(f"{head}; found text the SQL parser cannot read ({_one_line(exc)[:160]}); "
+        raise DataError(f"{head}; found text the SQL parser cannot read ({one_line(exc)[:160]}); "
                         "nothing was run") from None
     except Exception as exc:  # sqlglot raises plain ValueError on some unknown dialect input
-        raise DataError(f"{head}; found text the SQL parser cannot read ({_one_line(exc)[:160]}); "
+        raise DataError(f"{head}; found text the SQL parser cannot read ({one_line(exc)[:160]}); "
                         "nothing was run") from None
     finally:
         log.setLevel(level)
@@ -178,6 +180,8 @@ def check_select(sql: str, dialect: str | None = None) -> str:
 # ============================================================================ connections
 def _sqlite_authorizer(action: int, arg1: Any, arg2: Any, dbname: Any, source: Any) -> int:
     """Deny everything but reading (second layer behind mode=ro and the parser check)."""
+    import sqlite3
+
     if action in (sqlite3.SQLITE_SELECT, sqlite3.SQLITE_READ, sqlite3.SQLITE_FUNCTION,
                   getattr(sqlite3, "SQLITE_RECURSIVE", 33)):
         return sqlite3.SQLITE_OK
@@ -201,11 +205,11 @@ class ReadOnlyDatabase:
         import sqlalchemy as sa
 
         self.url = url
-        self.label = _mask(url)
+        self.label = mask_url(url)
         try:
             u = sa.engine.make_url(url)
         except sa.exc.ArgumentError as exc:
-            raise DataError(f"database URL {url!r}: {_one_line(exc)}; expected e.g. "
+            raise DataError(f"database URL {url!r}: {one_line(exc)}; expected e.g. "
                             "sqlite:///audit.db, duckdb:///audit.duckdb or "
                             "postgresql://user@host/dbname") from None
         self.backend = u.get_backend_name()
@@ -232,9 +236,11 @@ class ReadOnlyDatabase:
                                         config={"enable_external_access": False})
         except duckdb.Error as exc:
             raise DataError(f"database {self.label}: cannot open it read-only: "
-                            f"{_one_line(exc)}") from None
+                            f"{one_line(exc)}") from None
 
     def _open_sqlalchemy(self, u: Any) -> None:
+        import sqlite3
+
         import sqlalchemy as sa
 
         kw: dict[str, Any] = {}
@@ -268,7 +274,7 @@ class ReadOnlyDatabase:
             self.close()
             cause = getattr(exc, "orig", None) or exc
             raise DataError(f"database {self.label}: cannot connect read-only: "
-                            f"{_one_line(cause)}") from None
+                            f"{one_line(cause)}") from None
 
     def close(self) -> None:
         """Roll back (never commit) and close."""
@@ -356,6 +362,8 @@ class ReadOnlyDatabase:
 
     def errors(self) -> tuple[type[BaseException], ...]:
         """Exception types a query may raise on this database."""
+        import sqlite3
+
         import sqlalchemy as sa
 
         out: list[type[BaseException]] = [sa.exc.SQLAlchemyError, sqlite3.Error]
@@ -399,7 +407,7 @@ def iter_rows(url: str, table: str | None, sql: str | None,
                 yield pd.DataFrame({c: pd.Series([], dtype=object) for c in cols})
         except db.errors() as exc:
             cause = getattr(exc, "orig", None) or exc
-            raise DataError(f"database {db.label}, {_what(table, sql)}: {_one_line(cause)}") from None
+            raise DataError(f"database {db.label}, {_what(table, sql)}: {one_line(cause)}") from None
 
 
 def _frame(pd: Any, names: Sequence[str], rows: list[tuple]) -> Any:
@@ -439,7 +447,7 @@ def grouped_rows(url: str, table: str | None, sql: str | None,
             frames = [_frame(pd, names, rows) for names, rows in db.fetch(query, 100_000)]
         except db.errors() as exc:
             cause = getattr(exc, "orig", None) or exc
-            raise DataError(f"database {db.label}, {_what(table, sql)}: {_one_line(cause)}") from None
+            raise DataError(f"database {db.label}, {_what(table, sql)}: {one_line(cause)}") from None
     if frames:
         out = pd.concat(frames, ignore_index=True)
     else:

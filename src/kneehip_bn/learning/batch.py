@@ -26,7 +26,10 @@ from kneehip_bn._util.runtime import single_blas_thread
 from kneehip_bn.errors import DataError, ImpossibleEvidenceError, UnknownNameError
 from kneehip_bn.inference.engine import get_engine
 from kneehip_bn.inference.queries import as_model, node_groups, on_state
-from kneehip_bn.io.audit import _source_name, encode_audit, group_patterns, load_mapping
+from kneehip_bn.io.encode import encode_audit
+from kneehip_bn.io.mapping import load_mapping
+from kneehip_bn.io.patterns import group_patterns
+from kneehip_bn.io.sources import source_name
 from kneehip_bn.io.spark import is_spark_dataframe, spark_join_posteriors
 from kneehip_bn.io.writers import STATUS_LABELS, TableWriter
 from kneehip_bn.learning.impossible import (
@@ -145,7 +148,7 @@ def batch_posteriors(
     Parameters
     ----------
     data : DataFrame, path or URL
-        The audit (validated as in :func:`~kneehip_bn.io.audit.encode_audit`).
+        The audit (validated as in :func:`~kneehip_bn.io.encode.encode_audit`).
     model, mapping : optional
         As in :class:`~kneehip_bn.learning.fitter.PriorFitter`.
     targets : list of str, optional
@@ -225,7 +228,7 @@ def write_batch_posteriors(
     end (atomic; never over an existing file unless ``overwrite=True``).
 
     A CSV (or TSV) input is read by pyarrow's multithreaded reader with every column
-    dictionary-encoded (:func:`~kneehip_bn.io.audit.iter_csv_coded`): encoding then costs a
+    dictionary-encoded (:func:`~kneehip_bn.io.arrow_csv.iter_csv_coded`): encoding then costs a
     lookup per distinct value, not per cell. Files it would read differently from pandas
     (quoted line breaks, duplicate headers, other encodings) go through pandas instead,
     with the same validation either way (and the same error for a damaged row).
@@ -248,7 +251,7 @@ def write_batch_posteriors(
         groups = node_groups(m)
         targets = [n for n in groups if groups[n] == "origin"]
     mp = load_mapping(mapping)
-    name = _source_name(None, mp, data, table, sql)
+    name = source_name(None, mp, data, table, sql)
     out.parent.mkdir(parents=True, exist_ok=True)
     args = (out, overwrite, kind, m, eng, mp, name, list(targets), on_impossible, list(keep),
             progress)

@@ -39,7 +39,7 @@ counts); :class:`~kneehip_bn.learning.fitter.PriorFitter` writes the fitted mode
 Examples
 --------
 >>> from kneehip_bn import load_spec
->>> from kneehip_bn.io.audit import audit_counts
+>>> from kneehip_bn.io.counting import audit_counts
 >>> from kneehip_bn.learning.params import build_families
 >>> from kneehip_bn.learning.simulate import simulate_audit
 >>> spec = load_spec("knee_hip_basic")
@@ -65,7 +65,7 @@ from kneehip_bn._util.progress import progress_bar
 from kneehip_bn._util.runtime import single_blas_thread
 from kneehip_bn.errors import DataError, ImpossibleEvidenceError
 from kneehip_bn.inference.engine import Engine
-from kneehip_bn.io.audit import AuditCounts
+from kneehip_bn.io.counts import AuditCounts
 from kneehip_bn.learning.impossible import check_possible, check_possible_complete
 from kneehip_bn.learning.noisy_or import W_MAX
 from kneehip_bn.learning.params import Family, Params, sum_xlogy

@@ -39,7 +39,7 @@ import numpy as np
 from kneehip_bn._util.files import atomic_write_text
 from kneehip_bn._util.jsonclean import json_clean
 from kneehip_bn.inference.queries import on_state
-from kneehip_bn.io.audit import AuditCounts
+from kneehip_bn.io.counts import AuditCounts
 from kneehip_bn.learning.em import FitResult
 from kneehip_bn.learning.holdout import HoldoutResult
 from kneehip_bn.learning.noisy_or import nor_laplace_sd

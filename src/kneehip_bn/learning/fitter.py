@@ -173,7 +173,7 @@ class PriorFitter:
         :data:`RELAX_PSEUDO_COUNT` (so the data can move it off zero) and records it in the
         fitted file (``fitted.relaxed``).
     mapping : path, dict or AuditMapping, optional
-        Column/code translation of the audit (see :func:`kneehip_bn.io.audit.load_mapping`).
+        Column/code translation of the audit (see :func:`kneehip_bn.io.mapping.load_mapping`).
     dataset_name : str, optional
         Recorded in the fitted model (default: the mapping's ``dataset`` or file name).
     table, sql : str, optional
@@ -351,7 +351,7 @@ class PriorFitter:
             The audit rows (validated and encoded with ``mapping``; files are streamed; a
             Spark DataFrame is counted by ``groupBy`` on the cluster, see
             :mod:`kneehip_bn.io.spark`) or shared counts (several are merged; a counts path
-            is read with :func:`~kneehip_bn.io.audit.read_counts`).
+            is read with :func:`~kneehip_bn.io.counts_file.read_counts`).
         y : None
             Not used (the working diagnosis, when recorded, is a column of the audit).
         **source

@@ -14,7 +14,7 @@ Examples
 --------
 >>> import pandas as pd
 >>> from kneehip_bn import load_spec
->>> from kneehip_bn.io.audit import audit_counts
+>>> from kneehip_bn.io.counting import audit_counts
 >>> spec = load_spec("knee_hip_basic")
 >>> find_impossible(audit_counts(pd.DataFrame({"knee_pain": ["present"]}), spec), spec) is None
 True
@@ -33,7 +33,11 @@ import numpy as np
 from kneehip_bn.errors import DataError, ParameterError
 from kneehip_bn.inference.engine import get_engine
 from kneehip_bn.inference.queries import as_model
-from kneehip_bn.io.audit import AuditCounts, EncodedAudit, iter_audit, load_mapping, pattern_keys
+from kneehip_bn.io.counts import AuditCounts
+from kneehip_bn.io.encode import EncodedAudit
+from kneehip_bn.io.mapping import load_mapping
+from kneehip_bn.io.patterns import pattern_keys
+from kneehip_bn.io.sources import iter_audit
 from kneehip_bn.learning.noisy_or import W_MAX
 from kneehip_bn.learning.params import Family, plain_number
 from kneehip_bn.learning.scan import EncodedStream
@@ -190,7 +194,7 @@ def find_impossible(counts: AuditCounts, model: Any = None) -> ImpossibleRows | 
     --------
     >>> import pandas as pd
     >>> from kneehip_bn import load_spec
-    >>> from kneehip_bn.io.audit import audit_counts
+    >>> from kneehip_bn.io.counting import audit_counts
     >>> spec = load_spec("knee_hip_basic")
     >>> c = audit_counts(pd.DataFrame({"knee_pain": ["present"]}), spec)
     >>> find_impossible(c, spec) is None
@@ -292,7 +296,7 @@ def screen_counts(counts: AuditCounts, model: Any = None, on_impossible: str = "
     --------
     >>> import pandas as pd
     >>> from kneehip_bn import load_spec
-    >>> from kneehip_bn.io.audit import audit_counts
+    >>> from kneehip_bn.io.counting import audit_counts
     >>> spec = load_spec("knee_hip_basic")
     >>> c, bad = screen_counts(audit_counts(pd.DataFrame({"knee_pain": ["absent"]}), spec), spec)
     >>> c.n_rows, bad is None

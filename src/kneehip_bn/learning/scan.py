@@ -7,7 +7,7 @@ scan here, the streaming posterior writer in :mod:`kneehip_bn.learning.batch` an
 search for the first impossible rows in :mod:`kneehip_bn.learning.impossible`.
 
 :func:`scan_source` turns whatever ``PriorFitter.fit`` is given (an audit, an
-:class:`~kneehip_bn.io.audit.EncodedAudit`, counts, a Spark DataFrame) into a
+:class:`~kneehip_bn.io.encode.EncodedAudit`, counts, a Spark DataFrame) into a
 :class:`Scan`: the pattern counts, and with ``holdout > 0`` and a working-diagnosis
 column a seeded random split into training counts and test patterns.
 
@@ -33,26 +33,15 @@ import numpy as np
 
 from kneehip_bn._util.progress import progress_bar
 from kneehip_bn.errors import DataError
-from kneehip_bn.io.audit import (
-    PROBLEM_COLUMNS,
-    AuditCounts,
-    AuditReport,
-    EncodedAudit,
-    NotFastError,
-    _counts_from_codes,
-    _Encoder,
-    _model_name,
-    _single_chunk,
-    _source_name,
-    _states_of,
-    audit_counts,
-    group_patterns,
-    iter_audit,
-    iter_csv_coded,
-    load_mapping,
-    merge_counts,
-    read_counts,
-)
+from kneehip_bn.io.arrow_csv import NotFastError, iter_csv_coded
+from kneehip_bn.io.audit_report import PROBLEM_COLUMNS, AuditReport
+from kneehip_bn.io.counting import audit_counts
+from kneehip_bn.io.counts import AuditCounts, counts_from_codes, merge_counts, model_name, states_of
+from kneehip_bn.io.counts_file import read_counts
+from kneehip_bn.io.encode import ChunkEncoder, EncodedAudit
+from kneehip_bn.io.mapping import load_mapping
+from kneehip_bn.io.patterns import group_patterns
+from kneehip_bn.io.sources import iter_audit, single_chunk, source_name
 from kneehip_bn.io.spark import is_spark_dataframe, spark_counts
 from kneehip_bn.io.writers import fast_csv_sep
 
@@ -76,7 +65,7 @@ class EncodedStream:
     def __iter__(self) -> Iterator[tuple[Any, np.ndarray, Any, int]]:
         for chunk in self.chunks:
             if self.encoder is None:
-                self.encoder = _Encoder(chunk.columns, self.model, self.mapping, keep=self.keep,
+                self.encoder = ChunkEncoder(chunk.columns, self.model, self.mapping, keep=self.keep,
                                         source=self.source)
             codes, diag, _ = self.encoder.encode(chunk, self.rows)
             self.encoder.check_chunk(final=self.single)
@@ -98,7 +87,7 @@ def read_chunks(consume: Callable[[Any, bool], Any], data: Any, *, table: Any, s
         except (NotFastError, pa.ArrowException, UnicodeDecodeError):
             pass  # pandas reads it (or reports why it cannot), as below
     return consume(iter_audit(data, table=table, sql=sql, chunksize=chunksize),
-                   _single_chunk(data, chunksize))
+                   single_chunk(data, chunksize))
 
 
 @dataclass
@@ -119,7 +108,7 @@ def scan_audit(data, model, mapping, *, table, sql, dataset, holdout, seed, chun
     working diagnosis), for held-out accuracy.
     """
     mp = load_mapping(mapping)
-    name = _source_name(dataset, mp, data, table, sql)
+    name = source_name(dataset, mp, data, table, sql)
     return read_chunks(lambda chunks, single: _scan_chunks(
         EncodedStream(chunks, single, model, mp, name), model, name, holdout, seed, progress),
         data, table=table, sql=sql, chunksize=chunksize)
@@ -131,13 +120,13 @@ def _scan_chunks(stream: EncodedStream, model, name, holdout, seed, progress) ->
     bar = progress_bar(enabled=progress, desc="reading audit", unit="rows")
     for chunk, codes, diag, _ in stream:
         enc = stream.encoder
-        states = _states_of(model, enc.columns)
-        mname = _model_name(model)
-        parts.append(_counts_from_codes(codes, enc.cards, enc.columns, states, None, len(chunk),
+        states = states_of(model, enc.columns)
+        mname = model_name(model)
+        parts.append(counts_from_codes(codes, enc.cards, enc.columns, states, None, len(chunk),
                                         [name], mname))
         if diag is not None and holdout > 0:
             is_test = rng.random(len(chunk)) < holdout
-            train_parts.append(_counts_from_codes(codes[~is_test], enc.cards, enc.columns, states,
+            train_parts.append(counts_from_codes(codes[~is_test], enc.cards, enc.columns, states,
                                                   None, int((~is_test).sum()), [name], mname))
             sel = is_test & (diag >= 0)
             both = np.concatenate([codes[sel], diag[sel, None]], axis=1)
@@ -175,7 +164,7 @@ def _split_parts(train_parts, test_parts, name):
 
 def as_counts_list(data, spec) -> list[AuditCounts] | None:
     """``data`` as a list of counts when it is counts (or a list of counts and counts
-    paths, each read with :func:`~kneehip_bn.io.audit.read_counts`), else None."""
+    paths, each read with :func:`~kneehip_bn.io.counts_file.read_counts`), else None."""
     if isinstance(data, AuditCounts):
         return [data]
     if isinstance(data, (list, tuple)) and data and all(

@@ -31,7 +31,7 @@ from kneehip_bn.errors import ParameterError, UnknownNameError
 from kneehip_bn.inference import sampling
 from kneehip_bn.inference.engine import get_engine
 from kneehip_bn.inference.queries import on_state
-from kneehip_bn.io.audit import group_patterns
+from kneehip_bn.io.patterns import group_patterns
 from kneehip_bn.model.coerce import model_spec
 from kneehip_bn.model.spec import DIAGNOSIS_COLUMN, GROUPS, NO_DIAGNOSIS
 from kneehip_bn.model.tables import exact_row

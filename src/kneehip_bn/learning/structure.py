@@ -15,7 +15,7 @@ from typing import Any
 import numpy as np
 
 from kneehip_bn.errors import ParameterError
-from kneehip_bn.io.audit import EncodedAudit, encode_audit
+from kneehip_bn.io.encode import EncodedAudit, encode_audit
 from kneehip_bn.model.coerce import as_model, model_spec
 
 __all__ = ["bh_qvalues", "check_structure", "g_test"]
