@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 
 from kneehip_bn import load_spec
-from kneehip_bn.audit import recode_to_audit
-from kneehip_bn.cli_learn import write_table
-from kneehip_bn.simulate import simulate_audit
+from kneehip_bn.io.mapping import recode_to_audit
+from kneehip_bn.io.writers import write_table
+from kneehip_bn.learning.simulate import simulate_audit
 
 HERE = Path(__file__).resolve().parent
 overwrite = "--overwrite" in sys.argv

@@ -59,7 +59,8 @@ from kneehip_bn.inference.compile import (
 from kneehip_bn.inference.rows import BATCH_MAX_STATES, BatchPlan
 from kneehip_bn.inference.shared import MAX_TABLE_BYTES, MIN_SHARED_ROWS, MemoPlan
 from kneehip_bn.model.network import cpd_array, network_fingerprint
-from kneehip_bn.model.spec import content_key, is_frozen, validate_spec
+from kneehip_bn.model.spec import content_key, is_frozen
+from kneehip_bn.model.validate import validate_spec
 
 __all__ = ["BatchResult", "Engine", "get_engine"]
 
