@@ -343,15 +343,7 @@ class MemoPlan:
         kids = self.children[r0]
         for a in range(0, n, step):
             sl = slice(a, min(n, a + step))
-            own = [(col_idx[j], ev[j][sl]) for j in self.own[r0]]
-            msgs = [(ch, up[ch], ids[ch][sl]) for ch in kids]
-            b = self._product(r0, phis[r0], own, msgs)
-            z = b.reshape(-1, b.shape[-1]).sum(axis=0)
-            lg = np.zeros(sl.stop - sl.start)
-            for ch, _, idx in msgs:
-                lg += logs[ch][idx]
-            with np.errstate(divide="ignore"):
-                log_pe[sl] = np.log(z) + lg
+            b, z, msgs, log_pe[sl] = self._root_rows(sl, phis, ev, col_idx, ids, up, logs)
             zz = np.where(z > 0, z, np.nan)
             for v in self.at.get(r0, ()):
                 marg[v][sl] = (self._sum_to(b, r0, (v,)) / zz).T
@@ -515,25 +507,32 @@ class MemoPlan:
             up[c], logs[c], keep_vals[c], tots[c] = msg, lg, vals, tt
         return ids, up, logs, keep_vals, tots
 
+    def _root_rows(self, sl, phis, ev, col_idx, ids, up, logs):
+        """The root clique's belief for the rows ``sl`` (its table, its own evidence and the
+        children's upward messages): ``(belief, its total per row, the messages, log P(row))``,
+        shared by the forward pass and the E-step's backward pass."""
+        r0 = self.root
+        own = [(col_idx[j], ev[j][sl]) for j in self.own[r0]]
+        msgs = [(ch, up[ch], ids[ch][sl]) for ch in self.children[r0]]
+        b = self._product(r0, phis[r0], own, msgs)
+        z = b.reshape(-1, b.shape[-1]).sum(axis=0)
+        lg = np.zeros(sl.stop - sl.start)
+        for ch, _, idx in msgs:
+            lg += logs[ch][idx]
+        with np.errstate(divide="ignore"):
+            log_pe = np.log(z) + lg
+        return b, z, msgs, log_pe
+
     def _root_back(self, phis, ev, col_idx, w, ids, up, logs, acc, adj, inv_up, progress):
         """The root of :meth:`family_posteriors`, per row: log P(row), and the rows'
         adjoints scattered into the children's sub-patterns."""
         r0 = self.root
         n = w.shape[0]
         log_pe = np.empty(n)
-        kids = self.children[r0]
         step = self._block(r0)
         for a in range(0, n, step):
             sl = slice(a, min(n, a + step))
-            own = [(col_idx[j], ev[j][sl]) for j in self.own[r0]]
-            msgs = [(ch, up[ch], ids[ch][sl]) for ch in kids]
-            b = self._product(r0, phis[r0], own, msgs)
-            z = b.reshape(-1, b.shape[-1]).sum(axis=0)
-            lg = np.zeros(sl.stop - sl.start)
-            for ch, _, idx in msgs:
-                lg += logs[ch][idx]
-            with np.errstate(divide="ignore"):
-                log_pe[sl] = np.log(z) + lg
+            b, z, msgs, log_pe[sl] = self._root_rows(sl, phis, ev, col_idx, ids, up, logs)
             scale = np.where(z > 0, w[sl] / np.where(z > 0, z, 1.0), 0.0)
             q = b * scale
             self._back(r0, q, msgs, acc, adj, inv_up)
