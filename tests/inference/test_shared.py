@@ -158,6 +158,50 @@ def test_engine_batch_uses_memo_for_many_rows_and_agrees(monkeypatch, shipped_sp
     np.testing.assert_allclose(res.log_evidence, ref.log_evidence, atol=1e-10)
 
 
+def test_blocks_of_the_shared_pass_give_the_one_pass_answer(monkeypatch, shipped_spec,
+                                                          shipped_engine):
+    """A batch longer than ``block_rows`` goes block by block (here 5,000 + 5,000 + 2,000:
+    the last block is short enough for the row pass): marginals, log P and expected counts
+    equal one pass over every row, impossible rows included."""
+    from kneehip_bn.io.encode import encode_audit
+    from kneehip_bn.learning.simulate import simulate_audit
+
+    eng = shipped_engine
+    df = simulate_audit(12_000, seed=11, missing=0.2, model=shipped_spec,
+                        hidden=("mechanism", "origin"))
+    enc = encode_audit(df, shipped_spec)
+    cols, codes = list(enc.columns), enc.codes.copy()
+    # two rows the model rules out (a structural zero), in the first and the last block
+    for c, state in (("lumbar_radiculopathy", "absent"), ("upper_lumbar_root", "present")):
+        j = cols.index(c) if c in cols else None
+        if j is None:
+            cols.append(c)
+            codes = np.column_stack([codes, np.full(len(codes), -1)])
+            j = len(cols) - 1
+        codes[[17, 11_500], j] = eng.states[c].index(state)
+    w = np.random.default_rng(2).integers(1, 5, len(codes)).astype(float)
+    targets = ["knee_pathology", "hip_pathology", "lumbar_radiculopathy"]
+    one = eng.batch(codes, cols, targets=targets, on_impossible="nan")
+    assert np.isneginf(one.log_evidence[[17, 11_500]]).all()
+    n1, ll1, lp1 = eng.expected_counts(codes, cols, weights=w, on_impossible="nan")
+    monkeypatch.setattr(eng, "block_rows", 5_000)
+    seen = []
+    blk = eng.batch(codes, cols, targets=targets, on_impossible="nan", progress=seen.append)
+    assert sum(seen) == len(codes)
+    n2, ll2, lp2 = eng.expected_counts(codes, cols, weights=w, on_impossible="nan")
+    with pytest.raises(ImpossibleEvidenceError, match="impossible"):
+        eng.expected_counts(codes, cols, weights=w)
+    for t in targets:
+        np.testing.assert_allclose(blk.marginals[t], one.marginals[t], atol=1e-12, err_msg=t)
+    np.testing.assert_allclose(blk.log_evidence, one.log_evidence, atol=1e-10)
+    np.testing.assert_allclose(lp2, lp1, atol=1e-10)
+    assert np.isneginf(ll1) and np.isneginf(ll2)
+    ok = np.isfinite(lp1)
+    for v in n1:
+        np.testing.assert_allclose(n2[v], n1[v], rtol=1e-10, atol=1e-9, err_msg=v)
+        assert float(n1[v].sum()) == pytest.approx(w[ok].sum())  # every possible row once
+
+
 def test_engine_batch_memo_impossible_rows(shipped_engine):
     """Probability-zero rows inside a large batch: NaN marginals and -inf, or the error."""
     eng = shipped_engine

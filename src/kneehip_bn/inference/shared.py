@@ -299,42 +299,8 @@ class MemoPlan:
         n = codes.shape[0]
         k = len(plan.vars)
         ev = self._codes_by_column(codes)  # one contiguous row per column
-        ids: list[Any] = [None] * k    # row -> distinct inside sub-pattern
-        up: list[Any] = [None] * k     # (S, m) normalised upward messages
-        logs: list[Any] = [None] * k   # (m,) their log scales
-        wt: dict[int, np.ndarray] = {}  # clique -> (m, T, S) inside tables of its targets
         # ---- upward: one message per distinct sub-pattern of each subtree
-        for c in reversed(self.order[1:]):
-            kids = self.children[c]
-            parts = [(ev[j], self.radix[j]) for j in self.own[c]]
-            parts += [(ids[ch], up[ch].shape[1]) for ch in kids]
-            ids[c], vals = dense_ids(parts, n)
-            m = vals[0].shape[0] if vals else 1
-            nown = len(self.own[c])
-            sep = self.sep[c]
-            s_size = math.prod(int(plan.card[x]) for x in sep)
-            msg = np.empty((s_size, m))
-            lg = np.zeros(m)
-            tv = self.at.get(c, [])
-            if tv:
-                wt[c] = np.empty((m, sum(int(plan.card[v]) - 1 for v in tv) + 1, s_size))
-            step = self._block(c)
-            for a in range(0, m, step):
-                sl = slice(a, a + step)
-                own = [(col_idx[j], vals[i][sl]) for i, j in enumerate(self.own[c])]
-                msgs = [(ch, up[ch], vals[nown + i][sl]) for i, ch in enumerate(kids)]
-                b = self._product(c, phis[c], own, msgs)
-                for ch, _, idx in msgs:
-                    lg[sl] += logs[ch][idx]
-                raw = self._sum_to(b, c, sep)
-                tot = raw.sum(axis=0)
-                with np.errstate(divide="ignore"):
-                    lg[sl] += np.log(tot)
-                tot = np.where(tot > 0, tot, 1.0)
-                msg[:, sl] = raw / tot
-                if tv:
-                    wt[c][sl] = self._inside(b, c, tv, msg[:, sl], tot)
-            up[c], logs[c] = msg, lg
+        ids, up, logs, _, _, wt = self._upward(phis, ev, col_idx, n, inside=True)
         # ---- root: per row
         r0 = self.root
         marg = {v: np.empty((n, int(plan.card[v]))) for v in self.targets}
@@ -429,7 +395,7 @@ class MemoPlan:
         """
         w = np.asarray(weights, dtype=float)
         ev = self._codes_by_column(codes)
-        ids, up, logs, keep_vals, tots = self._upward_kept(phis, ev, col_idx, codes.shape[0])
+        ids, up, logs, keep_vals, tots, _ = self._upward(phis, ev, col_idx, codes.shape[0])
         k = len(self.plan.vars)
         acc = [np.zeros(self.plan.shape[c]) for c in range(k)]
         adj = [None if c == self.root else np.zeros_like(up[c]) for c in range(k)]
@@ -468,17 +434,19 @@ class MemoPlan:
         ct = np.ascontiguousarray(codes.T, dtype=small)
         return {j: ct[j] + 1 for j in self.cols}
 
-    def _upward_kept(self, phis, ev, col_idx, n):
-        """The upward pass of :meth:`family_posteriors`: per clique, the rows' sub-pattern
-        ids, normalised messages, their log scales, the sub-patterns' values and the
-        messages' scales (the adjoints need the last two)."""
+    def _upward(self, phis, ev, col_idx, n, inside: bool = False):
+        """The upward pass, one message per distinct sub-pattern of each subtree: per
+        clique, the rows' sub-pattern ids, normalised messages, their log scales, the
+        sub-patterns' values and the messages' scales (the E-step's adjoints need the last
+        two), and with ``inside`` the targets' inside tables ``(m, T, S)`` (:meth:`run`)."""
         plan = self.plan
         k = len(plan.vars)
-        ids: list[Any] = [None] * k
-        up: list[Any] = [None] * k
-        logs: list[Any] = [None] * k
+        ids: list[Any] = [None] * k    # row -> distinct inside sub-pattern
+        up: list[Any] = [None] * k     # (S, m) normalised upward messages
+        logs: list[Any] = [None] * k   # (m,) their log scales
         keep_vals: list[Any] = [None] * k
         tots: list[Any] = [None] * k
+        wt: dict[int, np.ndarray] = {}  # clique -> (m, T, S) inside tables of its targets
         for c in reversed(self.order[1:]):
             kids = self.children[c]
             parts = [(ev[j], self.radix[j]) for j in self.own[c]]
@@ -490,6 +458,9 @@ class MemoPlan:
             msg = np.empty((s_size, m))
             lg = np.zeros(m)
             tt = np.empty(m)
+            tv = self.at.get(c, []) if inside else []
+            if tv:
+                wt[c] = np.empty((m, sum(int(plan.card[v]) - 1 for v in tv) + 1, s_size))
             step = self._block(c)
             for a in range(0, m, step):
                 sl = slice(a, a + step)
@@ -503,9 +474,14 @@ class MemoPlan:
                 with np.errstate(divide="ignore"):
                     lg[sl] += np.log(tot)
                 tt[sl] = tot
-                msg[:, sl] = raw / np.where(tot > 0, tot, 1.0)
-            up[c], logs[c], keep_vals[c], tots[c] = msg, lg, vals, tt
-        return ids, up, logs, keep_vals, tots
+                safe = np.where(tot > 0, tot, 1.0)
+                msg[:, sl] = raw / safe
+                if tv:
+                    wt[c][sl] = self._inside(b, c, tv, msg[:, sl], safe)
+            up[c], logs[c], tots[c] = msg, lg, tt
+            if not inside:
+                keep_vals[c] = vals
+        return ids, up, logs, keep_vals, tots, wt
 
     def _root_rows(self, sl, phis, ev, col_idx, ids, up, logs):
         """The root clique's belief for the rows ``sl`` (its table, its own evidence and the

@@ -30,7 +30,6 @@ Examples
 from __future__ import annotations
 
 import hashlib
-import io
 import itertools
 import json
 import os
@@ -220,9 +219,9 @@ class AuditCounts:
             tbl = pa.Table.from_pandas(self.to_frame(), preserve_index=False)
             tbl = tbl.replace_schema_metadata({**(tbl.schema.metadata or {}),
                                                b"kneehip_counts": json.dumps(meta).encode()})
-            buf = io.BytesIO()
-            pq.write_table(tbl, buf)
-            return atomic_write_bytes(p, buf.getvalue(), overwrite=overwrite)
+            sink = pa.BufferOutputStream()  # arrow's own buffer, as io.writers explains
+            pq.write_table(tbl, sink)
+            return atomic_write_bytes(p, sink.getvalue().to_pybytes(), overwrite=overwrite)
         raise DataError(f"counts file {p}: expected a .json, .csv or .parquet name, found "
                         f"'{p.suffix}'")
 
