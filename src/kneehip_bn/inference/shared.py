@@ -306,7 +306,6 @@ class MemoPlan:
         marg = {v: np.empty((n, int(plan.card[v]))) for v in self.targets}
         log_pe = np.empty(n)
         step = self._block(r0)
-        kids = self.children[r0]
         for a in range(0, n, step):
             sl = slice(a, min(n, a + step))
             b, z, msgs, log_pe[sl] = self._root_rows(sl, phis, ev, col_idx, ids, up, logs)

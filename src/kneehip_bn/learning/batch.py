@@ -4,7 +4,7 @@ Identical finding patterns are grouped (one int64 key per row and ``np.unique``)
 compiled engine runs once per distinct pattern. :func:`batch_posteriors` returns a
 DataFrame (or, for a Spark DataFrame, a Spark DataFrame joined on the cluster);
 :func:`write_batch_posteriors` streams an audit of any size into a CSV or Parquet file
-(read through :class:`~kneehip_bn.learning.scan.EncodedStream`, written by
+(read through :func:`~kneehip_bn.io.encode.stream_encoded`, written by
 :class:`~kneehip_bn.io.writers.TableWriter`). Rows the model rules out follow
 ``on_impossible`` (:mod:`kneehip_bn.learning.impossible`).
 """
@@ -26,10 +26,9 @@ from kneehip_bn._util.runtime import single_blas_thread
 from kneehip_bn.errors import DataError, ImpossibleEvidenceError, UnknownNameError
 from kneehip_bn.inference.engine import get_engine
 from kneehip_bn.inference.queries import as_model, node_groups, on_state
-from kneehip_bn.io.encode import encode_audit
+from kneehip_bn.io.encode import encode_audit, stream_encoded
 from kneehip_bn.io.mapping import load_mapping
 from kneehip_bn.io.patterns import group_patterns
-from kneehip_bn.io.sources import source_name
 from kneehip_bn.io.spark import is_spark_dataframe, spark_join_posteriors
 from kneehip_bn.io.writers import STATUS_LABELS, TableWriter
 from kneehip_bn.learning.impossible import (
@@ -39,7 +38,6 @@ from kneehip_bn.learning.impossible import (
     diagnose_impossible,
     relaxed_tables,
 )
-from kneehip_bn.learning.scan import EncodedStream, read_chunks
 
 __all__ = ["STATUS_LABELS", "batch_posteriors", "posterior_matrix", "write_batch_posteriors"]
 
@@ -250,46 +248,39 @@ def write_batch_posteriors(
     if targets is None:
         groups = node_groups(m)
         targets = [n for n in groups if groups[n] == "origin"]
-    mp = load_mapping(mapping)
-    name = source_name(None, mp, data, table, sql)
+    mp = load_mapping(mapping)  # a bad mapping is refused before anything is made
+    stream = stream_encoded(data, m, mp, table=table, sql=sql, chunksize=chunksize,
+                            keep=list(keep), reader=reader)
     out.parent.mkdir(parents=True, exist_ok=True)
-    args = (out, overwrite, kind, m, eng, mp, name, list(targets), on_impossible, list(keep),
-            progress)
-    return read_chunks(lambda chunks, single: _atomic_posteriors(chunks, single, *args), data,
-                       table=table, sql=sql, chunksize=chunksize, text=keep,
-                       fast=reader == "auto")
-
-
-def _atomic_posteriors(chunks, single, out, overwrite, *rest) -> tuple[Path, int]:
-    """:func:`_write_posteriors` into the one atomic writer's temporary file."""
     n = [0]
 
     def write(tmp: str) -> None:
-        n[0] = _write_posteriors(chunks, single, Path(tmp), *rest)[1]
+        n[0] = _write_posteriors(stream, Path(tmp), kind, eng, list(targets), on_impossible,
+                                 list(keep), progress)
 
     atomic_write(out, write, overwrite=overwrite)
     return out, n[0]
 
 
-def _write_posteriors(chunks, single, out, kind, m, eng, mp, name, targets, on_impossible,
-                      keep, progress) -> tuple[Path, int]:
+def _write_posteriors(stream, out, kind, eng, targets, on_impossible, keep, progress) -> int:
     """Encode each chunk, then compute and write it in parts of ``_PART_ROWS`` rows, the
     writing of one part (a background thread: pyarrow formats without the GIL) overlapping
     the computing of the next."""
     from concurrent.futures import ThreadPoolExecutor
 
     tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
-    stream = EncodedStream(chunks, single, m, mp, name, keep=keep)
+    rows = 0
     writer = None
     pending = None
     bar = progress_bar(enabled=progress, desc="posteriors", unit="rows")
     pool = ThreadPoolExecutor(1)
     try:
-        for chunk, codes, _, offset in stream:
+        for ch in stream:  # raises after the last chunk when the audit has an error
+            chunk, codes, offset, enc = ch.frame, ch.codes, ch.offset, ch.encoder
             n = len(chunk)
+            rows += n
             if n == 0:
                 continue
-            enc = stream.encoder
             kept = [chunk[k] if k in chunk else None for k in keep]
             for a, b in _parts(n):
                 mat, names, inv, status = posterior_matrix(
@@ -305,8 +296,6 @@ def _write_posteriors(chunks, single, out, kind, m, eng, mp, name, targets, on_i
         if pending is not None:
             pending.result()
             pending = None
-        assert stream.encoder is not None
-        stream.encoder.raise_if_errors()
         if writer is not None:
             writer.close()
             writer = None
@@ -324,7 +313,7 @@ def _write_posteriors(chunks, single, out, kind, m, eng, mp, name, targets, on_i
     finally:
         pool.shutdown(wait=True)
         bar.close()
-    return out, stream.rows
+    return rows
 
 
 # rows per part of a chunk in write_batch_posteriors (compute of one overlaps writing another)

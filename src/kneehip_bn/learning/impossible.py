@@ -34,13 +34,10 @@ from kneehip_bn.errors import DataError, ParameterError
 from kneehip_bn.inference.engine import get_engine
 from kneehip_bn.inference.queries import as_model
 from kneehip_bn.io.counts import AuditCounts
-from kneehip_bn.io.encode import EncodedAudit
-from kneehip_bn.io.mapping import load_mapping
+from kneehip_bn.io.encode import EncodedAudit, stream_encoded
 from kneehip_bn.io.patterns import pattern_keys
-from kneehip_bn.io.sources import iter_audit
 from kneehip_bn.learning.noisy_or import W_MAX
 from kneehip_bn.learning.params import Family, plain_number
-from kneehip_bn.learning.scan import EncodedStream
 
 __all__ = [
     "RELAX_PROBABILITY",
@@ -264,11 +261,10 @@ def first_rows(data, spec, mapping, table, sql, chunksize, counts: AuditCounts,
     if isinstance(data, EncodedAudit):
         keys = pattern_keys(data.codes, cards)
         return np.flatnonzero(np.isin(keys, want))[:limit].tolist()
-    chunks = iter_audit(data, table=table, sql=sql, chunksize=chunksize)
     out: list[int] = []
-    for _, codes, _, offset in EncodedStream(chunks, False, spec, load_mapping(mapping), "audit"):
-        hit = np.flatnonzero(np.isin(pattern_keys(codes, cards), want))
-        out.extend((hit[: limit - len(out)] + offset).tolist())
+    for ch in stream_encoded(data, spec, mapping, table=table, sql=sql, chunksize=chunksize):
+        hit = np.flatnonzero(np.isin(pattern_keys(ch.codes, cards), want))
+        out.extend((hit[: limit - len(out)] + ch.offset).tolist())
         if len(out) >= limit:
             break
     return out

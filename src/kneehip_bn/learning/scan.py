@@ -1,9 +1,9 @@
-"""Reading an audit for fitting: one streaming loop, pattern counts and the held-out split.
+"""Reading an audit for fitting: pattern counts and the held-out split.
 
-Every reader of audit rows in learning goes through :class:`EncodedStream` (chunks ->
-encoder -> ``check_chunk``) and :func:`read_chunks` (pyarrow's dictionary-encoded CSV
-reader when it can, pandas otherwise, with the same validation either way): fitting's
-scan here, the streaming posterior writer in :mod:`kneehip_bn.learning.batch` and the
+Audit rows are read through the one streaming loop,
+:func:`kneehip_bn.io.encode.stream_encoded` (pyarrow's dictionary-encoded CSV reader when
+it reads the file exactly as pandas, pandas otherwise, with the same validation either
+way), as are the streaming posterior writer in :mod:`kneehip_bn.learning.batch` and the
 search for the first impossible rows in :mod:`kneehip_bn.learning.impossible`.
 
 :func:`scan_source` turns whatever ``PriorFitter.fit`` is given (an audit, an
@@ -25,69 +25,23 @@ Examples
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-from kneehip_bn._util.progress import progress_bar
 from kneehip_bn.errors import DataError
-from kneehip_bn.io.arrow_csv import NotFastError, iter_csv_coded
 from kneehip_bn.io.audit_report import PROBLEM_COLUMNS, AuditReport
 from kneehip_bn.io.counting import audit_counts
 from kneehip_bn.io.counts import AuditCounts, counts_from_codes, merge_counts, model_name, states_of
 from kneehip_bn.io.counts_file import read_counts
-from kneehip_bn.io.encode import ChunkEncoder, EncodedAudit
+from kneehip_bn.io.encode import EncodedAudit, stream_encoded
 from kneehip_bn.io.mapping import load_mapping
 from kneehip_bn.io.patterns import group_patterns
-from kneehip_bn.io.sources import iter_audit, single_chunk, source_name
+from kneehip_bn.io.sources import source_name
 from kneehip_bn.io.spark import is_spark_dataframe, spark_counts
-from kneehip_bn.io.writers import fast_csv_sep
 
-__all__ = ["EncodedStream", "Scan", "as_counts_list", "read_chunks", "scan_audit", "scan_source"]
-
-
-class EncodedStream:
-    """Chunks of audit rows -> encoder -> ``check_chunk``: the one streaming loop.
-
-    Iterating yields ``(chunk, codes, diagnosis codes, offset)`` per chunk; ``encoder`` is
-    the encoder (made from the first chunk's columns) and ``rows`` the rows read so far.
-    """
-
-    def __init__(self, chunks: Any, single: bool, model: Any, mapping: Any, source: str,
-                 keep: Sequence[str] = ()) -> None:
-        self.chunks, self.single, self.model, self.mapping = chunks, single, model, mapping
-        self.source, self.keep = source, keep
-        self.encoder: Any = None
-        self.rows = 0
-
-    def __iter__(self) -> Iterator[tuple[Any, np.ndarray, Any, int]]:
-        for chunk in self.chunks:
-            if self.encoder is None:
-                self.encoder = ChunkEncoder(chunk.columns, self.model, self.mapping, keep=self.keep,
-                                        source=self.source)
-            codes, diag, _ = self.encoder.encode(chunk, self.rows)
-            self.encoder.check_chunk(final=self.single)
-            yield chunk, codes, diag, self.rows
-            self.rows += len(chunk)
-
-
-def read_chunks(consume: Callable[[Any, bool], Any], data: Any, *, table: Any, sql: Any,
-                chunksize: int, text: Sequence[str] = (), fast: bool = True) -> Any:
-    """``consume(chunks, single)`` on the audit's chunks: pyarrow's dictionary-encoded
-    reader for a plain CSV/TSV file (when ``fast``), else, or when pyarrow would read the
-    file differently from pandas, pandas (which reads it or reports why it cannot)."""
-    sep = fast_csv_sep(data, table, sql) if fast else None
-    if sep is not None:
-        import pyarrow as pa
-
-        try:
-            return consume(iter_csv_coded(data, chunksize=chunksize, text=text, sep=sep), False)
-        except (NotFastError, pa.ArrowException, UnicodeDecodeError):
-            pass  # pandas reads it (or reports why it cannot), as below
-    return consume(iter_audit(data, table=table, sql=sql, chunksize=chunksize),
-                   single_chunk(data, chunksize))
+__all__ = ["Scan", "as_counts_list", "scan_audit", "scan_source"]
 
 
 @dataclass
@@ -109,25 +63,20 @@ def scan_audit(data, model, mapping, *, table, sql, dataset, holdout, seed, chun
     """
     mp = load_mapping(mapping)
     name = source_name(dataset, mp, data, table, sql)
-    return read_chunks(lambda chunks, single: _scan_chunks(
-        EncodedStream(chunks, single, model, mp, name), model, name, holdout, seed, progress),
-        data, table=table, sql=sql, chunksize=chunksize)
-
-
-def _scan_chunks(stream: EncodedStream, model, name, holdout, seed, progress) -> Scan:
     rng = np.random.default_rng(seed)
+    states, mname = None, model_name(model)
     parts, train_parts, test_parts = [], [], []
-    bar = progress_bar(enabled=progress, desc="reading audit", unit="rows")
-    for chunk, codes, diag, _ in stream:
-        enc = stream.encoder
-        states = states_of(model, enc.columns)
-        mname = model_name(model)
-        parts.append(counts_from_codes(codes, enc.cards, enc.columns, states, None, len(chunk),
-                                        [name], mname))
+    enc, rows = None, 0
+    for ch in stream_encoded(data, model, mp, table=table, sql=sql, chunksize=chunksize,
+                             dataset=name, progress=progress):
+        enc, codes, diag = ch.encoder, ch.codes, ch.diagnosis
+        states = states or states_of(model, enc.columns)
+        parts.append(counts_from_codes(codes, enc.cards, enc.columns, states, None, len(ch),
+                                       [name], mname))
         if diag is not None and holdout > 0:
-            is_test = rng.random(len(chunk)) < holdout
+            is_test = rng.random(len(ch)) < holdout
             train_parts.append(counts_from_codes(codes[~is_test], enc.cards, enc.columns, states,
-                                                  None, int((~is_test).sum()), [name], mname))
+                                                 None, int((~is_test).sum()), [name], mname))
             sel = is_test & (diag >= 0)
             both = np.concatenate([codes[sel], diag[sel, None]], axis=1)
             pats, cnt, _ = group_patterns(both, [*enc.cards, len(enc.diag_labels)])
@@ -136,14 +85,11 @@ def _scan_chunks(stream: EncodedStream, model, name, holdout, seed, progress) ->
             parts = [merge_counts(parts, datasets=[name])]
             if train_parts:
                 train_parts = [merge_counts(train_parts, datasets=[name])]
-        bar.update(len(chunk))
-    bar.close()
-    enc = stream.encoder
-    assert enc is not None
+        rows += len(ch)
+    assert enc is not None  # the stream yields at least one chunk, or raises
     report = enc.finish()
-    report.raise_if_errors()
     counts = merge_counts(parts, datasets=[name]) if len(parts) > 1 else parts[0]
-    counts.n_rows = stream.rows
+    counts.n_rows = rows
     train, test = _split_parts(train_parts, test_parts, name)
     return Scan(counts, train, test, report, name, list(enc.diag_labels))
 
