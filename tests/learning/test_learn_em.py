@@ -352,3 +352,25 @@ def test_write_batch_drop_writes_blank_cells_and_status(basic, tmp_path):
                                   ref.drop(columns="status").to_numpy())
     with pytest.raises(ImpossibleEvidenceError, match=r"first rows 1, 3 \(0-based\)"):
         write_batch_posteriors(src, tmp_path / "q.csv", basic)
+
+
+def test_complete_rows_on_a_structural_zero_name_the_zero_and_the_ways_forward(shipped_spec):
+    """Fully observed rows go through the closed-form fit: one landing on a structural zero
+    is refused with the same wording as the EM path (the zero, its rows, the flags)."""
+    from kneehip_bn import DataError
+    from kneehip_bn.io.counting import audit_counts
+    from kneehip_bn.learning.em import run_em
+    from kneehip_bn.learning.params import build_families
+    from kneehip_bn.learning.simulate import simulate_audit
+
+    df = simulate_audit(300, seed=4, model=shipped_spec, missing=0.0, hidden=())
+    df.loc[[5, 9], "lumbar_radiculopathy"] = "absent"
+    df.loc[[5, 9], "upper_lumbar_root"] = "present"
+    counts = audit_counts(df, shipped_spec)
+    assert (counts.patterns >= 0).all() and set(counts.columns) == set(shipped_spec.nodes)
+    fams = build_families(shipped_spec, 50.0, {}, (), "auto")
+    with pytest.raises(DataError, match=(
+            r"^2 audit row\(s\) in 2 distinct pattern\(s\) are impossible .*"
+            r"P\(upper_lumbar_root=present \| lumbar_radiculopathy=absent\) = 0 \(2 rows\).*"
+            r"--on-impossible drop .*--on-impossible relax")):
+        run_em(shipped_spec, fams, counts, max_iter=5, tol=1e-8, progress=False)

@@ -264,8 +264,7 @@ def flip(
 
     lpe0, post0 = run(eng)
     if not math.isfinite(lpe0[0]):
-        raise ImpossibleEvidenceError(
-            f"impossible evidence: the model gives probability zero to {format_evidence(ev)}")
+        raise ImpossibleEvidenceError.for_evidence(ev)
     post0 = post0[0]
     met_now = bool(_goal_ok(post0[None], t, goal, threshold, True)[0])
     want = not met_now

@@ -182,8 +182,7 @@ def mpe(evidence: Any, model: Any = None, *, do: Any = None) -> MostProbableExpl
         masks[k] = mk
     log_pe = eng.log_probability(ev, do=dov or None)
     if not math.isfinite(log_pe):
-        raise ImpossibleEvidenceError(
-            f"impossible evidence: the model gives probability zero to {format_evidence(ev)}")
+        raise ImpossibleEvidenceError.for_evidence(ev, dov)
     log_best, best = max_product(eng, masks, do_idx)
     free = [i for i, n in enumerate(eng.variables) if n not in ev and n not in dov]
     # second best (Nilsson): agree on free[:i], differ on free[i]

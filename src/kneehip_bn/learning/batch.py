@@ -33,7 +33,6 @@ from kneehip_bn.io.spark import is_spark_dataframe, spark_join_posteriors
 from kneehip_bn.io.writers import STATUS_LABELS, TableWriter
 from kneehip_bn.learning.impossible import (
     RELAX_PROBABILITY,
-    RELAX_PSEUDO_COUNT,
     check_on_impossible,
     diagnose_impossible,
     relaxed_tables,
@@ -96,11 +95,7 @@ def _posterior_matrix_inner(engine, enc_codes, columns, cards, targets, on_impos
         cnt = np.bincount(inv, minlength=m).astype(float)
         why = diagnose_impossible(engine, pats, columns, cnt, np.flatnonzero(bad))
         why.first_rows = [int(r) + row_offset for r in bad_rows[:5]]
-        raise ImpossibleEvidenceError(why.message().replace(
-            "(fit the other rows)", "(blank posteriors and a status column)").replace(
-            "(each contradicted zero gets a pseudo-count of "
-            f"{RELAX_PSEUDO_COUNT:g})", f"(each contradicted zero gets probability "
-            f"{RELAX_PROBABILITY:g}, status 'relaxed')"))
+        raise ImpossibleEvidenceError(why.message(hint=_BATCH_HINT))
     if bad.any() and on_impossible == "relax":
         b = np.flatnonzero(bad)
         why = diagnose_impossible(engine, pats, columns, np.ones(m), b)
@@ -315,6 +310,12 @@ def _write_posteriors(stream, out, kind, eng, targets, on_impossible, keep, prog
         bar.close()
     return rows
 
+
+# the ways forward for impossible rows in a batch (fit's are in learning.impossible)
+_BATCH_HINT = ("rerun with --on-impossible drop (blank posteriors and a status column) or "
+               f"--on-impossible relax (each contradicted zero gets probability "
+               f"{RELAX_PROBABILITY:g}, status 'relaxed'); in Python on_impossible='drop' or "
+               "'relax'")
 
 # rows per part of a chunk in write_batch_posteriors (compute of one overlaps writing another)
 _PART_ROWS = 1 << 18

@@ -207,7 +207,7 @@ class _EMRun:
                                            on_impossible="raise" if strict else "nan")
         except ImpossibleEvidenceError as exc:
             if it == 0:  # rows the expert model rules out: name them
-                check_possible(self.base, counts, "expert model")
+                check_possible(self.base, counts)
             # later EM iterations cannot create new zeros where data exist (M-step)
             raise DataError(f"EM iteration {it}: {exc}") from None  # pragma: no cover
         return N, ll, ll + params.log_prior(), time.perf_counter() - t0

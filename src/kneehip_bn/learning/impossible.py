@@ -68,26 +68,14 @@ def check_on_impossible(mode: Any, where: str, allowed: Sequence[str] = _ON_IMPO
                            f"{mode!r}")
     return str(mode)
 
-def check_possible(engine, counts: AuditCounts, what: str) -> None:
-    """A DataError naming the patterns of ``counts`` the engine gives probability zero."""
+def check_possible(engine, counts: AuditCounts, what: str = "audit") -> None:
+    """A DataError naming the patterns of ``counts`` the engine gives probability zero, the
+    structural zeros they contradict and the ways forward (:meth:`ImpossibleRows.message`)."""
     res = engine.batch(counts.patterns, counts.columns, targets=[], on_impossible="nan")
     bad = np.flatnonzero(~np.isfinite(res.log_evidence))
     if bad.size:
-        _impossible_error(counts, bad, what)
-
-
-def _impossible_error(counts: AuditCounts, bad: np.ndarray, what: str) -> None:
-    if bad.size:
-        rows = int(counts.counts[bad].sum())
-        shown = []
-        for b in bad[:2]:
-            obs = [f"{c}={counts.states[c][int(x)]}" for c, x in zip(counts.columns, counts.patterns[b])
-                   if x >= 0]
-            shown.append("{" + ", ".join(obs) + "}")
-        raise DataError(
-            f"{rows} audit row(s) in {bad.size} distinct pattern(s) are impossible under the "
-            f"{what} (probability zero), e.g. {'; '.join(shown)}: expected findings the model "
-            f"allows; check them, or {_IMPOSSIBLE_HINT}")
+        why = diagnose_impossible(engine, counts.patterns, counts.columns, counts.counts, bad)
+        raise DataError(why.message(what))
 
 
 @dataclass
@@ -132,7 +120,9 @@ class ImpossibleRows:
     entries: list[ZeroEntry]
     first_rows: list[int] | None = None
 
-    def message(self, what: str = "audit") -> str:
+    def message(self, what: str = "audit", hint: str = _IMPOSSIBLE_HINT) -> str:
+        """The one wording of impossible audit rows: how many, in how many patterns, which
+        structural zeros they contradict, the first rows, and ``hint`` (the ways forward)."""
         ent = "; ".join(f"{e} ({plain_number(e.rows)} row{'' if e.rows == 1 else 's'})"
                         for e in self.entries[:4])
         if len(self.entries) > 4:
@@ -144,7 +134,7 @@ class ImpossibleRows:
                 f"are impossible under the model (probability zero): they contradict "
                 f"{'a structural zero' if len(self.entries) == 1 else 'structural zeros'} "
                 f"{ent}{where}: expected rows the model allows; check those rows, or "
-                f"{_IMPOSSIBLE_HINT}")
+                f"{hint}")
 
 
 def _zero_entries(engine) -> list[ZeroEntry]:
@@ -340,13 +330,22 @@ def relax_families(fams: list[Family], entries: Sequence[ZeroEntry]) -> None:
 
 
 def check_possible_complete(counts: AuditCounts, fams: list[Family]) -> None:
-    """Complete rows are impossible exactly when some family lands on a zero of its table."""
+    """Complete rows are impossible exactly when some family lands on a zero of its table:
+    a DataError naming those zeros (:meth:`ImpossibleRows.message`)."""
     col = {c: j for j, c in enumerate(counts.columns)}
     bad = np.zeros(counts.patterns.shape[0], dtype=bool)
+    entries: list[ZeroEntry] = []
     for f in fams:
         idx = tuple(counts.patterns[:, col[x]].astype(np.intp) for x in [f.name, *f.parents])
-        bad |= (f.expert if f.start is None else f.start)[idx] == 0
+        hit = (f.expert if f.start is None else f.start)[idx] == 0
+        bad |= hit
+        for cell in sorted({tuple(int(i[r]) for i in idx) for r in np.flatnonzero(hit)}):
+            rows = counts.counts[hit & np.all([i == c for i, c in zip(idx, cell)], axis=0)]
+            given = {p: f.parent_states[p][c] if p in f.parent_states else
+                     counts.states[p][c] for p, c in zip(f.parents, cell[1:])}
+            entries.append(ZeroEntry(f.name, given, f.states[cell[0]], cell, float(rows.sum())))
     if bad.any():
-        _impossible_error(counts, np.flatnonzero(bad), "expert model")
+        b = np.flatnonzero(bad)
+        raise DataError(ImpossibleRows(b, float(counts.counts[b].sum()), entries).message())
 
 

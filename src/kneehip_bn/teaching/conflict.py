@@ -22,7 +22,7 @@ import numpy as np
 from kneehip_bn.errors import EvidenceError, ImpossibleEvidenceError, ParameterError
 from kneehip_bn.inference.queries import Evidence, red_flag_warning, red_flags_present
 from kneehip_bn.inference.sampling import forward_sample
-from kneehip_bn.teaching.common import LN2, evidence_codes, setup_query, states_text
+from kneehip_bn.teaching.common import LN2, evidence_codes, setup_query
 
 __all__ = ["CONFLICT_TOL", "Conflict", "conflict"]
 
@@ -157,9 +157,8 @@ def conflict(
                     on_impossible="nan")
     lp = res.log_evidence / LN2  # bits
     if not np.isfinite(lp[0]):
-        raise ImpossibleEvidenceError(
-            f"impossible evidence: the model gives probability zero to {states_text(ev)}; "
-            "the conflict measure needs findings the model allows")
+        raise ImpossibleEvidenceError.for_evidence(
+            ev, dov, hint="the conflict measure needs findings the model allows")
     prior = eng.posterior({}, targets=names, do=dov or None)
     lpi = np.array([math.log2(max(float(prior[n][eng.state_index[n][ev[n]]]), _EPS))
                     for n in names])

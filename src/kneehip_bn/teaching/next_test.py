@@ -25,7 +25,7 @@ import numpy as np
 from kneehip_bn.errors import EvidenceError, ImpossibleEvidenceError, UnknownNameError
 from kneehip_bn.inference.engine import Engine
 from kneehip_bn.inference.queries import Evidence, node_groups
-from kneehip_bn.teaching.common import flag_attrs, on_index, origin_list, setup_query, states_text
+from kneehip_bn.teaching.common import flag_attrs, on_index, origin_list, setup_query
 
 __all__ = ["next_best_test"]
 
@@ -48,9 +48,7 @@ def _origin_joint(eng: Engine, ev: Mapping[str, str], dov: Mapping[str, str],
                     on_impossible="nan")
     lp = res.log_evidence
     if not np.isfinite(lp).any():
-        raise ImpossibleEvidenceError(
-            f"impossible evidence: the model gives probability zero to {states_text(ev)}; "
-            "expected findings the model allows; check for contradictory findings")
+        raise ImpossibleEvidenceError.for_evidence(ev, dov)
     w = np.exp(lp - lp[np.isfinite(lp)].max())
     w[~np.isfinite(lp)] = 0.0
     w = w / w.sum()

@@ -327,8 +327,7 @@ def sensitivity(
 
     lpe0, post0 = run(eng)
     if not math.isfinite(lpe0):
-        raise ImpossibleEvidenceError(
-            f"impossible evidence: the model gives probability zero to {states_text(ev)}")
+        raise ImpossibleEvidenceError.for_evidence(ev, dov)
     rows = []
     for p in params:
         x0 = p.value
@@ -492,7 +491,11 @@ def credible_intervals(
     ok = ~np.isnan(out).any(axis=1)
     good = out[ok]
     if not len(good):
-        raise ImpossibleEvidenceError("every parameter draw made the evidence impossible")
+        raise ImpossibleEvidenceError(
+            f"impossible evidence under every parameter draw: each of the {int(n_draws)} draws gives "
+            f"probability zero to {states_text(ev) or '(none)'}; expected findings the drawn "
+            "tables allow; check for findings that need a rare table entry, or lower the "
+            "strength of the tables they rely on")
     q = np.quantile(good, [(1 - level) / 2, 0.5, (1 + level) / 2], axis=0)
     df = pd.DataFrame({
         "posterior": [float(point[t][k]) for t, k in zip(tl, ks)],
