@@ -51,7 +51,7 @@ def main() -> None:
     import kneehip_bn as kb
     from kneehip_bn._util import strict_yaml as _yaml
     from kneehip_bn._util.files import atomic_write_text
-    from kneehip_bn.inference.engine import _ENGINES, get_engine
+    from kneehip_bn.inference.cache import _ENGINES, get_engine
     from kneehip_bn.model.spec import shipped_model_path
 
     rows = []

@@ -255,7 +255,7 @@ def _child(mode: str, src: str, out: str, env: dict[str, str]) -> tuple[float, f
 def bench_big_csv(spec, n: int, tmp: Path, missing: float, pairs: int = 5) -> None:
     import statistics
 
-    from kneehip_bn.inference.engine import get_engine
+    from kneehip_bn.inference.cache import get_engine
     from kneehip_bn.io.arrow_csv import iter_csv_coded
     from kneehip_bn.io.encode import ChunkEncoder
     from kneehip_bn.io.writers import TableWriter as _TableWriter

@@ -19,9 +19,12 @@ from kneehip_bn.errors import (
     KneeHipError,
     ModelFileError,
     NotFittedError,
+    OutputExistsError,
+    ParameterError,
     UnknownNameError,
 )
-from kneehip_bn.inference.engine import Engine, get_engine
+from kneehip_bn.inference.cache import get_engine
+from kneehip_bn.inference.engine import Engine
 from kneehip_bn.inference.queries import Diagnosis, diagnose, query
 from kneehip_bn.model.edit import apply_overrides, set_leak, set_link, set_prior, set_row
 from kneehip_bn.model.network import build_network, load_model
@@ -78,6 +81,8 @@ __all__ = [
     "ModelFileError",
     "ModelSpec",
     "NotFittedError",
+    "OutputExistsError",
+    "ParameterError",
     "PriorFitter",
     "UnknownNameError",
     "__version__",

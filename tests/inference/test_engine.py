@@ -577,3 +577,31 @@ def test_with_tables_copies_do_not_share_tables(tiny_spec, tiny_oracle):
             for v, s, p, t in __import__("conftest").tiny_families()]
     want = BruteForce(fams).posterior({"limp": "present"})["knee_oa"]
     np.testing.assert_allclose(after[0], want, atol=TOL)
+
+
+def test_get_engine_takes_a_name_or_a_path_and_sees_the_file_change(tmp_path):
+    """A model given by name or path compiles once per file content; an edited file is a
+    different model; anything else is a ParameterError, not an AttributeError."""
+    from kneehip_bn import ParameterError, load_spec
+    from kneehip_bn.model.yamlio import spec_to_yaml
+
+    by_name = get_engine("knee_hip_basic")
+    assert get_engine("knee_hip_basic") is by_name
+    ref = Engine(load_spec("knee_hip_basic")).posterior({"knee_pain": "present"})
+    got = by_name.posterior({"knee_pain": "present"})
+    for v in ref:
+        np.testing.assert_allclose(got[v], ref[v], atol=1e-14)
+    spec = load_spec("knee_hip_basic")
+    path = tmp_path / "m.yaml"
+    path.write_text(spec_to_yaml(spec), encoding="utf-8")
+    e1 = get_engine(path)
+    assert get_engine(str(path)) is e1
+    from kneehip_bn.model.edit import set_prior
+
+    edited = set_prior(spec, "age_group", {"under_40": 0.5, "40_to_59": 0.3, "60_plus": 0.2})
+    path.write_text(spec_to_yaml(edited), encoding="utf-8")
+    e2 = get_engine(path)
+    assert e2 is not e1
+    assert e2.posterior({}, ["age_group"])["age_group"][0] == pytest.approx(0.5)
+    with pytest.raises(ParameterError, match="found int"):
+        get_engine(3)

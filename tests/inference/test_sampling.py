@@ -8,7 +8,7 @@ import pytest
 
 from kneehip_bn import load_spec
 from kneehip_bn.errors import ParameterError
-from kneehip_bn.inference.engine import get_engine
+from kneehip_bn.inference.cache import get_engine
 from kneehip_bn.inference.sampling import forward_sample, generation_order
 
 

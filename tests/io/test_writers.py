@@ -7,10 +7,10 @@ import pandas as pd
 import pytest
 
 from kneehip_bn.errors import OutputExistsError, ParameterError
+from kneehip_bn.io.sources import fast_csv_sep
 from kneehip_bn.io.writers import (
     STATUS_LABELS,
     TableWriter,
-    fast_csv_sep,
     table_format,
     write_table,
 )

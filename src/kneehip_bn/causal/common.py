@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from kneehip_bn.inference.engine import Engine, get_engine
+from kneehip_bn.inference.cache import get_engine
+from kneehip_bn.inference.engine import Engine
 from kneehip_bn.inference.queries import (
     Evidence,
     as_model,

@@ -56,7 +56,8 @@ import numpy as np
 
 from kneehip_bn.causal.common import format_evidence, setup_case, text_with_flags, with_flags
 from kneehip_bn.errors import EvidenceError, ImpossibleEvidenceError, KneeHipError, UnknownNameError
-from kneehip_bn.inference.engine import Engine, get_engine
+from kneehip_bn.inference.cache import get_engine
+from kneehip_bn.inference.engine import Engine
 from kneehip_bn.inference.queries import (
     Evidence,
     as_model,

@@ -24,7 +24,7 @@ from kneehip_bn.cli._common import (
     load_for_cli,
     save_plot,
 )
-from kneehip_bn.inference.engine import get_engine
+from kneehip_bn.inference.cache import get_engine
 from kneehip_bn.inference.queries import (
     diagnose,
     diagnosis_dict,

@@ -42,6 +42,7 @@ __all__ = [
     "check_compile_memory",
     "children_of",
     "clique_tables",
+    "clique_tree",
     "compile_bytes",
     "depths",
     "junction_tree",
@@ -291,6 +292,27 @@ def merge_cliques(cliques, edges, card, max_states):
     keys = sorted(cl)
     remap = {k: i for i, k in enumerate(keys)}
     return [cl[k] for k in keys], [tuple(remap[x] for x in e) for e in ed]
+
+
+def clique_tree(families: Sequence[Sequence[int]], card: np.ndarray, max_states: int, *,
+                leaves: frozenset[int] | None = None, names: Sequence[str] | None = None,
+                cap: int | None = None) -> tuple[list[set[int]], dict[int, list[int]]]:
+    """Families -> moral graph -> min-fill triangulation -> junction tree -> merged cliques:
+    the clique sets and each clique's neighbours, the one pipeline of both compilations.
+
+    ``leaves`` as for :func:`junction_tree`; with ``names`` the triangulated cliques are
+    first checked against the memory cap ``cap`` (:func:`check_compile_memory`).
+    """
+    cliques = triangulate(moral_graph(families, len(card)), card)
+    if names is not None:
+        check_compile_memory(cliques, card, names, cap)
+    sets, edges = junction_tree(cliques, card, leaves=leaves)
+    sets, edges = merge_cliques(sets, edges, card, max_states)
+    nbrs: dict[int, list[int]] = {i: [] for i in range(len(sets))}
+    for a, b in edges:
+        nbrs[a].append(b)
+        nbrs[b].append(a)
+    return sets, nbrs
 
 
 def _gib(n: int) -> str:

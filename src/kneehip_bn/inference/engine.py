@@ -30,7 +30,6 @@ Examples
 from __future__ import annotations
 
 import copy
-import weakref
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -46,23 +45,17 @@ from kneehip_bn.errors import (
 )
 from kneehip_bn.inference import single
 from kneehip_bn.inference.compile import (
-    check_compile_memory,
     children_of,
     clique_tables,
+    clique_tree,
     depths,
-    junction_tree,
-    merge_cliques,
-    moral_graph,
     orient,
-    triangulate,
 )
 from kneehip_bn.inference.rows import BATCH_MAX_STATES, BatchPlan
 from kneehip_bn.inference.shared import MAX_TABLE_BYTES, MIN_SHARED_ROWS, MemoPlan
-from kneehip_bn.model.network import cpd_array, network_fingerprint
-from kneehip_bn.model.spec import content_key, is_frozen
-from kneehip_bn.model.validate import validate_spec
+from kneehip_bn.model.network import cpd_array
 
-__all__ = ["BLOCK_ROWS", "BatchResult", "Engine", "get_engine"]
+__all__ = ["BLOCK_ROWS", "BatchResult", "Engine"]
 
 BLOCK_ROWS = 2**18
 """Rows per block of the shared pass in :meth:`Engine.batch` and
@@ -175,21 +168,15 @@ class Engine:
         """The single-query junction tree: cliques, their orientation from the largest,
         each variable's and table's home, and the flat index maps of :mod:`.single`."""
         n = len(self.variables)
-        cliques = triangulate(moral_graph([fam for fam, _ in self.factors], n), self.card)
-        cap = getattr(self, "max_table_bytes", None)
-        check_compile_memory(cliques, self.card, self.variables, cap)
-        cl_sets, edges = junction_tree(cliques, self.card)
-        cl_sets, edges = merge_cliques(cl_sets, edges, self.card, self.max_clique_states)
+        cl_sets, nbrs = clique_tree([fam for fam, _ in self.factors], self.card,
+                                    self.max_clique_states, names=self.variables,
+                                    cap=getattr(self, "max_table_bytes", None))
         self.cliques = [
             single.Clique(tuple(sorted(c)), tuple(int(self.card[v]) for v in sorted(c)),
                           int(np.prod([self.card[v] for v in c])))
             for c in cl_sets
         ]
         k = len(self.cliques)
-        nbrs: dict[int, list[int]] = {i: [] for i in range(k)}
-        for a, b in edges:
-            nbrs[a].append(b)
-            nbrs[b].append(a)
         # root: the largest clique; forests hang from it (compile.orient)
         self.root = max(range(k), key=lambda i: self.cliques[i].size)
         self.parent, self.topdown = orient(nbrs, self.root, k)
@@ -250,11 +237,6 @@ class Engine:
         if key not in self._phi_cache:
             self._phi_cache[key] = self.batch_plan().phis(self.factors, do)
         return self._phi_cache[key]
-
-    @property
-    def treewidth_states(self) -> int:
-        """Entries of the largest clique table."""
-        return max(c.size for c in self.cliques)
 
     def clique_tables(self, do: Mapping[int, int] | None = None) -> list[np.ndarray]:
         """Flat clique tables of the single-query tree, each of shape (1, size): products of
@@ -771,37 +753,3 @@ def _families_from_pgmpy(model: Any):
 
 def _families_from_spec(spec: Any):
     return [(name, n.states, n.parents, cpd_array(spec, n)) for name, n in spec.nodes.items()]
-
-
-_ENGINES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-
-
-def get_engine(model: Any, refresh: bool = False) -> Engine:
-    """The compiled engine of a network or specification, compiled once and cached.
-
-    The cache is keyed on content, so it never returns stale numbers: for a pgmpy network
-    on its CPDs' values, states and edges (an in-place edit of ``cpd.values``, ``add_cpds``
-    or ``model.fit`` compiles afresh); for a :class:`~kneehip_bn.ModelSpec` on its nodes,
-    states, parents and tables (:func:`kneehip_bn.model.spec.content_key`: cached on a validated,
-    read-only spec; an editable ``copy.deepcopy`` is validated and keyed again on every
-    call, so an in-place edit is checked and seen). ``refresh=True`` compiles anew anyway.
-    """
-    if isinstance(model, Engine):
-        return model
-    if not hasattr(model, "get_cpds"):  # ModelSpec
-        key = content_key(model)
-        hit = None if refresh else model.__dict__.get("_engine")
-        if isinstance(hit, tuple) and hit[0] == key:
-            return hit[1]
-        if not is_frozen(model):  # an editable copy, maybe changed in place: check it
-            validate_spec(copy.deepcopy(model))  # (a copy: the user's stays editable)
-        eng = Engine(model)
-        model.__dict__["_engine"] = (key, eng)
-        return eng
-    fp = network_fingerprint(model)
-    hit = None if refresh else _ENGINES.get(model)
-    if hit is not None and hit[0] == fp:
-        return hit[1]
-    eng = Engine(model)
-    _ENGINES[model] = (fp, eng)
-    return eng

@@ -30,7 +30,8 @@ import numpy as np
 
 from kneehip_bn._util.jsonclean import json_clean
 from kneehip_bn.errors import EvidenceError, UnknownNameError
-from kneehip_bn.inference.engine import Engine, get_engine
+from kneehip_bn.inference.cache import get_engine
+from kneehip_bn.inference.engine import Engine
 from kneehip_bn.model import coerce
 from kneehip_bn.model.coerce import model_spec
 from kneehip_bn.model.network import cpd_array, network_groups

@@ -36,12 +36,9 @@ import numpy as np
 from kneehip_bn.inference.compile import (
     children_of,
     clique_tables,
+    clique_tree,
     depths,
-    junction_tree,
-    merge_cliques,
-    moral_graph,
     orient,
-    triangulate,
 )
 
 __all__ = ["BATCH_MAX_STATES", "BatchPlan", "OrientedPlan"]
@@ -64,17 +61,11 @@ class BatchPlan:
         n = len(card)
         self.card = card
         has_child = {x for v, fam in enumerate(families) for x in fam if x != v}
-        cliques = triangulate(moral_graph(families, n), card)
-        sets, edges = junction_tree(cliques, card, leaves=frozenset(range(n)) - has_child)
-        sets, edges = merge_cliques(sets, edges, card, max_states)
+        sets, self.nbrs = clique_tree(families, card, max_states,
+                                      leaves=frozenset(range(n)) - has_child)
         self.vars = [tuple(sorted(c)) for c in sets]
         self.shape = [tuple(int(card[v]) for v in c) for c in self.vars]
         self.size = [math.prod(s) for s in self.shape]
-        k = len(self.vars)
-        self.nbrs: dict[int, list[int]] = {i: [] for i in range(k)}
-        for a, b in edges:
-            self.nbrs[a].append(b)
-            self.nbrs[b].append(a)
         self.containing: list[list[int]] = [[] for _ in range(n)]
         for i, c in enumerate(self.vars):
             for v in c:

@@ -12,7 +12,7 @@ Examples
 --------
 >>> import numpy as np
 >>> from kneehip_bn import load_spec
->>> from kneehip_bn.inference.engine import get_engine
+>>> from kneehip_bn.inference.cache import get_engine
 >>> eng = get_engine(load_spec("knee_hip_basic"))
 >>> x = forward_sample(eng, 20000, np.random.default_rng(0))
 >>> x.shape == (20000, len(eng.variables))
@@ -47,7 +47,7 @@ def forward_sample(model: Engine | Any, n: int, rng: np.random.Generator,
     Parameters
     ----------
     model : Engine or ModelSpec
-        A compiled engine (:func:`~kneehip_bn.inference.engine.get_engine`), or a model
+        A compiled engine (:func:`~kneehip_bn.inference.cache.get_engine`), or a model
         specification (its tables are read directly: sampling needs no compilation).
     n : int
         Number of cases.

@@ -42,7 +42,7 @@ import numpy as np
 
 from kneehip_bn._util.files import atomic_write, atomic_write_bytes
 from kneehip_bn.errors import DataError, ParameterError
-from kneehip_bn.inference.engine import get_engine
+from kneehip_bn.inference.cache import get_engine
 from kneehip_bn.inference.queries import as_model
 from kneehip_bn.io.patterns import group_patterns
 

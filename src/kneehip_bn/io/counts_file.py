@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from kneehip_bn.errors import DataError, closest
-from kneehip_bn.inference.engine import get_engine
+from kneehip_bn.inference.cache import get_engine
 from kneehip_bn.inference.queries import as_model
 from kneehip_bn.io.counts import (
     COUNT_COLUMN,

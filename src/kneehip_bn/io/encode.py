@@ -39,7 +39,7 @@ import numpy as np
 
 from kneehip_bn._util.progress import progress_bar
 from kneehip_bn.errors import closest
-from kneehip_bn.inference.engine import get_engine
+from kneehip_bn.inference.cache import get_engine
 from kneehip_bn.inference.queries import as_model, node_groups
 from kneehip_bn.io.arrow_csv import CodedColumn
 from kneehip_bn.io.audit_report import PROBLEM_COLUMNS, AuditReport, problem

@@ -31,24 +31,11 @@ import numpy as np
 from kneehip_bn._util.files import atomic_write
 from kneehip_bn.errors import ParameterError
 
-__all__ = ["STATUS_LABELS", "TableWriter", "fast_csv_sep", "table_format", "write_csv_arrow",
+__all__ = ["STATUS_LABELS", "TableWriter", "table_format", "write_csv_arrow",
            "write_table"]
 
 #: values of the ``status`` column of batch posteriors (``on_impossible="drop"/"relax"``)
 STATUS_LABELS = ("ok", "impossible", "relaxed")
-
-
-def fast_csv_sep(data: Any, table: Any, sql: Any) -> str | None:
-    """The delimiter when ``data`` is a plain CSV/TSV file pyarrow can stream, else None."""
-    if table is not None or sql is not None or not isinstance(data, (str, os.PathLike)):
-        return None
-    name = os.fspath(data)
-    if "://" in name or not os.path.isfile(name):
-        return None
-    low = name.lower()
-    if low.endswith((".csv", ".txt")):
-        return ","
-    return "\t" if low.endswith(".tsv") else None
 
 
 class TableWriter:

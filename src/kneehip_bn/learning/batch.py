@@ -24,7 +24,7 @@ from kneehip_bn._util.files import atomic_write, check_new_output
 from kneehip_bn._util.progress import progress_bar
 from kneehip_bn._util.runtime import single_blas_thread
 from kneehip_bn.errors import DataError, ImpossibleEvidenceError, UnknownNameError
-from kneehip_bn.inference.engine import get_engine
+from kneehip_bn.inference.cache import get_engine
 from kneehip_bn.inference.queries import as_model, node_groups, on_state
 from kneehip_bn.io.encode import encode_audit, stream_encoded
 from kneehip_bn.io.mapping import load_mapping

@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 
 from kneehip_bn.errors import DataError, ParameterError
-from kneehip_bn.inference.engine import get_engine
+from kneehip_bn.inference.cache import get_engine
 from kneehip_bn.inference.queries import as_model
 from kneehip_bn.io.counts import AuditCounts
 from kneehip_bn.io.encode import EncodedAudit, stream_encoded

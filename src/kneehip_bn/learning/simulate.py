@@ -29,7 +29,7 @@ import numpy as np
 from kneehip_bn._util.runtime import single_blas_thread
 from kneehip_bn.errors import ParameterError, UnknownNameError
 from kneehip_bn.inference import sampling
-from kneehip_bn.inference.engine import get_engine
+from kneehip_bn.inference.cache import get_engine
 from kneehip_bn.inference.queries import on_state
 from kneehip_bn.io.patterns import group_patterns
 from kneehip_bn.model.coerce import model_spec

@@ -39,7 +39,7 @@ from typing import Any
 import numpy as np
 
 from kneehip_bn.errors import EvidenceError, KneeHipError
-from kneehip_bn.inference.engine import get_engine
+from kneehip_bn.inference.cache import get_engine
 from kneehip_bn.inference.queries import (
     diagnosis_dict,
     diagnosis_rows,

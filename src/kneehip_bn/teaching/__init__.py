@@ -1,7 +1,7 @@
 """Teaching tools: why the model believes what it does, what-if, what to ask next, conflict,
 how fragile a conclusion is, and the pictures.
 
-Every number comes from the compiled engine (:func:`~kneehip_bn.inference.engine.get_engine`):
+Every number comes from the compiled engine (:func:`~kneehip_bn.inference.cache.get_engine`):
 a whole family of related queries (the evidence with each finding left out, every joint state
 of the origins, simulated cases) goes through one batched ``Engine.batch`` call.
 

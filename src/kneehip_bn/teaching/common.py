@@ -30,7 +30,8 @@ from typing import Any
 import numpy as np
 
 from kneehip_bn.errors import KneeHipError, UnknownNameError
-from kneehip_bn.inference.engine import Engine, get_engine
+from kneehip_bn.inference.cache import get_engine
+from kneehip_bn.inference.engine import Engine
 from kneehip_bn.inference.queries import (
     Evidence,
     as_model,

@@ -4,7 +4,7 @@
 context of the other findings), the causal path that carries it, and a plain-language
 summary. :func:`link_strength` (the causal power of an edge) and :func:`causal_paths` (the
 directed paths between two nodes) are the pieces it is built from. Every number comes from
-the compiled engine (:func:`~kneehip_bn.inference.engine.get_engine`): the evidence with each
+the compiled engine (:func:`~kneehip_bn.inference.cache.get_engine`): the evidence with each
 finding left out goes through one batched ``Engine.batch`` call.
 
 Examples
@@ -28,7 +28,8 @@ import numpy as np
 
 from kneehip_bn._util.graph import directed_paths
 from kneehip_bn.errors import UnknownNameError
-from kneehip_bn.inference.engine import Engine, get_engine
+from kneehip_bn.inference.cache import get_engine
+from kneehip_bn.inference.engine import Engine
 from kneehip_bn.inference.queries import Evidence, as_model, red_flag_warning, red_flags_present
 from kneehip_bn.teaching.common import (
     LN2,

@@ -24,7 +24,7 @@ import numpy as np
 
 from kneehip_bn._util.files import atomic_write
 from kneehip_bn.errors import ParameterError, UnknownNameError, closest
-from kneehip_bn.inference.engine import get_engine
+from kneehip_bn.inference.cache import get_engine
 from kneehip_bn.inference.queries import as_model, node_groups, on_state
 from kneehip_bn.teaching.explain import explain
 

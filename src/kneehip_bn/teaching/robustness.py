@@ -41,7 +41,8 @@ from kneehip_bn.errors import (
     ParameterError,
     UnknownNameError,
 )
-from kneehip_bn.inference.engine import Engine, get_engine
+from kneehip_bn.inference.cache import get_engine
+from kneehip_bn.inference.engine import Engine
 from kneehip_bn.inference.queries import Evidence, as_model, on_state
 from kneehip_bn.model.spec import ModelSpec
 from kneehip_bn.model.tables import cpd_array, noisy_or_array
