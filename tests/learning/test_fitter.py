@@ -84,3 +84,36 @@ def test_fit_result_is_public_and_the_report_is_built_from_it(fitted):
     assert rep.tables.equals(old.tables) and rep.surprise.equals(old.surprise)
     assert rep.loglik_fitted == old.loglik_fitted and rep.holdout is None
     assert np.isfinite(rep.loglik_expert)
+
+
+def test_a_file_is_counted_where_it_lives_and_fits_as_its_rows(tmp_path, monkeypatch,
+                                                               shipped_spec):
+    """Without a held-out split, a file is counted by DuckDB (no row through Python) and
+    the fit equals the fit of the same rows as a DataFrame, with the same blanks reported;
+    with a split and a working-diagnosis column its rows are streamed instead."""
+    import kneehip_bn.learning.scan as scan_mod
+    from kneehip_bn import PriorFitter
+    from kneehip_bn.learning.simulate import simulate_audit
+
+    df = simulate_audit(3000, seed=8, missing=0.15, model=shipped_spec, diagnosis_noise=0.2)
+    path = tmp_path / "audit.csv"
+    df.to_csv(path, index=False)
+    streamed = []
+    real = scan_mod.scan_audit
+    monkeypatch.setattr(scan_mod, "scan_audit", lambda *a, **k: streamed.append(1) or real(*a, **k))
+    kw = dict(model=shipped_spec, progress=False, max_iter=30, tol=1e-9)
+    f_file = PriorFitter(**kw).fit(path)
+    assert not streamed
+    f_rows = PriorFitter(**kw).fit(df)
+    assert streamed  # the DataFrame is read row by row
+    assert f_file.counts_.n_rows == f_rows.counts_.n_rows == 3000
+    for node in shipped_spec.nodes:
+        np.testing.assert_allclose(f_file.model_.get_cpds(node).values,
+                                   f_rows.model_.get_cpds(node).values, atol=1e-9, err_msg=node)
+    a = f_file.report_.audit.columns.set_index("column")
+    b = f_rows.report_.audit.columns.set_index("column")
+    nodes = b.index[b["role"] == "node"]
+    assert (a.loc[nodes, "blank"] == b.loc[nodes, "blank"]).all()
+    streamed.clear()
+    PriorFitter(**kw, holdout=0.25, seed=1).fit(path)
+    assert streamed  # a held-out split of a file with a diagnosis column: rows streamed

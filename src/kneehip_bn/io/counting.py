@@ -100,7 +100,9 @@ def audit_counts(
                                threads)
         out.model_hash = model_hash(m)
     if min_count is not None:
+        report = out.report
         out = generalise(out, min_count)
+        out.report = report
     return out
 
 
@@ -133,6 +135,7 @@ def _pandas_counts(data: Any, m: Any, mp: AuditMapping | None, name: str, table:
         rows += len(ch)
     assert acc is not None
     acc.n_rows = rows
+    acc.report = enc.finish()
     return acc
 
 
@@ -151,6 +154,9 @@ def _sql_counts(url: str, table: str | None, sql: str | None, m: Any, mp: AuditM
     if enc.unknown_seen:  # a database table has no row order: first row numbers are not given
         enc.fill_first_rows(lambda c, lab: [])
     enc.check_chunk(final=False)  # as reading rows does: value errors before whole-table checks
-    enc.finish().raise_if_errors()
-    return counts_from_codes(codes, enc.cards, enc.columns, states_of(m, enc.columns),
-                             mult.astype(float), int(mult.sum()), [name], model_name(m))
+    report = enc.finish()
+    report.raise_if_errors()
+    out = counts_from_codes(codes, enc.cards, enc.columns, states_of(m, enc.columns),
+                            mult.astype(float), int(mult.sum()), [name], model_name(m))
+    out.report = report
+    return out

@@ -122,6 +122,9 @@ class AuditCounts:
         :func:`model_hash` of that model ("" for in-process parts).
     privacy : dict or None
         With ``min_count``: the rule applied and what was generalised or suppressed.
+    report : AuditReport or None
+        The validation report of the rows counted (blanks per column, warnings), when
+        these counts were just made from rows; not saved (a counts file has none).
     """
 
     columns: list[str]
@@ -133,6 +136,7 @@ class AuditCounts:
     model: str = ""
     model_hash: str = ""
     privacy: dict[str, Any] | None = None
+    report: Any = field(default=None, repr=False, compare=False)
 
     @property
     def cards(self) -> list[int]:

@@ -581,7 +581,8 @@ def duckdb_counts(src: FileSource, m: Any, mp: AuditMapping | None, name: str,
             if enc.unknown_seen:
                 enc.fill_first_rows(find)
             enc.check_chunk(final=False)  # as reading rows does: value errors first
-            enc.finish().raise_if_errors()
+            report = enc.finish()
+            report.raise_if_errors()
             codes_of = []
             for j, p in enumerate(enc.node_plans):
                 seg = frame.segments[p.column]
@@ -596,4 +597,4 @@ def duckdb_counts(src: FileSource, m: Any, mp: AuditMapping | None, name: str,
         bar.close()
     return AuditCounts(columns=list(enc.columns), states=states_of(m, enc.columns),
                        patterns=pats, counts=cnt, n_rows=n_rows, datasets=[name],
-                       model=model_name(m))
+                       model=model_name(m), report=report)

@@ -183,9 +183,11 @@ def find_impossible(counts: AuditCounts, model: Any = None) -> ImpossibleRows | 
     >>> from kneehip_bn import load_spec
     >>> from kneehip_bn.io.counting import audit_counts
     >>> spec = load_spec("knee_hip_basic")
-    >>> c = audit_counts(pd.DataFrame({"knee_pain": ["present"]}), spec)
-    >>> find_impossible(c, spec) is None
-    True
+    >>> c = audit_counts(pd.DataFrame({"lumbar_radiculopathy": ["absent", "absent"],
+    ...                                "upper_lumbar_root": ["present", "absent"]}), spec)
+    >>> bad = find_impossible(c, spec)
+    >>> bad.rows, [str(e) for e in bad.entries]
+    (1.0, ['P(upper_lumbar_root=present | lumbar_radiculopathy=absent) = 0'])
     """
     eng = get_engine(as_model(model)) if not hasattr(model, "expected_counts") else model
     if counts.patterns.shape[0] == 0:

@@ -35,10 +35,11 @@ from kneehip_bn.io.audit_report import PROBLEM_COLUMNS, AuditReport
 from kneehip_bn.io.counting import audit_counts
 from kneehip_bn.io.counts import AuditCounts, counts_from_codes, merge_counts, model_name, states_of
 from kneehip_bn.io.counts_file import read_counts
-from kneehip_bn.io.encode import EncodedAudit, stream_encoded
+from kneehip_bn.io.duckdb_source import columns_of, resolve
+from kneehip_bn.io.encode import ChunkEncoder, EncodedAudit, stream_encoded
 from kneehip_bn.io.mapping import load_mapping
 from kneehip_bn.io.patterns import group_patterns
-from kneehip_bn.io.sources import source_name
+from kneehip_bn.io.sources import is_url, source_name
 from kneehip_bn.io.spark import is_spark_dataframe, spark_counts
 
 __all__ = ["Scan", "as_counts_list", "scan_audit", "scan_source"]
@@ -127,12 +128,32 @@ def _empty_report(n_rows: int, name: str) -> AuditReport:
                                              "blank_fraction"]), n_rows, name)
 
 
+def _count_where_they_live(data, spec, mapping, table, sql, holdout) -> bool:
+    """Whether to count the audit where it lives (DuckDB for files, globs and folders; the
+    database's ``GROUP BY`` for a URL) instead of streaming its rows through Python: always,
+    unless a held-out split is asked for and the audit has a working-diagnosis column (the
+    split is drawn row by row, so those rows are streamed)."""
+    if not isinstance(data, (str, os.PathLike)):
+        return False  # a DataFrame: already in memory
+    if not holdout or float(holdout) <= 0:
+        return True
+    if is_url(data):
+        return False  # the columns are only known once queried: stream them
+    src = resolve(data)
+    if src is None:
+        return False  # a header only pandas reads as the package does
+    enc = ChunkEncoder(columns_of(src), spec, load_mapping(mapping))
+    return enc.diag_plan is None
+
+
 def scan_source(data: Any, spec: Any, mapping: Any = None, dataset_name: str | None = None,
                 table: str | None = None, sql: str | None = None, *, holdout: float = 0.0,
                 seed: int | None = 0, chunksize: int = 500_000, progress: bool = False) -> Scan:
     """The :class:`Scan` of anything ``PriorFitter.fit`` takes: counts (several are
-    merged), an EncodedAudit, a Spark DataFrame (grouped on the cluster) or audit rows
-    (streamed; the only source with a held-out split)."""
+    merged), an EncodedAudit, a Spark DataFrame (grouped on the cluster), files or a
+    database (counted where they live: :func:`kneehip_bn.io.counting.audit_counts`) or a
+    DataFrame. Rows are streamed only for a DataFrame and for a held-out split of an audit
+    with a working-diagnosis column (the only source with a held-out split)."""
     parts = as_counts_list(data, spec)
     if parts is not None:
         if mapping is not None:
@@ -147,6 +168,11 @@ def scan_source(data: Any, spec: Any, mapping: Any = None, dataset_name: str | N
     if is_spark_dataframe(data):  # grouped on the cluster; no held-out split
         c = spark_counts(data, spec, mapping, dataset=dataset_name)
         return Scan(c, None, None, _empty_report(c.n_rows, c.datasets[0]), c.datasets[0], [])
+    if _count_where_they_live(data, spec, mapping, table, sql, holdout):
+        c = audit_counts(data, spec, mapping, table=table, sql=sql, dataset=dataset_name,
+                         chunksize=int(chunksize), progress=bool(progress))
+        name = c.datasets[0] if c.datasets else "audit"
+        return Scan(c, None, None, c.report or _empty_report(c.n_rows, name), name, [])
     return scan_audit(data, spec, mapping, table=table, sql=sql, dataset=dataset_name,
                       holdout=float(holdout), seed=seed, chunksize=int(chunksize),
                       progress=bool(progress))
