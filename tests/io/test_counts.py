@@ -564,3 +564,36 @@ def test_counts_files_written_block_by_block_are_the_whole_texts(basic, tmp_path
         assert path.read_bytes() == _reference_text(c, kind)
         if m:
             same(read_counts(path, basic), c)
+
+
+def test_folders_and_globs_stream_row_by_row_as_duckdb_counts_them(basic, audit, tmp_path):
+    """The streaming reader takes the same folders and globs as DuckDB (hive keys as
+    columns, files in name order): counts equal, and a batch over a folder is the batch of
+    its rows in that order; files with other columns are refused naming the file."""
+    from kneehip_bn.learning.batch import batch_posteriors, write_batch_posteriors
+
+    parts = np.array_split(np.arange(len(audit)), 3)
+    for i, idx in enumerate(parts):
+        audit.iloc[idx].to_csv(tmp_path / f"part{i}.csv", index=False)
+        sub = tmp_path / "hive" / f"clinic={'ABC'[i]}"
+        sub.mkdir(parents=True)
+        audit.iloc[idx].to_parquet(sub / "data.parquet")
+    glob = str(tmp_path / "part*.csv")
+    same(audit_counts(glob, basic, engine="pandas", dataset="all"),
+         audit_counts(glob, basic, engine="duckdb", dataset="all"))
+    ign = {"ignore": ["clinic"]}
+    with pytest.raises(DataError, match="column 'clinic' is not a node"):
+        audit_counts(tmp_path / "hive", basic, engine="pandas", dataset="all")
+    same(audit_counts(tmp_path / "hive", basic, ign, engine="pandas", dataset="all"),
+         audit_counts(tmp_path / "hive", basic, ign, engine="duckdb", dataset="all"))
+    out = tmp_path / "post.parquet"
+    write_batch_posteriors(tmp_path / "hive", out, basic, ign, keep=["clinic"])
+    got = pd.read_parquet(out)
+    ref = batch_posteriors(audit.reset_index(drop=True), basic)
+    assert list(got["clinic"]) == [c for i, idx in enumerate(parts) for c in "ABC"[i] * len(idx)]
+    for col in ref.columns:
+        np.testing.assert_allclose(got[col].to_numpy(float), ref[col].to_numpy(float),
+                                   atol=1e-12, err_msg=col)
+    audit.iloc[:5].drop(columns="hip_pain").to_csv(tmp_path / "part9.csv", index=False)
+    with pytest.raises(DataError, match=r"part9.csv: expected the same columns as .*part0.csv"):
+        audit_counts(glob, basic, engine="pandas")

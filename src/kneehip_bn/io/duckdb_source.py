@@ -41,9 +41,7 @@ Examples
 from __future__ import annotations
 
 import contextlib
-import glob as _glob
 import os
-import re
 import shutil
 import tempfile
 import threading
@@ -62,7 +60,7 @@ from kneehip_bn.io.csv_source import max_line_limit
 from kneehip_bn.io.encode import ChunkEncoder
 from kneehip_bn.io.mapping import AuditMapping, norm_code
 from kneehip_bn.io.patterns import group_patterns
-from kneehip_bn.io.sources import iter_audit
+from kneehip_bn.io.sources import audit_files, iter_audit
 
 __all__ = ["FileSource", "NotForDuckDBError", "connect", "duckdb_counts", "first_rows",
            "pattern_counts", "read_error", "resolve", "tally_columns"]
@@ -70,9 +68,6 @@ __all__ = ["FileSource", "NotForDuckDBError", "connect", "duckdb_counts", "first
 #: DuckDB's memory limit for counting unless told otherwise (env KNEEHIP_DUCKDB_MEMORY)
 DEFAULT_MEMORY = os.environ.get("KNEEHIP_DUCKDB_MEMORY", "1GB")
 _COUNT = "kneehip_pattern_rows__"
-_CSV_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".txt")
-_PQ_SUFFIXES = (".parquet", ".pq")
-_HIVE = re.compile(r"^[^=/\\]+=[^/\\]*$")
 
 
 class NotForDuckDBError(Exception):
@@ -125,17 +120,6 @@ def _lit(s: str) -> str:
 
 def _ident(s: str) -> str:
     return '"' + str(s).replace('"', '""') + '"'
-
-
-def _kind_of(name: str) -> str | None:
-    low = name.lower()
-    if low.endswith(".tsv"):
-        return "tsv"
-    if low.endswith(_CSV_SUFFIXES):
-        return "csv"
-    if low.endswith(_PQ_SUFFIXES):
-        return "parquet"
-    return None
 
 
 def _csv_header(path: str, sep: str) -> list[str] | None:
@@ -201,40 +185,7 @@ def resolve(source: Any) -> FileSource | None:
         No such file, no file matching the glob, an unsupported suffix, or files of one
         source with different columns.
     """
-    s = os.fspath(source)
-    label = Path(s).name or s
-    if any(ch in s for ch in "*?["):
-        files = sorted(f for f in _glob.glob(s, recursive=True) if os.path.isfile(f))
-        if not files:
-            raise DataError(f"audit files {s}: no file matches the pattern; expected e.g. "
-                            "parts/*.parquet or monthly/*.csv")
-    elif os.path.isdir(s):
-        files = sorted(f for f in _glob.glob(os.path.join(s, "**", "*"), recursive=True)
-                       if os.path.isfile(f) and _kind_of(f) == "parquet")
-        if not files:
-            files = sorted(f for f in _glob.glob(os.path.join(s, "**", "*"), recursive=True)
-                           if os.path.isfile(f) and _kind_of(f) in ("csv", "tsv"))
-        if not files:
-            raise DataError(f"audit directory {s}: no .parquet or .csv files in it; expected a "
-                            "folder of files (key=value sub-folders are read as partitions)")
-        label = Path(s).name + "/"
-    else:
-        p = Path(s)
-        if not p.exists():
-            raise DataError(f"audit file {p}: no such file; expected a CSV or Parquet file or "
-                            "an SQLAlchemy URL (e.g. sqlite:///audit.db with --table NAME)")
-        files = [s]
-    kinds = {_kind_of(f) for f in files}
-    if None in kinds:
-        bad = next(f for f in files if _kind_of(f) is None)
-        raise DataError(f"audit file {bad}: expected a .csv, .tsv or .parquet file (or an "
-                        f"SQLAlchemy URL such as sqlite:///audit.db), found "
-                        f"'{Path(bad).suffix or Path(bad).name}'")
-    if len(kinds) > 1:
-        raise DataError(f"audit files {s}: expected files of one kind, found "
-                        f"{', '.join(sorted(k for k in kinds if k))}")
-    kind = kinds.pop()
-    hive = any(_HIVE.match(part) for f in files for part in Path(f).parent.parts)
+    files, label, kind, hive = audit_files(source)
     header = None
     if kind in ("csv", "tsv"):
         sep = "\t" if kind == "tsv" else ","

@@ -27,7 +27,9 @@ Examples
 
 from __future__ import annotations
 
+import glob as _glob
 import os
+import re
 import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -38,8 +40,22 @@ from kneehip_bn.io.arrow_csv import NotFastError, iter_csv_coded
 from kneehip_bn.io.csv_source import CsvSource, QuotedPart, max_line_limit
 from kneehip_bn.io.sql import iter_rows, mask_url, one_line
 
-__all__ = ["check_file", "describe_source", "fast_csv_sep", "file_kind", "is_dataframe",
-           "is_url", "iter_audit", "iter_coded", "read_audit", "source_name"]
+__all__ = [
+    "HIVE_PART",
+    "audit_files",
+    "check_file",
+    "describe_source",
+    "fast_csv_sep",
+    "file_kind",
+    "is_dataframe",
+    "is_many_files",
+    "is_url",
+    "iter_audit",
+    "iter_coded",
+    "kind_of",
+    "read_audit",
+    "source_name",
+]
 
 
 def is_url(x: Any) -> bool:
@@ -76,13 +92,75 @@ def describe_source(source: Any, table: str | None = None, sql: str | None = Non
     return Path(source).name if isinstance(source, (str, os.PathLike)) else type(source).__name__
 
 
+#: a hive partition folder (``key=value``)
+HIVE_PART = re.compile(r"^[^=/\\]+=[^/\\]*$")
+
+
+def kind_of(name: str | os.PathLike[str]) -> str | None:
+    """``csv``, ``tsv`` or ``parquet`` by a file name's suffix, or None."""
+    low = os.fspath(name).lower()
+    if low.endswith(".tsv"):
+        return "tsv"
+    if low.endswith((".csv", ".csv.gz", ".txt")):
+        return "csv"
+    return "parquet" if low.endswith((".parquet", ".pq")) else None
+
+
+def is_many_files(source: Any) -> bool:
+    """True for a directory or a glob pattern (an audit in several files)."""
+    if not isinstance(source, (str, os.PathLike)) or is_url(source):
+        return False
+    s = os.fspath(source)
+    return any(ch in s for ch in "*?[") or os.path.isdir(s)
+
+
+def audit_files(source: str | os.PathLike[str]) -> tuple[list[str], str, str, bool]:
+    """``(files, label, kind, hive)`` behind a path, glob or directory: the files sorted,
+    a label for messages, their one kind, and whether they sit in ``key=value`` folders.
+
+    A directory holds its ``.parquet`` files (any depth), else its CSV files.
+
+    Raises
+    ------
+    DataError
+        No such file, no file matching the glob, an unsupported suffix, or files of more
+        than one kind.
+    """
+    s = os.fspath(source)
+    label = Path(s).name or s
+    if any(ch in s for ch in "*?["):
+        files = sorted(f for f in _glob.glob(s, recursive=True) if os.path.isfile(f))
+        if not files:
+            raise DataError(f"audit files {s}: no file matches the pattern; expected e.g. "
+                            "parts/*.parquet or monthly/*.csv")
+    elif os.path.isdir(s):
+        every = [f for f in _glob.glob(os.path.join(s, "**", "*"), recursive=True)
+                 if os.path.isfile(f)]
+        files = sorted(f for f in every if kind_of(f) == "parquet") or \
+            sorted(f for f in every if kind_of(f) in ("csv", "tsv"))
+        if not files:
+            raise DataError(f"audit directory {s}: no .parquet or .csv files in it; expected a "
+                            "folder of files (key=value sub-folders are read as partitions)")
+        label = Path(s).name + "/"
+    else:
+        check_file(Path(s))
+        files = [s]
+    kinds = {kind_of(f) for f in files}
+    if None in kinds:
+        bad = next(f for f in files if kind_of(f) is None)
+        file_kind(Path(bad))  # the one message for an unsupported suffix
+    if len(kinds) > 1:
+        raise DataError(f"audit files {s}: expected files of one kind, found "
+                        f"{', '.join(sorted(k for k in kinds if k))}")
+    hive = any(HIVE_PART.match(part) for f in files for part in Path(f).parent.parts)
+    return files, label, kinds.pop(), hive
+
+
 def file_kind(path: Path) -> str:
     """``csv``, ``tsv`` or ``parquet`` by the file's suffix (else a :class:`DataError`)."""
-    name = path.name.lower()
-    for suffix, kind in ((".csv", "csv"), (".csv.gz", "csv"), (".tsv", "tsv"), (".txt", "csv"),
-                         (".parquet", "parquet"), (".pq", "parquet")):
-        if name.endswith(suffix):
-            return kind
+    kind = kind_of(path)
+    if kind is not None:
+        return kind
     raise DataError(f"audit file {path}: expected a .csv, .tsv or .parquet file (or an "
                     f"SQLAlchemy URL such as sqlite:///audit.db), found '{path.suffix or path.name}'")
 
@@ -135,6 +213,8 @@ def read_audit(source: Any, *, table: str | None = None, sql: str | None = None,
     if is_url(source):
         return pd.concat(list(iter_rows(source, table, sql, None)), ignore_index=True)
     no_sql_args(table, sql, "a file")
+    if is_many_files(source):
+        return pd.concat(list(_iter_files(source, 1 << 18, max_line_bytes)), ignore_index=True)
     path = Path(source)
     check_file(path)
     kind = file_kind(path)
@@ -191,6 +271,9 @@ def iter_audit(
         yield from iter_rows(source, table, sql, chunksize)
         return
     no_sql_args(table, sql, "a file")
+    if is_many_files(source):
+        yield from _iter_files(source, chunksize, max_line_bytes)
+        return
     path = Path(source)
     check_file(path)
     kind = file_kind(path)
@@ -210,6 +293,39 @@ def iter_audit(
             yield pf.schema_arrow.empty_table().to_pandas()
     except (ValueError, OSError, _arrow_errors()) as exc:
         raise DataError(f"audit file {path}: cannot read it as {kind}: {one_line(exc)}") from None
+
+def _iter_files(source: Any, chunksize: int, max_line_bytes: int | None) -> Iterator[Any]:
+    """The chunks of a directory or glob of audit files, file after file in name order
+    (the order DuckDB counts them in); Parquet files in ``key=value`` folders through
+    ``pyarrow.dataset``, so the partition keys are columns, as DuckDB reads them."""
+    files, _, kind, hive = audit_files(source)
+    if kind == "parquet" and hive:
+        import pyarrow.dataset as ds
+
+        base = os.fspath(source) if os.path.isdir(os.fspath(source)) else \
+            os.path.commonpath([os.path.dirname(f) for f in files])
+        data = ds.dataset(files, format="parquet", partitioning="hive", partition_base_dir=base)
+        empty = True
+        for batch in data.to_batches(batch_size=chunksize):
+            if batch.num_rows:
+                empty = False
+                yield batch.to_pandas()
+        if empty:
+            yield data.schema.empty_table().to_pandas()
+        return
+    first: list[str] | None = None
+    for i, f in enumerate(files):
+        for j, chunk in enumerate(iter_audit(f, chunksize=chunksize,
+                                             max_line_bytes=max_line_bytes)):
+            cols = [str(c) for c in chunk.columns]
+            if first is None:
+                first = cols
+            elif sorted(cols) != sorted(first):
+                raise DataError(f"audit file {f}: expected the same columns as {files[0]} "
+                                f"({', '.join(first[:12])}), found {', '.join(cols[:12])}")
+            if len(chunk) or (i == len(files) - 1 and j == 0):
+                yield chunk
+
 
 def _iter_csv(path: Path, sep: str, chunksize: int, limit: int) -> Iterator[Any]:
     """The pandas CSV reader: chunks of exactly ``chunksize`` rows (the last one fewer) of
