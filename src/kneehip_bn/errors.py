@@ -227,8 +227,9 @@ class ParameterError(KneeHipError, ValueError):
 
 class OutputExistsError(KneeHipError, FileExistsError):
     """The output file exists and ``overwrite=True`` (CLI: ``--overwrite``) was not given,
-    or it appeared while this run was writing. Raised only by
-    :func:`kneehip_bn._util.files.atomic_write`, the one writer of every output."""
+    or it appeared while this run was writing. Raised by
+    :func:`kneehip_bn._util.files.atomic_write`, the one writer of every output (and by
+    ``PriorFitter.save`` for the input model file itself)."""
 
 
 class WriteError(KneeHipError, OSError):

@@ -36,7 +36,7 @@ from kneehip_bn.io.counts_file import read_counts
 from kneehip_bn.io.mapping import MAPPING_FORMAT, load_mapping
 from kneehip_bn.io.spark import read_spark, session
 from kneehip_bn.io.writers import table_format, write_table
-from kneehip_bn.learning.batch import batch_posteriors, write_batch_posteriors
+from kneehip_bn.learning.batch import write_batch_posteriors
 from kneehip_bn.learning.fitter import PriorFitter
 from kneehip_bn.learning.impossible import screen_counts
 from kneehip_bn.learning.simulate import simulate_audit
@@ -352,25 +352,16 @@ def cmd_batch(args: argparse.Namespace) -> int:
     keep_freed_memory()  # this process ends after the command
     spec = load_for_cli(args)
     sdf = _spark_data(args, "batch")
-    if sdf is not None:
-        check_output(args.output, args.overwrite)
-        out = batch_posteriors(sdf, spec, _mapping_arg(args), args.targets,
-                               on_impossible=args.on_impossible, keep=args.keep)
-        writer = out.write.mode("overwrite" if args.overwrite else "errorifexists")
-        low = args.output.lower().rstrip("/")
-        if low.endswith((".csv", ".tsv")):
-            writer.csv(args.output, header=True, sep="\t" if low.endswith(".tsv") else ",")
-        else:
-            writer.parquet(args.output)
-        print(f"wrote {args.output} (a folder of part files written by Spark; one row per "
-              "input row, matched by the --keep columns)")
-        return 0
     path, n = write_batch_posteriors(
-        args.data, args.output, spec, _mapping_arg(args), args.targets,
+        sdf if sdf is not None else args.data, args.output, spec, _mapping_arg(args), args.targets,
         on_impossible=args.on_impossible, keep=args.keep, table=args.table, sql=args.sql,
         overwrite=args.overwrite, chunksize=args.chunksize,
         progress=sys.stderr.isatty())
-    print(f"wrote {path} ({n} rows)")
+    if n < 0:
+        print(f"wrote {path} (a folder of part files written by Spark; one row per input row, "
+              "matched by the --keep columns)")
+    else:
+        print(f"wrote {path} ({n} rows)")
     return 0
 
 

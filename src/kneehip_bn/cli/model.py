@@ -32,7 +32,7 @@ from kneehip_bn.inference.queries import (
     format_diagnosis,
     query,
 )
-from kneehip_bn.model.network import build_network
+from kneehip_bn.model.network import validation_summary
 from kneehip_bn.model.readwrite import export_network
 from kneehip_bn.model.spec import SHIPPED_MODELS, shipped_model_path
 from kneehip_bn.model.yamlio import load_spec
@@ -110,20 +110,13 @@ def cmd_graph(args: argparse.Namespace) -> int:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     path = args.model_file if args.model_file is not None else args.model
-    spec = load_spec(path)
-    model = build_network(spec)  # pgmpy's check_model() runs here
-    provenance = spec.provenance()
-    kinds = dict(Counter(rec["source_kind"] for rec in provenance))
-    msg = {
-        "file": spec.path, "valid": True, "nodes": len(spec.nodes),
-        "edges": model.number_of_edges(), "numbers": len(provenance), "sources": kinds,
-    }
+    msg = validation_summary(load_spec(path))
     if args.json:
         emit_json(msg)
     else:
-        print(f"{spec.path}: valid ({len(spec.nodes)} nodes, {model.number_of_edges()} edges, "
-              f"{len(provenance)} numbers: "
-              + ", ".join(f"{v} {k}" for k, v in sorted(kinds.items()))
+        print(f"{msg['file']}: valid ({msg['nodes']} nodes, {msg['edges']} edges, "
+              f"{msg['numbers']} numbers: "
+              + ", ".join(f"{v} {k}" for k, v in sorted(msg["sources"].items()))
               + "); pgmpy check_model() passed")
     return 0
 

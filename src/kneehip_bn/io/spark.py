@@ -47,6 +47,7 @@ __all__ = [
     "session",
     "spark_counts",
     "spark_join_posteriors",
+    "write_spark_table",
 ]
 
 INSTALL_HINT = 'pip install "kneehip_bn[spark]"'
@@ -244,3 +245,17 @@ def spark_join_posteriors(df: Any, model: Any, mapping: Any, keep: Sequence[str]
     if status is not None:
         cols.append(F.col("__kneehip_status__").alias("status"))
     return out.select(*cols)
+
+
+def write_spark_table(sdf: Any, output: str, overwrite: bool = False) -> str:
+    """Write a Spark DataFrame where it lives: a folder of part files written by Spark's
+    executors (nothing collected), CSV with a header for a ``.csv``/``.tsv`` name, Parquet
+    otherwise; an existing output is refused unless ``overwrite`` (Spark's
+    ``errorifexists`` / ``overwrite`` modes)."""
+    writer = sdf.write.mode("overwrite" if overwrite else "errorifexists")
+    low = os.fspath(output).lower().rstrip("/")
+    if low.endswith((".csv", ".tsv")):
+        writer.csv(os.fspath(output), header=True, sep="\t" if low.endswith(".tsv") else ",")
+    else:
+        writer.parquet(os.fspath(output))
+    return os.fspath(output)

@@ -29,7 +29,7 @@ from kneehip_bn.inference.queries import as_model, node_groups, on_state
 from kneehip_bn.io.encode import encode_audit, stream_encoded
 from kneehip_bn.io.mapping import load_mapping
 from kneehip_bn.io.patterns import group_patterns
-from kneehip_bn.io.spark import is_spark_dataframe, spark_join_posteriors
+from kneehip_bn.io.spark import is_spark_dataframe, spark_join_posteriors, write_spark_table
 from kneehip_bn.io.writers import STATUS_LABELS, TableWriter
 from kneehip_bn.learning.impossible import (
     RELAX_PROBABILITY,
@@ -229,6 +229,10 @@ def write_batch_posteriors(
     CSV output is formatted in two threads; every number is written exactly (shortest
     round-trip form).
 
+    A Spark DataFrame is joined and written by Spark (a folder of part files:
+    :func:`~kneehip_bn.io.spark.write_spark_table`); the rows written are then not counted
+    (``-1``), as counting them would be another pass over the cluster.
+
     Returns
     -------
     (path, rows written)
@@ -237,6 +241,10 @@ def write_batch_posteriors(
         raise DataError(f"reader: expected 'auto' or 'pandas', found {reader!r}")
     out = Path(output)
     check_new_output(out, overwrite)
+    if is_spark_dataframe(data):  # joined and written on the cluster: no row counted here
+        sdf = batch_posteriors(data, model, mapping, targets, on_impossible=on_impossible,
+                               keep=keep)
+        return Path(write_spark_table(sdf, os.fspath(output), overwrite)), -1
     kind = "parquet" if out.name.lower().endswith((".parquet", ".pq")) else "csv"
     m = as_model(model)
     eng = get_engine(m)

@@ -37,6 +37,7 @@ from kneehip_bn.errors import (
     DataError,
     KneeHipError,
     NotFittedError,
+    OutputExistsError,
     ParameterError,
     UnknownNameError,
     closest,
@@ -458,7 +459,7 @@ class PriorFitter:
         self._check_fitted()
         if self.expert_spec_.path and Path(path).resolve() == Path(self.expert_spec_.path).resolve() \
                 and not overwrite:
-            raise FileExistsError(f"{path} is the input model: expected a new file name; pass "
+            raise OutputExistsError(f"{path} is the input model: expected a new file name; pass "
                                   "overwrite=True (CLI: --overwrite) to replace it")
         return save_spec(self.spec_, path, overwrite=overwrite)
 
