@@ -124,35 +124,31 @@ def _print(result: Any, json_out: bool) -> None:
         print(DISCLAIMER)
 
 
+def _show(args: argparse.Namespace, result: Any, plot: Any = None) -> int:
+    """Print a result (text or ``--json``) and draw it with ``plot`` when ``--plot``."""
+    _print(result, args.json)
+    if plot is not None and args.plot:
+        save_plot(plot(result).figure, args.plot, getattr(args, "overwrite", False))
+    return 0
+
+
 def cmd_counterfactual(args: argparse.Namespace) -> int:
     check_plot_option(args)
-    spec = load_for_cli(args)
-    r = counterfactual(args.evidence, do=args.do, target=args.target, model=spec)
-    _print(r, args.json)
-    if args.plot:
-        save_plot(plot_counterfactual(r).figure, args.plot, getattr(args, "overwrite", False))
-    return 0
+    r = counterfactual(args.evidence, do=args.do, target=args.target, model=load_for_cli(args))
+    return _show(args, r, plot_counterfactual)
 
 
 def cmd_cause(args: argparse.Namespace) -> int:
-    spec = load_for_cli(args)
-    _print(probability_of_causation(args.finding, args.cause, args.evidence, model=spec),
-           args.json)
-    return 0
+    return _show(args, probability_of_causation(args.finding, args.cause, args.evidence,
+                                                model=load_for_cli(args)))
 
 
 def cmd_flip(args: argparse.Namespace) -> int:
     check_plot_option(args)
-    spec = load_for_cli(args)
-    r = flip(args.evidence, args.target, goal=args.goal, model=spec, threshold=args.threshold,
-             max_findings=args.max_findings)
-    _print(r, args.json)
-    if args.plot:
-        save_plot(plot_flip(r).figure, args.plot, getattr(args, "overwrite", False))
-    return 0
+    r = flip(args.evidence, args.target, goal=args.goal, model=load_for_cli(args),
+             threshold=args.threshold, max_findings=args.max_findings)
+    return _show(args, r, plot_flip)
 
 
 def cmd_mpe(args: argparse.Namespace) -> int:
-    spec = load_for_cli(args)
-    _print(mpe(args.evidence, model=spec, do=args.do), args.json)
-    return 0
+    return _show(args, mpe(args.evidence, model=load_for_cli(args), do=args.do))

@@ -70,49 +70,54 @@ examples:
 """
 
 
-def _common(parents: dict[str, argparse.ArgumentParser]) -> list[argparse.ArgumentParser]:
-    return [parents["model"], parents["evidence"], parents["json"], parents["plot"]]
+def _command(subparsers: Any, parents: dict[str, argparse.ArgumentParser], name: str,
+             func: Any, help: str, description: str, epilog: str) -> argparse.ArgumentParser:
+    """A teaching command: the model, evidence, --json, --plot and --overwrite options, the
+    disclaimer under its description, ``func`` as its handler."""
+    p = subparsers.add_parser(
+        name, parents=[parents["model"], parents["evidence"], parents["json"], parents["plot"]],
+        formatter_class=RAW, help=help, description=description + "\n\n" + DISCLAIMER,
+        epilog=epilog)
+    add_overwrite(p)
+    p.set_defaults(func=func)
+    return p
 
 
 def _add_explain(subparsers: Any, parents: dict[str, argparse.ArgumentParser]) -> None:
-    ex = subparsers.add_parser(
-        "explain", parents=_common(parents), formatter_class=RAW,
+    ex = _command(
+        subparsers, parents, "explain", cmd_explain,
         help="why the model ranks the origins: weight of evidence of each finding, paths",
         description="For each finding, how much it moved each origin (weight of evidence: "
                     "ln odds with all findings - ln odds without this one), the causal path "
-                    "that carries it, and a plain-language summary.\n\n" + DISCLAIMER,
+                    "that carries it, and a plain-language summary.",
         epilog="example: kneehip explain -e knee_pain=present -e hip_pain=present "
                "-e knee_effusion=present --plot why.png")
     ex.add_argument("--origin", action="append", default=None, metavar="NODE",
                     help="explain only these origins (repeatable; default: all)")
     ex.add_argument("--shapley", action="store_true",
                     help="also the Shapley value of each finding on each origin's log-odds")
-    add_overwrite(ex)
-    ex.set_defaults(func=cmd_explain)
 
 
 def _add_what_if(subparsers: Any, parents: dict[str, argparse.ArgumentParser]) -> None:
-    wi = subparsers.add_parser(
-        "what-if", parents=_common(parents), formatter_class=RAW,
+    wi = _command(
+        subparsers, parents, "what-if", cmd_what_if,
         help="compare scenarios side by side",
-        description=_WHAT_IF_HELP + "\n" + DISCLAIMER, epilog=_WHAT_IF_EPILOG)
+        description=_WHAT_IF_HELP.rstrip("\n"), epilog=_WHAT_IF_EPILOG)
     wi.add_argument("--scenario", "-s", action="append", default=[],
                     metavar="NAME:ACTION=ITEMS[;...]", help="a scenario (repeatable; see above)")
     wi.add_argument("--target", "-t", action="append", default=None, metavar="NODE[=STATE]",
                     help="rows of the table (repeatable; default: the origins)")
-    add_overwrite(wi)
-    wi.set_defaults(func=cmd_what_if)
 
 
 def _add_next_test(subparsers: Any, parents: dict[str, argparse.ArgumentParser]) -> None:
-    nt = subparsers.add_parser(
-        "next-test", parents=_common(parents), formatter_class=RAW,
+    nt = _command(
+        subparsers, parents, "next-test", cmd_next_test,
         help="which finding or test would tell the most about the origins",
         description="Rank unobserved findings and tests by expected information gain: the "
                     "mutual information (bits) between the test and the joint state of the "
                     "origins given the current findings. --json prints a list of "
                     '{"finding": NAME, "expected_information_gain": BITS, ...}, highest '
-                    "first.\n\n" + DISCLAIMER,
+                    "first.",
         epilog="example: kneehip next-test -e knee_pain=present -e hip_pain=present "
                "--cost fadir_test=2 --json")
     nt.add_argument("--candidate", "-c", action="append", default=None, metavar="NODE",
@@ -122,20 +127,18 @@ def _add_next_test(subparsers: Any, parents: dict[str, argparse.ArgumentParser])
                     help="cost of a candidate (default 1) for the gain-per-cost column")
     nt.add_argument("--top", type=int, default=None, metavar="N",
                     help="show only the N best (text output and plot)")
-    add_overwrite(nt)
-    nt.set_defaults(func=cmd_next_test)
 
 
 def _add_sensitivity(subparsers: Any, parents: dict[str, argparse.ArgumentParser]) -> None:
-    se = subparsers.add_parser(
-        "sensitivity", parents=_common(parents), formatter_class=RAW,
+    se = _command(
+        subparsers, parents, "sensitivity", cmd_sensitivity,
         help="how much each number of the model moves a posterior (tornado chart)",
         description="One-way sensitivity of P(target | findings) to every number of the "
                     "model (table entries, noisy-OR links and leaks): the derivative and the "
                     "posterior at both ends of each number's plausible range (its 95% Beta "
                     "interval given the table's strength, or +/- a fraction). --draws N also "
                     "draws every table from its uncertainty and reports each origin's "
-                    "interval.\n\n" + DISCLAIMER,
+                    "interval.",
         epilog="example: kneehip sensitivity --target knee_osteoarthritis -e knee_pain=present "
                "--top 10 --plot tornado.svg")
     se.add_argument("--target", default=None, metavar="NODE",
@@ -148,25 +151,21 @@ def _add_sensitivity(subparsers: Any, parents: dict[str, argparse.ArgumentParser
     se.add_argument("--draws", type=int, default=0, metavar="N",
                     help="also report origin intervals from N parameter draws")
     se.add_argument("--seed", type=int, default=0, help="random seed of --draws")
-    add_overwrite(se)
-    se.set_defaults(func=cmd_sensitivity)
 
 
 def _add_conflict(subparsers: Any, parents: dict[str, argparse.ArgumentParser]) -> None:
-    co = subparsers.add_parser(
-        "conflict", parents=_common(parents), formatter_class=RAW,
+    co = _command(
+        subparsers, parents, "conflict", cmd_conflict,
         help="are the findings atypical or contradictory? (Jensen's conflict measure)",
         description="conf(e) = log2( prod_i P(e_i) / P(e) ): positive when the findings are "
                     "less likely together than apart. Each finding's contribution is "
                     "log2 P(e_i) / P(e_i | the others). --simulate N compares with N cases "
-                    "simulated from the model.\n\n" + DISCLAIMER,
+                    "simulated from the model.",
         epilog="example: kneehip conflict -e low_back_pain=present -e "
                "straight_leg_raise=negative -e knee_effusion=present --simulate 2000")
     co.add_argument("--simulate", type=int, default=0, metavar="N",
                     help="simulate N cases for a tail probability (default: none)")
     co.add_argument("--seed", type=int, default=0, help="random seed of --simulate")
-    add_overwrite(co)
-    co.set_defaults(func=cmd_conflict)
 
 
 def add_commands(subparsers: Any, parents: dict[str, argparse.ArgumentParser]) -> None:

@@ -12,12 +12,15 @@ out (:func:`drop_patterns`), ``"relax"`` gives each contradicted zero the pseudo
 
 Examples
 --------
+A row with the root L2-L4 involved but no radiculopathy contradicts a structural zero;
+``"drop"`` counts without it:
+
 >>> import pandas as pd
->>> from kneehip_bn import load_spec
 >>> from kneehip_bn.io.counting import audit_counts
->>> spec = load_spec("knee_hip_basic")
->>> find_impossible(audit_counts(pd.DataFrame({"knee_pain": ["present"]}), spec), spec) is None
-True
+>>> rows = pd.DataFrame({"lumbar_radiculopathy": ["absent"], "upper_lumbar_root": ["present"]})
+>>> kept, bad = screen_counts(audit_counts(rows, "knee_hip_basic"), "knee_hip_basic", "drop")
+>>> kept.n_rows, bad.rows
+(0, 1.0)
 """
 
 from __future__ import annotations
