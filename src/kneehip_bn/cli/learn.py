@@ -166,7 +166,7 @@ def _add_batch(subparsers: Any, parents: dict[str, argparse.ArgumentParser]) -> 
                           "probability and status 'relaxed' ('relax'), or NaN ('nan')")
     _spark_arg(bat)
     bat.add_argument("--chunksize", type=int, default=1_000_000, help="rows read at a time")
-    bat.add_argument("--overwrite", action="store_true")
+    add_overwrite(bat, "replace an existing output")
     bat.set_defaults(func=cmd_batch)
 
 
@@ -186,7 +186,7 @@ def _add_simulate(subparsers: Any, parents: dict[str, argparse.ArgumentParser]) 
     sim.add_argument("--hide", nargs="+", metavar="GROUP", default=["mechanism"],
                      help="node groups not recorded (default: mechanism)")
     sim.add_argument("--output", "-o", required=True, metavar="PATH", help=".csv or .parquet")
-    sim.add_argument("--overwrite", action="store_true")
+    add_overwrite(sim, "replace an existing output")
     sim.set_defaults(func=cmd_simulate)
 
 
@@ -214,7 +214,7 @@ def _add_counts(subparsers: Any, parents: dict[str, argparse.ArgumentParser]) ->
                           "spills to a temporary folder beyond it")
     cnt.add_argument("--threads", type=int, default=None,
                      help="DuckDB threads when counting files (default: all cores)")
-    cnt.add_argument("--overwrite", action="store_true")
+    add_overwrite(cnt, "replace an existing output")
     cnt.set_defaults(func=cmd_counts)
 
 
@@ -223,7 +223,7 @@ def _add_merge_counts(subparsers: Any, parents: dict[str, argparse.ArgumentParse
                                 help="pool counts files from several clinics")
     mrg.add_argument("counts", nargs="+", metavar="COUNTS")
     mrg.add_argument("--output", "-o", required=True, metavar="COUNTS")
-    mrg.add_argument("--overwrite", action="store_true")
+    add_overwrite(mrg, "replace an existing output")
     mrg.set_defaults(func=cmd_merge_counts)
 
 

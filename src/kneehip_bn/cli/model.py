@@ -182,7 +182,7 @@ def add_commands(sub: Any, parents: dict[str, argparse.ArgumentParser]) -> None:
 
     g = sub.add_parser("graph", parents=[par["model"]], help="draw the layered network")
     g.add_argument("--output", "-o", required=True, metavar="PATH", help="model.png or model.svg")
-    g.add_argument("--overwrite", action="store_true")
+    add_overwrite(g, "replace an existing output")
     g.set_defaults(func=cmd_graph)
 
     v = sub.add_parser("validate", parents=[par["json"]], help="check a model file")

@@ -134,26 +134,21 @@ def orient(nbrs: Mapping[int, list[int]], root: int, k: int) -> tuple[list[int],
     ``root``; other components (a disconnected network) hang from the root through an
     empty separator."""
     parent = [-1] * k
-    order = [root]
-    seen = {root}
-    for c in order:
-        for d in nbrs[c]:
-            if d not in seen:
-                seen.add(d)
-                parent[d] = c
-                order.append(d)
-    for c in range(k):
-        if c not in seen:
-            comp = [c]
-            seen.add(c)
-            parent[c] = root
-            for x in comp:
-                for d in nbrs[x]:
-                    if d not in seen:
-                        seen.add(d)
-                        parent[d] = x
-                        comp.append(d)
-            order.extend(comp)
+    order: list[int] = []
+    seen: set[int] = set()
+    for start in (root, *range(k)):  # the root's component first, then any others
+        if start in seen:
+            continue
+        seen.add(start)
+        parent[start] = -1 if start == root else root
+        comp = [start]
+        for x in comp:  # breadth first
+            for d in nbrs[x]:
+                if d not in seen:
+                    seen.add(d)
+                    parent[d] = x
+                    comp.append(d)
+        order.extend(comp)
     return parent, order
 
 

@@ -326,10 +326,7 @@ class MemoPlan:
             parts += [(ids[x], up[x].shape[1]) for x in sibs]
             if q != r0:
                 parts.append((eids[q], out[q].shape[1]))
-            eids[c], vals = dense_ids(parts, n)
-            m = vals[0].shape[0] if vals else 1
-            nown = len(self.own[q])
-            s_size = math.prod(int(plan.card[x]) for x in self.sep[c])
+            eids[c], vals, m, nown, s_size = self._number(parts, n, q, c)
             o = np.empty((s_size, m))
             step = self._block(q)
             for a in range(0, m, step):
@@ -427,6 +424,15 @@ class MemoPlan:
             keep_vals[c] = None
         return acc, log_pe
 
+    def _number(self, parts, n: int, owner: int, c: int):
+        """Number the distinct sub-patterns ``parts`` of ``n`` rows (:func:`dense_ids`):
+        ``(row ids, the sub-patterns' values, how many, how many of the parts are
+        ``owner``'s own columns, the size of clique ``c``'s separator)``."""
+        ids, vals = dense_ids(parts, n)
+        m = vals[0].shape[0] if vals else 1
+        s_size = math.prod(int(self.plan.card[x]) for x in self.sep[c])
+        return ids, vals, m, len(self.own[owner]), s_size
+
     def _codes_by_column(self, codes: np.ndarray) -> dict[int, np.ndarray]:
         """Each observed column's codes + 1 (0: missing), one contiguous small-int row."""
         small = np.int16 if int(self.plan.card.max()) < 2**15 - 1 else np.int32
@@ -450,10 +456,7 @@ class MemoPlan:
             kids = self.children[c]
             parts = [(ev[j], self.radix[j]) for j in self.own[c]]
             parts += [(ids[ch], up[ch].shape[1]) for ch in kids]
-            ids[c], vals = dense_ids(parts, n)
-            m = vals[0].shape[0] if vals else 1
-            nown = len(self.own[c])
-            s_size = math.prod(int(plan.card[x]) for x in self.sep[c])
+            ids[c], vals, m, nown, s_size = self._number(parts, n, c, c)
             msg = np.empty((s_size, m))
             lg = np.zeros(m)
             tt = np.empty(m)

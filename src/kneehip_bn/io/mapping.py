@@ -71,16 +71,10 @@ class ColumnMap:
 class AuditMapping:
     """A validated-on-use mapping from an audit's columns and codes to the model.
 
-    Build it with :func:`load_mapping` from a YAML file or a dict::
-
-        format: kneehip-audit-mapping/1
-        dataset: "Example clinic audit (synthetic)"
-        missing: ["not recorded", "?"]      # extra codes meaning blank in every column
-        ignore: [PATIENT_ID]                # columns deliberately not used
-        columns:
-          KNEE_PAIN: {node: knee_pain, codes: {Y: present, N: absent}}
-          SLR: {node: straight_leg_raise, codes: {POS: positive, NEG: negative, "NOT DONE": missing}}
-          WORKING_DX: {diagnosis: true, codes: {KNEE_OA: knee_pathology, OTHER: none}}
+    Build it with :func:`load_mapping` from a YAML file (the format is in this module's
+    docstring) or the same structure as a dict; a code may also map to ``missing``, e.g.
+    ``SLR: {node: straight_leg_raise, codes: {POS: positive, NEG: negative, "NOT DONE":
+    missing}}``.
     """
 
     columns: dict[str, ColumnMap] = field(default_factory=dict)

@@ -285,11 +285,10 @@ def screen_counts(counts: AuditCounts, model: Any = None, on_impossible: str = "
 
     Examples
     --------
-    >>> import pandas as pd
-    >>> from kneehip_bn import load_spec
+    >>> from pandas import DataFrame
     >>> from kneehip_bn.io.counting import audit_counts
-    >>> spec = load_spec("knee_hip_basic")
-    >>> c, bad = screen_counts(audit_counts(pd.DataFrame({"knee_pain": ["absent"]}), spec), spec)
+    >>> rows = audit_counts(DataFrame({"knee_pain": ["absent"]}), "knee_hip_basic")
+    >>> c, bad = screen_counts(rows, "knee_hip_basic")
     >>> c.n_rows, bad is None
     (1, True)
     """
