@@ -13,9 +13,8 @@ gathered to the rows.
 Examples
 --------
 >>> import numpy as np
->>> from kneehip_bn import load_spec
->>> from kneehip_bn.inference.engine import Engine
->>> eng = Engine(load_spec("knee_hip_basic"))
+>>> from kneehip_bn.inference.cache import get_engine
+>>> eng = get_engine("knee_hip_basic")
 >>> plan = eng.batch_plan()
 >>> tree = plan.oriented((eng.index["knee_pathology"],))
 >>> codes = np.array([[1], [-1]])

@@ -405,24 +405,28 @@ class MemoPlan:
                                  progress)
         # ---- downward: each clique's adjoint, per distinct sub-pattern
         for c in self.order[1:]:
-            kids = self.children[c]
             vals = keep_vals[c]
             m = up[c].shape[1]
-            nown = len(self.own[c])
             A, tt = adj[c], tots[c]
             adj[c] = None
             step = self._block(c)
             for a in range(0, m, step):
                 sl = slice(a, a + step)
-                own = [(col_idx[j], vals[i][sl]) for i, j in enumerate(self.own[c])]
-                msgs = [(ch, up[ch], vals[nown + i][sl]) for i, ch in enumerate(kids)]
-                b = self._product(c, phis[c], own, msgs)
+                b, msgs = self._sub_product(c, phis[c], col_idx, vals, sl, up)
                 t = tt[sl]
                 f = A[:, sl] / np.where(t > 0, t, np.inf)
                 q = b * f.reshape(self._bshape(c, self.sep[c], f.shape[-1]))
                 self._back(c, q, msgs, acc, adj, inv_up)
             keep_vals[c] = None
         return acc, log_pe
+
+    def _sub_product(self, c: int, phi: np.ndarray, col_idx, vals, sl: slice, up):
+        """Clique ``c``'s product for the sub-patterns ``sl`` of its subtree: its own
+        evidence (the first values) and its children's upward messages (the rest)."""
+        nown = len(self.own[c])
+        own = [(col_idx[j], vals[i][sl]) for i, j in enumerate(self.own[c])]
+        msgs = [(ch, up[ch], vals[nown + i][sl]) for i, ch in enumerate(self.children[c])]
+        return self._product(c, phi, own, msgs), msgs
 
     def _number(self, parts, n: int, owner: int, c: int):
         """Number the distinct sub-patterns ``parts`` of ``n`` rows (:func:`dense_ids`):
@@ -456,7 +460,7 @@ class MemoPlan:
             kids = self.children[c]
             parts = [(ev[j], self.radix[j]) for j in self.own[c]]
             parts += [(ids[ch], up[ch].shape[1]) for ch in kids]
-            ids[c], vals, m, nown, s_size = self._number(parts, n, c, c)
+            ids[c], vals, m, _, s_size = self._number(parts, n, c, c)
             msg = np.empty((s_size, m))
             lg = np.zeros(m)
             tt = np.empty(m)
@@ -466,9 +470,7 @@ class MemoPlan:
             step = self._block(c)
             for a in range(0, m, step):
                 sl = slice(a, a + step)
-                own = [(col_idx[j], vals[i][sl]) for i, j in enumerate(self.own[c])]
-                msgs = [(ch, up[ch], vals[nown + i][sl]) for i, ch in enumerate(kids)]
-                b = self._product(c, phis[c], own, msgs)
+                b, msgs = self._sub_product(c, phis[c], col_idx, vals, sl, up)
                 for ch, _, idx in msgs:
                     lg[sl] += logs[ch][idx]
                 raw = self._sum_to(b, c, self.sep[c])
