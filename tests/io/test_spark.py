@@ -162,3 +162,25 @@ def test_missing_pyspark_is_one_clear_line(monkeypatch):
                                            r'spark extra; install it with pip install '
                                            r'"kneehip_bn\[spark\]"$'):
         ks.session()
+
+
+def test_held_out_split_on_the_cluster(frames, basic):
+    """A Spark fit with ``holdout`` draws the split on the cluster: the training and
+    held-out rows add up to every row, the whole counts equal the unsplit ones, the
+    held-out evaluation runs, and the same seed gives the same split."""
+    from kneehip_bn.io.spark import spark_counts, spark_split_counts
+
+    pdf, sdf = frames
+    mp = _ignore_pid(basic)
+    whole, train, test, labels = spark_split_counts(sdf, basic, mp, holdout=0.3, seed=4)
+    ref = spark_counts(sdf, basic, mp)
+    np.testing.assert_array_equal(whole.patterns, ref.patterns)
+    np.testing.assert_array_equal(whole.counts, ref.counts)
+    diag = pdf["working_diagnosis"]
+    n_test_dx = int(test[2].sum())
+    assert labels and 0.2 * diag.notna().sum() < n_test_dx < 0.4 * diag.notna().sum()
+    assert train.n_rows + n_test_dx <= 2500 and train.n_rows > 0.6 * 2500
+    again = spark_split_counts(sdf, basic, mp, holdout=0.3, seed=4)
+    np.testing.assert_array_equal(again[1].counts, train.counts)
+    f = PriorFitter(basic, mapping=mp, progress=False, holdout=0.3, seed=4, max_iter=20).fit(sdf)
+    assert f.report_.holdout is not None and f.counts_.n_rows == 2500

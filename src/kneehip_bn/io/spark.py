@@ -40,6 +40,7 @@ from kneehip_bn.inference.queries import as_model
 from kneehip_bn.io.counts import counts_from_codes, model_name, states_of
 from kneehip_bn.io.encode import ChunkEncoder, unknown_msg
 from kneehip_bn.io.mapping import load_mapping, norm_code
+from kneehip_bn.io.patterns import group_patterns
 
 __all__ = [
     "is_spark_dataframe",
@@ -47,12 +48,14 @@ __all__ = [
     "session",
     "spark_counts",
     "spark_join_posteriors",
+    "spark_split_counts",
     "write_spark_table",
 ]
 
 INSTALL_HINT = 'pip install "kneehip_bn[spark]"'
 _KEY = "__kneehip_pattern__"
 _COUNT = "__kneehip_count__"
+_SPLIT = "__kneehip_test__"
 _NULL = "\u2400"   # stands for a blank cell inside the pattern key
 _SEP = "\u241f"
 
@@ -141,14 +144,18 @@ def _keyed(df: Any, used: Sequence[str]) -> Any:
     return df.withColumn(_KEY, key)
 
 
-def _distinct_patterns(df: Any, used: Sequence[str]) -> Any:
+def _distinct_patterns(df: Any, used: Sequence[str], split: Any = None) -> Any:
     """The distinct patterns of the used columns with their counts, as pandas (the only
-    data brought to the driver)."""
+    data brought to the driver); with ``split`` (a boolean column expression) grouped by it
+    too, as column ``_SPLIT``."""
     psql = _pyspark()
     F = psql.functions
     cols = [F.col(f"`{c}`").cast("string").alias(c) for c in used]
-    grouped = df.select(*cols).groupBy(*[F.col(f"`{c}`") for c in used]).agg(
-        F.count(F.lit(1)).alias(_COUNT))
+    keys = [F.col(f"`{c}`") for c in used]
+    if split is not None:
+        cols.append(split.alias(_SPLIT))
+        keys.append(F.col(_SPLIT))
+    grouped = df.select(*cols).groupBy(*keys).agg(F.count(F.lit(1)).alias(_COUNT))
     return grouped.toPandas()
 
 
@@ -202,8 +209,45 @@ def spark_counts(df: Any, model: Any = None, mapping: Any = None, *,
     pdf = _distinct_patterns(df, used)
     codes, _, w = _encode_distinct(enc, pdf, used)
     enc.raise_if_errors()
-    return counts_from_codes(codes, enc.cards, enc.columns, states_of(m, enc.columns), w,
-                             enc.n_rows, [name], model_name(m))
+    out = counts_from_codes(codes, enc.cards, enc.columns, states_of(m, enc.columns), w,
+                            enc.n_rows, [name], model_name(m))
+    out.report = enc.finish()
+    return out
+
+
+def spark_split_counts(df: Any, model: Any, mapping: Any, *, holdout: float, seed: int | None,
+                       dataset: str | None = None) -> tuple[Any, Any, Any, list[str]]:
+    """Counts of a Spark DataFrame with a held-out split drawn on the cluster.
+
+    Each row is held out with probability ``holdout`` (``rand(seed) < holdout``: Spark's
+    generator, reproducible for the same data and partitioning, not the same draws as the
+    in-memory split); one grouped pass (patterns x held out) is brought to the driver.
+
+    Returns
+    -------
+    (all counts, training counts, test, diagnosis labels)
+        ``test`` is ``(patterns, working-diagnosis codes, counts)`` of the held-out rows
+        that record a diagnosis; training and test are None without a diagnosis column.
+    """
+    name = dataset or "spark"
+    m, enc, used = _plan(df, model, mapping, (), name)
+    if enc.diag_plan is None:
+        return spark_counts(df, model, mapping, dataset=dataset), None, None, []
+    F = _pyspark().functions
+    split = F.rand(0 if seed is None else int(seed)) < float(holdout)
+    pdf = _distinct_patterns(df, used, split)
+    is_test = pdf.pop(_SPLIT).to_numpy(dtype=bool)
+    codes, diag, w = _encode_distinct(enc, pdf, used)
+    enc.raise_if_errors()
+    states, mname = states_of(m, enc.columns), model_name(m)
+    out = counts_from_codes(codes, enc.cards, enc.columns, states, w, enc.n_rows, [name], mname)
+    out.report = enc.finish()
+    train = counts_from_codes(codes[~is_test], enc.cards, enc.columns, states, w[~is_test],
+                              int(w[~is_test].sum()), [name], mname)
+    sel = is_test & (diag >= 0)
+    both = np.concatenate([codes[sel], diag[sel, None]], axis=1)
+    pats, cnt, _ = group_patterns(both, [*enc.cards, len(enc.diag_labels)], w[sel])
+    return out, train, (pats[:, :-1], pats[:, -1], cnt), list(enc.diag_labels)
 
 
 def spark_join_posteriors(df: Any, model: Any, mapping: Any, keep: Sequence[str],

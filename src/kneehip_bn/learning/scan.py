@@ -40,7 +40,7 @@ from kneehip_bn.io.encode import ChunkEncoder, EncodedAudit, stream_encoded
 from kneehip_bn.io.mapping import load_mapping
 from kneehip_bn.io.patterns import group_patterns
 from kneehip_bn.io.sources import is_url, source_name
-from kneehip_bn.io.spark import is_spark_dataframe, spark_counts
+from kneehip_bn.io.spark import is_spark_dataframe, spark_counts, spark_split_counts
 
 __all__ = ["Scan", "as_counts_list", "scan_audit", "scan_source"]
 
@@ -104,9 +104,15 @@ def _split_parts(train_parts, test_parts, name):
     tp = np.concatenate([t[0] for t in test_parts])
     td = np.concatenate([t[1] for t in test_parts])
     tc = np.concatenate([t[2] for t in test_parts])
-    if tc.sum() >= 10 and train.n_rows > 0:
-        return train, (tp, td, tc)
-    return None, None
+    return _usable_split(train, (tp, td, tc))
+
+
+def _usable_split(train, test):
+    """``(train, test)``, or (None, None) when the test part has fewer than 10 rows with a
+    diagnosis or the training part none."""
+    if train is None or test is None or test[2].sum() < 10 or train.n_rows <= 0:
+        return None, None
+    return train, test
 
 
 def as_counts_list(data, spec) -> list[AuditCounts] | None:
@@ -165,9 +171,15 @@ def scan_source(data: Any, spec: Any, mapping: Any = None, dataset_name: str | N
     if isinstance(data, EncodedAudit):
         c = audit_counts(data, spec)
         return Scan(c, None, None, data.report, dataset_name or data.dataset, [])
-    if is_spark_dataframe(data):  # grouped on the cluster; no held-out split
-        c = spark_counts(data, spec, mapping, dataset=dataset_name)
-        return Scan(c, None, None, _empty_report(c.n_rows, c.datasets[0]), c.datasets[0], [])
+    if is_spark_dataframe(data):  # grouped on the cluster, the held-out split drawn there
+        if holdout and float(holdout) > 0:
+            c, train, test, labels = spark_split_counts(data, spec, mapping, holdout=float(holdout),
+                                                        seed=seed, dataset=dataset_name)
+            train, test = _usable_split(train, test)
+        else:
+            c, train, test, labels = spark_counts(data, spec, mapping, dataset=dataset_name), \
+                None, None, []
+        return Scan(c, train, test, c.report, c.datasets[0], labels)
     if _count_where_they_live(data, spec, mapping, table, sql, holdout):
         c = audit_counts(data, spec, mapping, table=table, sql=sql, dataset=dataset_name,
                          chunksize=int(chunksize), progress=bool(progress))
