@@ -39,7 +39,7 @@ from kneehip_bn.io.duckdb_source import columns_of, resolve
 from kneehip_bn.io.encode import ChunkEncoder, EncodedAudit, stream_encoded
 from kneehip_bn.io.mapping import load_mapping
 from kneehip_bn.io.patterns import group_patterns
-from kneehip_bn.io.sources import is_url, source_name
+from kneehip_bn.io.sources import fast_csv_sep, is_url, source_name
 from kneehip_bn.io.spark import is_spark_dataframe, spark_counts, spark_split_counts
 
 __all__ = ["Scan", "as_counts_list", "scan_audit", "scan_source"]
@@ -135,12 +135,17 @@ def _empty_report(n_rows: int, name: str) -> AuditReport:
 
 
 def _count_where_they_live(data, spec, mapping, table, sql, holdout) -> bool:
-    """Whether to count the audit where it lives (DuckDB for files, globs and folders; the
-    database's ``GROUP BY`` for a URL) instead of streaming its rows through Python: always,
+    """Whether to count the audit where it lives (DuckDB for Parquet files, globs and
+    folders; the database's ``GROUP BY`` for a URL) instead of streaming its rows: yes,
     unless a held-out split is asked for and the audit has a working-diagnosis column (the
-    split is drawn row by row, so those rows are streamed)."""
+    split is drawn row by row), or it is one plain CSV/TSV file. That one streams through
+    pyarrow's dictionary-encoded reader, measured faster than DuckDB's two passes with
+    their NUL scan (1,000,000 rows: 1.8 s against 3.3-4.3 s; a 5,000,000-row Parquet
+    file: DuckDB 3.2-4.2 s, streaming 4.3-4.7 s), in memory bounded by its patterns."""
     if not isinstance(data, (str, os.PathLike)):
         return False  # a DataFrame: already in memory
+    if fast_csv_sep(data, table, sql) is not None:
+        return False  # one plain CSV file: the pyarrow stream is faster (above)
     if not holdout or float(holdout) <= 0:
         return True
     if is_url(data):
@@ -156,10 +161,11 @@ def scan_source(data: Any, spec: Any, mapping: Any = None, dataset_name: str | N
                 table: str | None = None, sql: str | None = None, *, holdout: float = 0.0,
                 seed: int | None = 0, chunksize: int = 500_000, progress: bool = False) -> Scan:
     """The :class:`Scan` of anything ``PriorFitter.fit`` takes: counts (several are
-    merged), an EncodedAudit, a Spark DataFrame (grouped on the cluster), files or a
-    database (counted where they live: :func:`kneehip_bn.io.counting.audit_counts`) or a
-    DataFrame. Rows are streamed only for a DataFrame and for a held-out split of an audit
-    with a working-diagnosis column (the only source with a held-out split)."""
+    merged), an EncodedAudit, a Spark DataFrame (grouped on the cluster), Parquet files,
+    globs, folders or a database (counted where they live:
+    :func:`kneehip_bn.io.counting.audit_counts`), one CSV file or a DataFrame (streamed).
+    A held-out split of an audit with a working-diagnosis column streams its rows (Spark
+    draws it on the cluster)."""
     parts = as_counts_list(data, spec)
     if parts is not None:
         if mapping is not None:
