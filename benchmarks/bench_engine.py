@@ -385,9 +385,12 @@ def bench_cold_start(table, runs: int):
         return statistics.median(ts)
 
     ours = wall(cmd)
+    default = wall([c for c in cmd if c not in ("--model", "knee_hip_basic")])
     pg = wall([sys.executable, "-W", "ignore", "-c", "import pgmpy.models, pgmpy.inference"])
     table.add("cold start `kneehip diagnose -e ...`", ours,
               "`import pgmpy.models, pgmpy.inference`", pg, "< 1.5 s", ours < 1.5)
+    table.add("cold start, the default model (2nd ed.)", default,
+              "`import pgmpy.models, pgmpy.inference`", pg, "< 1.5 s", default < 1.5)
     return ours
 
 

@@ -605,3 +605,30 @@ def test_get_engine_takes_a_name_or_a_path_and_sees_the_file_change(tmp_path):
     assert e2.posterior({}, ["age_group"])["age_group"][0] == pytest.approx(0.5)
     with pytest.raises(ParameterError, match="found int"):
         get_engine(3)
+
+
+def test_one_query_on_big_cliques_needs_no_scipy_and_batches_still_project_exactly():
+    """``kneehip diagnose`` on the second edition (cliques past the dense-projection size)
+    answers without importing scipy: the sparse projection is made on the first batch,
+    and it sums exactly as a dense 0/1 matrix does."""
+    import subprocess
+    import sys
+
+    from kneehip_bn.inference.single import Proj
+
+    code = ("import sys, io, contextlib; from kneehip_bn.cli import main; "
+            "f = io.StringIO()\n"
+            "with contextlib.redirect_stdout(f): rc = main(['diagnose', '-e', 'knee_pain=present'])\n"
+            "print(rc, 'scipy' in sys.modules, 'knee_osteoarthritis' in f.getvalue())")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["0", "False", "True"]
+    rng = np.random.default_rng(0)
+    idx = rng.integers(0, 3000, 5000)
+    p = Proj(idx, 3000)
+    assert p.dense is None and p.sparse is None  # 5000 x 3000 is past the dense size
+    x = rng.random((4, 5000))
+    ref = np.zeros((4, 3000))
+    np.add.at(ref, (slice(None), idx), x)
+    np.testing.assert_allclose(p(x), ref, atol=1e-12)
+    np.testing.assert_allclose(p(x[:1]), ref[:1], atol=1e-12)
+    assert p.sparse is not None

@@ -53,22 +53,31 @@ class Proj:
         self.idx = idx
         self.size = size
         n = idx.shape[0]
+        self.sparse: Any = None
         if n * size <= 2**21:
             self.dense = np.zeros((n, size))
             self.dense[np.arange(n), idx] = 1.0
-            self.sparse = None
         else:
-            from scipy import sparse  # 0.18 s to import: only models with big cliques pay it
-
-            self.dense = None
-            self.sparse = sparse.csr_matrix((np.ones(n), (idx, np.arange(n))), shape=(size, n))
+            self.dense = None  # the sparse matrix is made on the first batch (_sparse)
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         if x.shape[0] == 1:
             return np.bincount(self.idx, weights=x[0], minlength=self.size)[None]
         if self.dense is not None:
             return x @ self.dense
-        return np.asarray((self.sparse @ x.T).T)
+        return np.asarray((self._sparse() @ x.T).T)
+
+    def _sparse(self) -> Any:
+        """The 0/1 projection as a sparse matrix, made when first needed: importing
+        ``scipy.sparse`` costs 0.2-0.4 s, which one query (one row, ``bincount``) on a
+        model with big cliques, as ``kneehip diagnose`` on the second edition, never pays."""
+        if self.sparse is None:
+            from scipy import sparse
+
+            n = self.idx.shape[0]
+            self.sparse = sparse.csr_matrix((np.ones(n), (self.idx, np.arange(n))),
+                                            shape=(self.size, n))
+        return self.sparse
 
 
 def sub_index(clique: Clique, grid: np.ndarray, card: np.ndarray,
