@@ -50,3 +50,29 @@ def test_a_network_built_elsewhere_has_no_spec():
     assert spec_or_none(net) is None
     with pytest.raises(KneeHipError, match="without a specification"):
         model_spec(net)
+
+
+def test_a_model_file_is_read_once_while_it_is_unchanged(tmp_path):
+    """A name or path gives the same read-only spec while the file is unchanged (so its
+    compiled engine is reused); an edited file is read again and its new numbers used."""
+    import os
+
+    from kneehip_bn import diagnose, load_spec, save_spec, set_prior
+    from kneehip_bn.model.coerce import as_model
+
+    assert as_model("knee_hip_basic") is as_model("knee_hip_basic")
+    path = tmp_path / "m.yaml"
+    save_spec(load_spec("knee_hip_basic"), path)
+    first = as_model(path)
+    assert as_model(str(path)) is first
+    p0 = diagnose({}, model=path).origins
+    edited = set_prior(load_spec("knee_hip_basic"), "lumbar_radiculopathy", {"present": 0.5})
+    save_spec(edited, path, overwrite=True)
+    st = os.stat(path)
+    os.utime(path, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))  # a later write
+    again = as_model(path)
+    assert again is not first
+    p1 = diagnose({}, model=path).origins
+    row = [r for r in p1.index if "radicul" in r][0]
+    assert p1.loc[row, "posterior"] == pytest.approx(0.5, abs=1e-9)
+    assert p0.loc[row, "posterior"] != pytest.approx(0.5, abs=1e-3)

@@ -22,9 +22,6 @@ from kneehip_bn.model.validate import validate_spec
 __all__ = ["get_engine"]
 
 _ENGINES: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
-# engines of models given by name or path, on the file's content (the last few)
-_BY_CONTENT: dict[Any, Engine] = {}
-_BY_CONTENT_MAX = 8
 
 
 def get_engine(model: Any, refresh: bool = False) -> Engine:
@@ -38,8 +35,8 @@ def get_engine(model: Any, refresh: bool = False) -> Engine:
     call, so an in-place edit is checked and seen). ``refresh=True`` compiles anew anyway.
 
     ``model`` may also be anything :func:`kneehip_bn.model.coerce.as_model` takes (``None``
-    for the shipped default, a shipped model's name, a model file path); a name or path is
-    cached on the file's content, so asking again does not compile again.
+    for the shipped default, a shipped model's name, a model file path); an unchanged file
+    gives the same spec, so asking again does not compile again.
 
     >>> get_engine("knee_hip_basic") is get_engine("knee_hip_basic")
     True
@@ -47,14 +44,7 @@ def get_engine(model: Any, refresh: bool = False) -> Engine:
     if isinstance(model, Engine):
         return model
     if model is None or isinstance(model, (str, os.PathLike)):
-        spec = as_model(model)
-        key = content_key(spec)
-        hit = None if refresh else _BY_CONTENT.get(key)
-        if hit is None:
-            while len(_BY_CONTENT) >= _BY_CONTENT_MAX:
-                _BY_CONTENT.pop(next(iter(_BY_CONTENT)))
-            hit = _BY_CONTENT[key] = get_engine(spec, refresh=refresh)
-        return hit
+        model = as_model(model)  # one read-only spec per unchanged file: its engine is reused
     if not hasattr(model, "get_cpds") and not isinstance(model, ModelSpec):
         as_model(model)  # a ParameterError naming what was found
     if not hasattr(model, "get_cpds"):  # ModelSpec
