@@ -597,3 +597,11 @@ def test_folders_and_globs_stream_row_by_row_as_duckdb_counts_them(basic, audit,
     audit.iloc[:5].drop(columns="hip_pain").to_csv(tmp_path / "part9.csv", index=False)
     with pytest.raises(DataError, match=r"part9.csv: expected the same columns as .*part0.csv"):
         audit_counts(glob, basic, engine="pandas")
+    bad = tmp_path / "hive" / "clinic=D"
+    bad.mkdir()
+    (bad / "data.parquet").write_bytes(b"not parquet")
+    before = (bad / "data.parquet").read_bytes()
+    with pytest.raises(DataError, match=r"hive: cannot read .*parquet|data.parquet"):
+        write_batch_posteriors(tmp_path / "hive", tmp_path / "p2.parquet", basic, ign)
+    assert not (tmp_path / "p2.parquet").exists()
+    assert (bad / "data.parquet").read_bytes() == before

@@ -304,14 +304,19 @@ def _iter_files(source: Any, chunksize: int, max_line_bytes: int | None) -> Iter
 
         base = os.fspath(source) if os.path.isdir(os.fspath(source)) else \
             os.path.commonpath([os.path.dirname(f) for f in files])
-        data = ds.dataset(files, format="parquet", partitioning="hive", partition_base_dir=base)
-        empty = True
-        for batch in data.to_batches(batch_size=chunksize):
-            if batch.num_rows:
-                empty = False
-                yield batch.to_pandas()
-        if empty:
-            yield data.schema.empty_table().to_pandas()
+        try:
+            data = ds.dataset(files, format="parquet", partitioning="hive",
+                              partition_base_dir=base)
+            empty = True
+            for batch in data.to_batches(batch_size=chunksize):  # in file order
+                if batch.num_rows:
+                    empty = False
+                    yield batch.to_pandas()
+            if empty:
+                yield data.schema.empty_table().to_pandas()
+        except (ValueError, OSError, _arrow_errors()) as exc:
+            raise DataError(f"audit files {os.fspath(source)}: cannot read them as partitioned "
+                            f"parquet: {one_line(exc)}") from None
         return
     first: list[str] | None = None
     for i, f in enumerate(files):
