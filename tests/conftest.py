@@ -164,6 +164,23 @@ def tiny_oracle() -> BruteForce:
     return BruteForce(tiny_families())
 
 
+@pytest.fixture(scope="module")
+def mini(tmp_path_factory):
+    """The hand-worked network ``MINI`` of ``tests/teaching/mini.py`` as a model file (the
+    teaching tests; ``mini`` is importable from their folder)."""
+    from mini import mini_spec
+
+    return mini_spec(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def bf():
+    """The brute-force oracle of ``MINI``."""
+    from mini import mini_families
+
+    return BruteForce(mini_families())
+
+
 @pytest.fixture(scope="session")
 def shipped_spec():
     """The basic edition (five origins): the vocabulary most tests were written in."""

@@ -73,6 +73,6 @@ def test_a_model_file_is_read_once_while_it_is_unchanged(tmp_path):
     again = as_model(path)
     assert again is not first
     p1 = diagnose({}, model=path).origins
-    row = [r for r in p1.index if "radicul" in r][0]
+    row = next(r for r in p1.index if "radicul" in r)
     assert p1.loc[row, "posterior"] == pytest.approx(0.5, abs=1e-9)
     assert p0.loc[row, "posterior"] != pytest.approx(0.5, abs=1e-3)

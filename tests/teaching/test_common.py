@@ -12,7 +12,6 @@ import itertools
 
 import numpy as np
 import pytest
-from mini import mini_spec
 
 from kneehip_bn import UnknownNameError, get_engine
 from kneehip_bn.teaching.common import (
@@ -25,12 +24,6 @@ from kneehip_bn.teaching.common import (
     states_text,
 )
 from kneehip_bn.teaching.next_test import next_best_test
-
-
-@pytest.fixture(scope="module")
-def mini(tmp_path_factory):
-    return mini_spec(tmp_path_factory)
-
 
 scipy_special = pytest.importorskip("scipy.special")
 scipy_stats = pytest.importorskip("scipy.stats")

@@ -8,7 +8,7 @@ import math
 
 import numpy as np
 import pytest
-from mini import CASES, mini_families, mini_spec
+from mini import CASES
 
 from kneehip_bn import (
     EvidenceError,
@@ -19,16 +19,6 @@ from kneehip_bn import (
 )
 from kneehip_bn.inference.sampling import forward_sample
 from oracle import BruteForce
-
-
-@pytest.fixture(scope="module")
-def mini(tmp_path_factory):
-    return mini_spec(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def bf():
-    return BruteForce(mini_families())
 
 
 def _conf_oracle(bf: BruteForce, ev) -> float:

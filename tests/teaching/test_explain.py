@@ -9,7 +9,7 @@ import math
 import numpy as np
 import pandas as pd
 import pytest
-from mini import CASES, ORIGINS, logit, mini_families, mini_spec, nor, p_on
+from mini import CASES, ORIGINS, logit, nor, p_on
 
 from basic import BASIC
 from kneehip_bn import (
@@ -21,17 +21,6 @@ from kneehip_bn import (
     next_best_test,
 )
 from kneehip_bn.teaching.explain import causal_paths, link_strength
-from oracle import BruteForce
-
-
-@pytest.fixture(scope="module")
-def mini(tmp_path_factory):
-    return mini_spec(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def bf():
-    return BruteForce(mini_families())
 
 
 def test_mini_spec_matches_the_hand_tables(mini, bf):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from mini import ORIGINS, entropy, mini_families, mini_spec, p_on
+from mini import ORIGINS, entropy, p_on
 
 from basic import BASIC
 from kneehip_bn import (
@@ -14,16 +14,6 @@ from kneehip_bn import (
     next_best_test,
 )
 from oracle import BruteForce
-
-
-@pytest.fixture(scope="module")
-def mini(tmp_path_factory):
-    return mini_spec(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def bf():
-    return BruteForce(mini_families())
 
 
 def _eig_oracle(bf: BruteForce, ev, cand):

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from mini import mini_families, mini_spec
+from mini import mini_families
 
 from kneehip_bn import (
     EvidenceError,
@@ -15,16 +15,6 @@ from kneehip_bn import (
 )
 from kneehip_bn.teaching.what_if import parse_scenario
 from oracle import BruteForce
-
-
-@pytest.fixture(scope="module")
-def mini(tmp_path_factory):
-    return mini_spec(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def bf():
-    return BruteForce(mini_families())
 
 
 def test_what_if_vs_brute_force(mini, bf):
