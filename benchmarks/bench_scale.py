@@ -31,11 +31,11 @@ import platform
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-MODEL = "knee_hip_basic"
+sys.path.insert(0, str(HERE))
+from bench_counts import MODEL, make_parquet  # noqa: E402 - the same simulated Parquet parts
 
 READ = """
 import sys, glob, pyarrow.parquet as pq
@@ -71,22 +71,6 @@ def run(cmd: list[str]) -> tuple[float, float, str]:
     return float(line[1]), int(line[2]) / 1e6, out.stdout
 
 
-def make(folder: Path, parts: int, part_rows: int) -> None:
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    import kneehip_bn as kb
-
-    spec = kb.load_spec(MODEL)
-    t = time.perf_counter()
-    for i in range(parts):
-        df = kb.simulate_audit(part_rows, seed=1000 + i, missing=0.1, model=spec,
-                               hidden=("mechanism", "origin"))
-        pq.write_table(pa.Table.from_pandas(df, preserve_index=False),
-                       folder / f"part-{i:03d}.parquet")
-        print(f"  wrote part {i + 1}/{parts} ({time.perf_counter() - t:.0f} s)", flush=True)
-
-
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", required=True, help="folder of Parquet files (made if empty)")
@@ -105,7 +89,7 @@ def main() -> None:
     data.mkdir(parents=True, exist_ok=True)
     if not any(data.glob("*.parquet")):
         print(f"generating {args.parts * args.part_rows:,} rows in {data}", flush=True)
-        make(data, args.parts, args.part_rows)
+        make_parquet(data, args.parts, args.part_rows)  # the data of bench_counts.py
     import pyarrow.parquet as pq
 
     files = sorted(data.glob("*.parquet"))

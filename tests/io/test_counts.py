@@ -131,14 +131,21 @@ def test_unknown_codes_name_the_first_rows_on_every_path(tmp_path, audit):
     assert len(msgs) == 1  # one message, whichever path and format
 
 
-def test_globs_and_hive_partitions_count_like_the_whole(basic, audit, tmp_path):
-    whole = audit_counts(audit, basic, dataset="all")
+def _write_parts(audit, tmp_path):
+    """The audit in three parts, as ``part{i}.csv`` and as ``hive/clinic={A,B,C}/``
+    Parquet files; the parts' row indices."""
     parts = np.array_split(np.arange(len(audit)), 3)
     for i, idx in enumerate(parts):
         audit.iloc[idx].to_csv(tmp_path / f"part{i}.csv", index=False)
         sub = tmp_path / "hive" / f"clinic={'ABC'[i]}"
         sub.mkdir(parents=True)
         audit.iloc[idx].to_parquet(sub / "data.parquet")
+    return parts
+
+
+def test_globs_and_hive_partitions_count_like_the_whole(basic, audit, tmp_path):
+    whole = audit_counts(audit, basic, dataset="all")
+    _write_parts(audit, tmp_path)
     same(audit_counts(str(tmp_path / "part*.csv"), basic, dataset="all"), whole)
     # hive keys become a column: refused unless mapped or ignored
     with pytest.raises(DataError, match="column 'clinic' is not a node"):
@@ -572,12 +579,7 @@ def test_folders_and_globs_stream_row_by_row_as_duckdb_counts_them(basic, audit,
     its rows in that order; files with other columns are refused naming the file."""
     from kneehip_bn.learning.batch import batch_posteriors, write_batch_posteriors
 
-    parts = np.array_split(np.arange(len(audit)), 3)
-    for i, idx in enumerate(parts):
-        audit.iloc[idx].to_csv(tmp_path / f"part{i}.csv", index=False)
-        sub = tmp_path / "hive" / f"clinic={'ABC'[i]}"
-        sub.mkdir(parents=True)
-        audit.iloc[idx].to_parquet(sub / "data.parquet")
+    parts = _write_parts(audit, tmp_path)
     glob = str(tmp_path / "part*.csv")
     same(audit_counts(glob, basic, engine="pandas", dataset="all"),
          audit_counts(glob, basic, engine="duckdb", dataset="all"))
