@@ -607,3 +607,24 @@ def test_folders_and_globs_stream_row_by_row_as_duckdb_counts_them(basic, audit,
         write_batch_posteriors(tmp_path / "hive", tmp_path / "p2.parquet", basic, ign)
     assert not (tmp_path / "p2.parquet").exists()
     assert (bad / "data.parquet").read_bytes() == before
+
+
+def test_a_batch_over_no_files_is_one_clear_error(basic, audit, tmp_path):
+    """``batch`` over an empty folder, a glob that matches nothing or files of two kinds:
+    one line saying what was expected, no output made, the inputs unchanged."""
+    from kneehip_bn.learning.batch import write_batch_posteriors
+
+    (tmp_path / "empty").mkdir()
+    mixed = tmp_path / "mixed"
+    mixed.mkdir()
+    audit.iloc[:5].to_csv(mixed / "a.csv", index=False)
+    audit.iloc[:5].to_parquet(mixed / "b.parquet")
+    before = {p: p.read_bytes() for p in mixed.iterdir()}
+    out = tmp_path / "post.parquet"
+    for src, match in ((tmp_path / "empty", r"empty: no \.parquet or \.csv files in it"),
+                       (str(tmp_path / "nomatch*.parquet"), "no file matches the pattern"),
+                       (str(mixed / "*"), "expected files of one kind, found csv, parquet")):
+        with pytest.raises(DataError, match=match):
+            write_batch_posteriors(src, out, basic)
+        assert not out.exists()
+    assert {p: p.read_bytes() for p in mixed.iterdir()} == before
